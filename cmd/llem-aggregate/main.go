@@ -1,0 +1,6 @@
+// Command llem-aggregate is a stage of the llem pipeline (see DESIGN.md). Not yet implemented.
+package main
+
+import "github.com/llem/llem/internal/cli"
+
+func main() { cli.Main("llem-aggregate", cli.NotYet("llem-aggregate")) }

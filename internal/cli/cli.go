@@ -1,0 +1,115 @@
+// Package cli holds what every llem command shares: exit codes, flag parsing
+// with go-flags, and one-line error printing. Mains stay thin: they call Main.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	flags "github.com/jessevdk/go-flags"
+)
+
+// Exit codes of every llem tool.
+const (
+	ExitOK          = 0   // success
+	ExitFailure     = 1   // runtime failure
+	ExitUsage       = 2   // usage or input error
+	ExitSomeFailed  = 3   // the stream finished, but some runs failed
+	ExitInterrupted = 130 // interrupted by SIGINT/SIGTERM
+)
+
+// ExitCodesHelp is appended to every tool's --help.
+const ExitCodesHelp = `Exit codes: 0 ok, 1 runtime failure, 2 usage or input error,
+3 finished but some runs failed (llem-exec), 130 interrupted.`
+
+// Error is an error with an exit code.
+type Error struct {
+	Code int
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Usage wraps err as a usage or input error (exit 2).
+func Usage(err error) error { return &Error{Code: ExitUsage, Err: err} }
+
+// Usagef formats a usage or input error (exit 2).
+func Usagef(format string, a ...any) error { return Usage(fmt.Errorf(format, a...)) }
+
+// Code returns the exit code for err: nil → 0, *Error → its code, else 1.
+func Code(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ExitFailure
+}
+
+// Parse parses args into opts with go-flags. --help prints the usage with the
+// exit codes to stdout and returns (nil, errHelp); callers return exit 0.
+// Flag errors are usage errors (exit 2).
+func Parse(name, usage, long string, opts any, args []string, stdout io.Writer) ([]string, error) {
+	p := flags.NewNamedParser(name, flags.HelpFlag|flags.PassDoubleDash)
+	p.Usage = usage
+	p.LongDescription = strings.TrimSpace(long) + "\n\n" + ExitCodesHelp
+	if _, err := p.AddGroup("Options", "", opts); err != nil {
+		return nil, err
+	}
+	rest, err := p.ParseArgs(args)
+	if err != nil {
+		var fe *flags.Error
+		if errors.As(err, &fe) && fe.Type == flags.ErrHelp {
+			fmt.Fprintln(stdout, fe.Message)
+			return nil, ErrHelp
+		}
+		return nil, Usage(err)
+	}
+	return rest, nil
+}
+
+// ErrHelp is returned by Parse when --help was asked for.
+var ErrHelp = errors.New("help requested")
+
+// Main runs a command and exits with its code, printing a failure as one line
+// "name: error" on stderr. No panic reaches the user: it is printed as an
+// internal error with exit 1.
+func Main(name string, run func(args []string, stdin io.Reader, stdout, stderr io.Writer) error) {
+	os.Exit(Run(name, run, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// Run is Main without os.Exit, for tests.
+func Run(name string, run func(args []string, stdin io.Reader, stdout, stderr io.Writer) error, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "%s: internal error: %v (please report this)\n", name, r)
+			code = ExitFailure
+		}
+	}()
+	err := run(args, stdin, stdout, stderr)
+	if errors.Is(err, ErrHelp) {
+		return ExitOK
+	}
+	if err != nil {
+		var e *Error
+		if !(errors.As(err, &e) && e.Err == nil) {
+			fmt.Fprintf(stderr, "%s: %s\n", name, oneLine(err.Error()))
+		}
+	}
+	return Code(err)
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// NotYet is the body of a tool that is not implemented yet.
+func NotYet(name string) func([]string, io.Reader, io.Writer, io.Writer) error {
+	return func([]string, io.Reader, io.Writer, io.Writer) error {
+		return &Error{Code: ExitUsage, Err: fmt.Errorf("not yet implemented")}
+	}
+}

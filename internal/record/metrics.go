@@ -1,0 +1,34 @@
+package record
+
+// Metric names used in Energy.Metrics and Summary.Metrics. Every name carries
+// its unit. Energy figures are over the measure phase on the Energy.Basis scope
+// unless the name says otherwise.
+const (
+	MDurationS          = "duration_s"             // measure window length
+	MRequests           = "requests"               // measured requests
+	MInputTokens        = "input_tokens"           // prompt tokens of measured requests
+	MOutputTokens       = "output_tokens"          // generated tokens of measured requests
+	MEnergyJ            = "energy_j"               // gross energy on the basis scope
+	MEnergyNetJ         = "energy_net_j"           // gross minus idle power x duration, floored at 0
+	MIdleJ              = "idle_j"                 // idle power x duration
+	MGPUEnergyJ         = "gpu_energy_j"           // gross, all measured GPUs
+	MCPUEnergyJ         = "cpu_energy_j"           // gross, CPU packages (RAPL) or the CPU estimate
+	MDRAMEnergyJ        = "dram_energy_j"          // gross, DRAM domains
+	MTotalEnergyJ       = "total_energy_j"         // gross, sum of Energy.TotalScopes
+	MMeanPowerW         = "mean_power_w"           // energy_j / duration_s
+	MJPerOutputToken    = "j_per_output_token"     // energy_j / output_tokens
+	MJPerOutputTokenNet = "j_per_output_token_net" // energy_net_j / output_tokens
+	MJPerRequest        = "j_per_request"          // energy_j / requests
+	MOutputTokensPerJ   = "output_tokens_per_j"    // output_tokens / energy_j
+	MOutputTokensPerS   = "output_tokens_per_s"    // output_tokens / duration_s
+	MTotalTokensPerS    = "total_tokens_per_s"     // (input+output) / duration_s
+	MRequestsPerS       = "requests_per_s"
+	MFLOPs              = "flops" // 2 x non-embedding (or active) params x tokens + attention term
+	MFLOPsPerJ          = "flops_per_j"
+	MTTFTP50S           = "ttft_p50_s"
+	MTTFTP99S           = "ttft_p99_s"
+	MITLP50S            = "itl_p50_s"
+	MITLP99S            = "itl_p99_s"
+	ME2EP50S            = "e2e_p50_s"
+	ME2EP99S            = "e2e_p99_s"
+)
