@@ -1,0 +1,61 @@
+// Package runner starts one experiment's worker somewhere — a local process
+// group or a container — and hands its stdout (the worker protocol's events)
+// and stderr back to the run loop. The loop in internal/exec does not know which
+// runner it drives.
+package runner
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/llem/llem/internal/record"
+)
+
+// Spec is everything a runner needs to start one worker.
+type Spec struct {
+	Experiment record.Experiment
+	// RunDir is the run's directory on the host; the worker gets it (or its
+	// mount point) in LLEM_RUN_DIR. ExperimentFile is RunDir/experiment.json.
+	RunDir         string
+	ExperimentFile string
+	// Command is the worker's argv for the local runner (found by backend name
+	// or given by --worker BACKEND=CMD). Container runners use their image's
+	// entrypoint and the embedded worker sources instead.
+	Command []string
+	// Env is added to the worker's environment (KEY=VALUE). Secrets such as
+	// HF_TOKEN travel here and nowhere else: never in argv, records or logs.
+	Env []string
+	// GPUs are the UUIDs of the GPUs this run may use (exported as
+	// CUDA_VISIBLE_DEVICES, or as the container's device request).
+	GPUs []string
+	// Stdout receives the worker's stdout (NDJSON events) as it comes;
+	// Stderr receives everything else the worker prints (kept in worker.log).
+	Stdout io.Writer
+	Stderr io.Writer
+	// Grace is how long a worker gets between SIGTERM and SIGKILL when ctx is
+	// cancelled (interrupt or timeout).
+	Grace time.Duration
+}
+
+// Result is how a worker ended.
+type Result struct {
+	ExitCode  int               // -1 when killed by a signal or never started
+	Signaled  bool              // killed by a signal
+	Container *record.Container // docker runner only
+	// Err is a classified start or engine error (image missing, GPU
+	// unavailable, OOM-killed, permission, ...), nil when the worker ran and
+	// exited on its own.
+	Err *record.Error
+}
+
+// Runner runs workers. Run blocks until the worker and everything it started
+// are gone; when ctx is cancelled the worker gets SIGTERM, then SIGKILL after
+// Spec.Grace, and nothing is left running when Run returns.
+type Runner interface {
+	Name() string // local | docker
+	// Preflight checks, once per stream, that the runner can run these
+	// experiments at all; each failure carries a fix hint.
+	Preflight(ctx context.Context, exps []record.Experiment) error
+	Run(ctx context.Context, spec Spec) (Result, error)
+}
