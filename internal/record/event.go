@@ -67,3 +67,11 @@ type RequestEvent struct {
 	TEndNS       int64   `json:"t_end"`
 	ITLNS        []int64 `json:"itl_ns"` // gaps between consecutive output tokens
 }
+
+// WorkerInput is the content of experiment.json, the file a worker finds in
+// LLEM_EXPERIMENT: the experiment record plus the prompts llem-exec resolved
+// from the config's dataset (so Python workers need no dataset code).
+type WorkerInput struct {
+	Experiment
+	Prompts []string `json:"prompts"`
+}
