@@ -198,22 +198,22 @@ type Run struct {
 	EventsFile string `json:"events_file"` // relative to run_dir: events.ndjson (request events)
 	BaselineID string `json:"baseline_id,omitempty"`
 	// Samplers lists the sample sources used (nvml, rapl, estimate).
-	Samplers  []string    `json:"samplers"`
-	Estimate  bool        `json:"estimate"` // true when any energy figure of this run can only be an estimate
-	StartNS   int64       `json:"start_ns"`
-	EndNS     int64       `json:"end_ns"`
-	DurationS float64     `json:"duration_s"`
-	Phases    Phases      `json:"phases"`
-	Totals    *Totals     `json:"totals"`
-	Warmup    *Warmup     `json:"warmup"`
-	Model     *ModelFacts `json:"model"`
-	Memory    []Memory    `json:"memory"`
-	Host      Host        `json:"host"`
-	Devices   []string    `json:"devices"` // the devices measured for this run (GPU UUIDs, package-0, ...)
-	Worker    *Worker     `json:"worker"`
-	Container *Container  `json:"container"`
-	Warnings  []Flag      `json:"warnings"`
-	Attempt   int         `json:"attempt"` // 1 for the first execution of this run_id in the journal
+	Samplers   []string    `json:"samplers"`
+	Estimate   bool        `json:"estimate"` // true when any energy figure of this run can only be an estimate
+	StartNS    int64       `json:"start_ns"`
+	EndNS      int64       `json:"end_ns"`
+	DurationS  float64     `json:"duration_s"`
+	Phases     Phases      `json:"phases"`
+	Totals     *Totals     `json:"totals"`
+	Warmup     *Warmup     `json:"warmup"`
+	ModelFacts *ModelFacts `json:"model_facts"` // the worker's model event; "model" is the config's model name
+	Memory     []Memory    `json:"memory"`
+	Host       Host        `json:"host"`
+	Devices    []string    `json:"devices"` // the devices measured for this run (GPU UUIDs, package-0, ...)
+	Worker     *Worker     `json:"worker"`
+	Container  *Container  `json:"container"`
+	Warnings   []Flag      `json:"warnings"`
+	Attempt    int         `json:"attempt"` // 1 for the first execution of this run_id in the journal
 }
 
 // BaselineDevice is the idle power of one device.
