@@ -1,0 +1,332 @@
+package aggregate
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// truth is a power trace with a known exact energy: power as a function of
+// time (ns) and its integral (J) from 0.
+type truth struct {
+	name   string
+	power  func(t int64) float64
+	energy func(t int64) float64
+}
+
+func sec(t int64) float64 { return float64(t) * 1e-9 }
+
+const ms = int64(1e6)
+
+var (
+	constant = truth{"constant 250 W",
+		func(int64) float64 { return 250 },
+		func(t int64) float64 { return 250 * sec(t) }}
+	ramp = truth{"ramp 50→350 W over 10 s",
+		func(t int64) float64 { return 50 + 30*sec(t) },
+		func(t int64) float64 { return 50*sec(t) + 15*sec(t)*sec(t) }}
+	// step at 4.0437 s, between two samples of a 100 ms grid.
+	stepAt = int64(4043700000)
+	step   = truth{"step 80→300 W at 4.0437 s",
+		func(t int64) float64 {
+			if t < stepAt {
+				return 80
+			}
+			return 300
+		},
+		func(t int64) float64 {
+			if t < stepAt {
+				return 80 * sec(t)
+			}
+			return 80*sec(stepAt) + 300*sec(t-stepAt)
+		}}
+	// A 30 ms, +400 W spike every 1.013 s: shorter than the 100 ms interval,
+	// so polled power mostly misses it while the counter sees all of it.
+	spikes = truth{"100 W + 30 ms spikes of 400 W",
+		func(t int64) float64 {
+			if t%1013000000 < 30*ms {
+				return 500
+			}
+			return 100
+		},
+		func(t int64) float64 {
+			n := t / 1013000000
+			r := min(t%1013000000, 30*ms)
+			return 100*sec(t) + 400*(float64(n)*0.030+sec(r))
+		}}
+)
+
+type trace struct {
+	t    []int64
+	p    []float64
+	pOK  []bool
+	e    []float64
+	eOK  []bool
+	wrap float64
+}
+
+// sample polls tr every interval from 0 to end: instant power and the exact
+// counter. drop removes the rows whose index it accepts.
+func sample(tr truth, interval, end int64, drop func(i int) bool) trace {
+	var s trace
+	for i, t := 0, int64(0); t <= end; i, t = i+1, t+interval {
+		if drop != nil && drop(i) {
+			continue
+		}
+		s.t = append(s.t, t)
+		s.p = append(s.p, tr.power(t))
+		s.pOK = append(s.pOK, true)
+		s.e = append(s.e, tr.energy(t))
+		s.eOK = append(s.eOK, true)
+	}
+	return s
+}
+
+func (s trace) curve(queries ...int64) *Curve {
+	c := NewCurve(SortedUnique(append([]int64(nil), queries...)))
+	c.WrapJ = s.wrap
+	for i := range s.t {
+		c.Add(s.t[i], s.p[i], s.pOK[i], s.e[i], s.eOK[i])
+	}
+	c.Finish()
+	return c
+}
+
+func relErr(got *float64, want float64) float64 {
+	if got == nil {
+		return math.Inf(1)
+	}
+	return math.Abs(*got-want) / math.Abs(want)
+}
+
+func absErr(got *float64, want float64) float64 {
+	if got == nil {
+		return math.Inf(1)
+	}
+	return math.Abs(*got - want)
+}
+
+// Windows whose edges fall on sample times: the counter is exact; the
+// trapezoid is exact for piecewise-linear power and within the stated bound
+// otherwise.
+func TestAccuracyAlignedWindows(t *testing.T) {
+	const interval = 100 * ms
+	a, b := int64(1000*ms), int64(9000*ms)
+	cases := []struct {
+		tr truth
+		// bound on the trapezoid's absolute error, J
+		intBound float64
+	}{
+		{constant, 1e-9},
+		{ramp, 1e-9}, // linear power: trapezoid exact
+		// a step between samples: the trapezoid blurs it over one interval,
+		// error ≤ |ΔP|·Δ/2 = 220·0.1/2 = 11 J
+		{step, 220 * 0.1 / 2},
+		// 8 spikes in the window, each 400 W × 30 ms = 12 J; polled power sees
+		// a spike only if a sample lands in it, then counts 400 W × 100 ms:
+		// per spike error ≤ max(12, 40-12) = 28 J
+		{spikes, 8 * 28},
+	}
+	for _, tc := range cases {
+		s := sample(tc.tr, interval, 10000*ms, nil)
+		sp := s.curve(a, b).Span(a, b)
+		want := tc.tr.energy(b) - tc.tr.energy(a)
+		if e := relErr(sp.CounterJ, want); e > 1e-12 {
+			t.Errorf("%s: counter %v J, want exactly %.9f J (rel err %.3g)", tc.tr.name, deref(sp.CounterJ), want, e)
+		}
+		if e := absErr(sp.IntegralJ, want); e > tc.intBound {
+			t.Errorf("%s: integral %v J, want %.6f ± %.3g J (err %.3g)", tc.tr.name, deref(sp.IntegralJ), want, tc.intBound, e)
+		}
+		if sp.Samples != 80 {
+			t.Errorf("%s: %d samples in window, want 80", tc.tr.name, sp.Samples)
+		}
+		if sp.IntOutNS != 0 || sp.CtrOutNS != 0 {
+			t.Errorf("%s: edges reported outside the samples", tc.tr.name)
+		}
+	}
+	// The spike trace must really be a case the trapezoid gets wrong, or the
+	// test above proves nothing about the counter's advantage.
+	s := sample(spikes, interval, 10000*ms, nil)
+	sp := s.curve(a, b).Span(a, b)
+	if e := absErr(sp.IntegralJ, spikes.energy(b)-spikes.energy(a)); e < 1 {
+		t.Errorf("spike trace: integral error %.3g J, expected the polled power to miss spikes", e)
+	}
+}
+
+// Windows whose edges fall between samples: both methods interpolate at the
+// edges. Bounds per edge: linear power → trapezoid exact and counter
+// interpolation error ≤ |dP/dt|·Δ²/8; a step inside the edge interval → ≤ |ΔP|·Δ/4.
+func TestAccuracyEdgeInterpolation(t *testing.T) {
+	const interval = 100 * ms
+	a, b := int64(1234*ms+567), int64(8765*ms+4321)
+	cases := []struct {
+		tr                 truth
+		intBound, ctrBound float64
+	}{
+		{constant, 1e-9, 1e-9},
+		{ramp, 1e-9, 2 * 30 * 0.1 * 0.1 / 8},
+		{step, 220 * 0.1 / 2, 1e-9}, // step not inside an edge interval: counter exact
+	}
+	for _, tc := range cases {
+		s := sample(tc.tr, interval, 10000*ms, nil)
+		sp := s.curve(a, b).Span(a, b)
+		want := tc.tr.energy(b) - tc.tr.energy(a)
+		if e := absErr(sp.CounterJ, want); e > tc.ctrBound {
+			t.Errorf("%s: counter %v, want %.6f ± %.3g (err %.3g)", tc.tr.name, deref(sp.CounterJ), want, tc.ctrBound, e)
+		}
+		if e := absErr(sp.IntegralJ, want); e > tc.intBound {
+			t.Errorf("%s: integral %v, want %.6f ± %.3g (err %.3g)", tc.tr.name, deref(sp.IntegralJ), want, tc.intBound, e)
+		}
+	}
+	// A step inside the start edge's interval: counter interpolation error ≤ |ΔP|·Δ/4.
+	a2 := stepAt - 20*ms
+	s := sample(step, interval, 10000*ms, nil)
+	sp := s.curve(a2, b).Span(a2, b)
+	want := step.energy(b) - step.energy(a2)
+	if e := absErr(sp.CounterJ, want); e > 220*0.1/4 {
+		t.Errorf("step at edge: counter err %.3g J > %.3g", e, 220*0.1/4)
+	}
+}
+
+// Counter wraparound (RAPL wraps at max_energy_range): exact when the modulus
+// is known; bridged by the power integral over the wrapping interval when it
+// is not (error ≤ that interval's trapezoid error); without power, the
+// counter figure is withheld rather than wrong.
+func TestAccuracyCounterWrap(t *testing.T) {
+	const interval = 100 * ms
+	const modulus = 262.143 // J, like a RAPL domain's max_energy_range_uj
+	a, b := int64(500*ms), int64(9500*ms)
+	want := ramp.energy(b) - ramp.energy(a)
+
+	s := sample(ramp, interval, 10000*ms, nil)
+	for i := range s.e {
+		s.e[i] = math.Mod(s.e[i], modulus)
+	}
+	s.wrap = modulus
+	c := s.curve(a, b)
+	sp := c.Span(a, b)
+	if c.Wraps < 5 {
+		t.Fatalf("trace wrapped %d times; the test needs several wraps", c.Wraps)
+	}
+	if e := relErr(sp.CounterJ, want); e > 1e-12 {
+		t.Errorf("known modulus: counter %v, want exactly %.9f", deref(sp.CounterJ), want)
+	}
+
+	s.wrap = 0 // modulus unknown: bridged by power (linear power: trapezoid exact)
+	sp = s.curve(a, b).Span(a, b)
+	if e := relErr(sp.CounterJ, want); e > 1e-9 {
+		t.Errorf("bridged by power: counter %v, want %.9f (rel err %.3g)", deref(sp.CounterJ), want, e)
+	}
+
+	for i := range s.pOK {
+		s.pOK[i] = false
+	}
+	c = s.curve(a, b)
+	sp = c.Span(a, b)
+	if sp.CounterJ != nil {
+		t.Errorf("unbridgeable wrap: counter %v, want null", *sp.CounterJ)
+	}
+	if sp.IntegralJ != nil {
+		t.Errorf("no power readings: integral %v, want null", *sp.IntegralJ)
+	}
+	// A window that does not cross a wrap keeps its counter figure.
+	a3, b3 := int64(100*ms), int64(300*ms)
+	sp = s.curve(a3, b3).Span(a3, b3)
+	if e := relErr(sp.CounterJ, ramp.energy(b3)-ramp.energy(a3)); e > 1e-9 {
+		t.Errorf("window before the first wrap: counter %v", deref(sp.CounterJ))
+	}
+}
+
+// Dropped samples: the counter stays exact across a gap; the trapezoid
+// bridges it linearly (error ≤ |ΔP|·gap/2 for a step inside the gap).
+func TestAccuracyDroppedSamples(t *testing.T) {
+	const interval = 100 * ms
+	a, b := int64(1000*ms), int64(9000*ms)
+	// drop 1.5 s of rows around the step (indices 33..47) and 10 % at random
+	rng := rand.New(rand.NewPCG(1, 2))
+	drop := func(i int) bool { return (i >= 33 && i <= 47) || (i != 10 && i != 90 && rng.Float64() < 0.1) }
+	s := sample(step, interval, 10000*ms, drop)
+	sp := s.curve(a, b).Span(a, b)
+	want := step.energy(b) - step.energy(a)
+	if e := relErr(sp.CounterJ, want); e > 1e-12 {
+		t.Errorf("counter across dropped rows: %v, want exactly %.9f", deref(sp.CounterJ), want)
+	}
+	if e := absErr(sp.IntegralJ, want); e > 220*1.6/2 {
+		t.Errorf("integral across a 1.6 s gap: err %.3g J > %.3g", e, 220*1.6/2)
+	}
+	if sp.Samples >= 80 || sp.Samples < 50 {
+		t.Errorf("samples in window %d, want the dropped rows missing", sp.Samples)
+	}
+
+	// Null readings (the row exists, the value does not) behave like dropped rows.
+	s = sample(ramp, interval, 10000*ms, nil)
+	for i := 20; i < 40; i++ {
+		s.pOK[i] = false
+	}
+	sp = s.curve(a, b).Span(a, b)
+	if e := relErr(sp.IntegralJ, ramp.energy(b)-ramp.energy(a)); e > 1e-12 {
+		t.Errorf("ramp with null power readings: integral rel err %.3g", e)
+	}
+}
+
+// Edges outside the samples are extrapolated by holding the nearest reading,
+// and the distance is reported so the caller can flag it.
+func TestEdgesOutsideSamples(t *testing.T) {
+	s := sample(constant, 100*ms, 5000*ms, nil)
+	for i := range s.t {
+		s.t[i] += 1000 * ms // samples cover 1 s .. 6 s
+	}
+	a, b := int64(700*ms), int64(6400*ms)
+	sp := s.curve(a, b).Span(a, b)
+	if sp.IntOutNS != 400*ms || sp.CtrOutNS != 400*ms {
+		t.Errorf("out distances %d/%d ns, want 400 ms", sp.IntOutNS, sp.CtrOutNS)
+	}
+	want := 250 * sec(b-a) // held constant power: exact here
+	if e := relErr(sp.IntegralJ, want); e > 1e-12 {
+		t.Errorf("integral %v want %v", deref(sp.IntegralJ), want)
+	}
+	if e := relErr(sp.CounterJ, want); e > 1e-12 {
+		t.Errorf("counter %v want %v", deref(sp.CounterJ), want)
+	}
+	// No samples at all: null, never 0.
+	sp = trace{}.curve(a, b).Span(a, b)
+	if sp.IntegralJ != nil || sp.CounterJ != nil || sp.Samples != 0 {
+		t.Errorf("empty stream gave %+v", sp)
+	}
+}
+
+// Many overlapping windows in one pass give the same figures as each window alone.
+func TestManyWindowsOnePass(t *testing.T) {
+	s := sample(spikes, 10*ms, 20000*ms, nil)
+	rng := rand.New(rand.NewPCG(3, 4))
+	var qs []int64
+	type w struct{ a, b int64 }
+	var ws []w
+	for range 200 {
+		a := rng.Int64N(19000 * int64(ms))
+		b := a + rng.Int64N(1000*ms) + 1
+		ws = append(ws, w{a, b})
+		qs = append(qs, a, b)
+	}
+	c := s.curve(qs...)
+	for _, x := range ws {
+		all := c.Span(x.a, x.b)
+		one := s.curve(x.a, x.b).Span(x.a, x.b)
+		if *all.IntegralJ != *one.IntegralJ && math.Abs(*all.IntegralJ-*one.IntegralJ) > 1e-9*math.Abs(*one.IntegralJ) {
+			t.Fatalf("window %v: integral %v in one pass, %v alone", x, *all.IntegralJ, *one.IntegralJ)
+		}
+		if math.Abs(*all.CounterJ-*one.CounterJ) > 1e-9*math.Abs(*one.CounterJ) {
+			t.Fatalf("window %v: counter %v in one pass, %v alone", x, *all.CounterJ, *one.CounterJ)
+		}
+		if all.Samples != one.Samples {
+			t.Fatalf("window %v: samples %d vs %d", x, all.Samples, one.Samples)
+		}
+	}
+}
+
+func deref(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
