@@ -32,3 +32,24 @@ const (
 	ME2EP50S            = "e2e_p50_s"
 	ME2EP99S            = "e2e_p99_s"
 )
+
+// Further metric names (llem-aggregate). Same rules: units in the name,
+// measure phase and Energy.Basis scope unless the name says otherwise.
+const (
+	MLoadEnergyJ           = "load_energy_j"            // gross, load phase
+	MWarmupEnergyJ         = "warmup_energy_j"          // gross, warmup phase
+	MIdlePowerW            = "idle_power_w"             // baseline idle power of the basis scope
+	MEnergyCounterJ        = "energy_counter_j"         // counter difference, where every basis device has a counter
+	MEnergyIntegralJ       = "energy_integral_j"        // trapezoid integral of power, where every basis device has power
+	MCounterIntegralGapRel = "counter_integral_gap_rel" // |counter − integral| / counter
+	MFLOPsAttention        = "flops_attention"          // the attention part of flops
+	MTTFTMeanS             = "ttft_mean_s"
+	MTTFTP90S              = "ttft_p90_s"
+	MTTFTP95S              = "ttft_p95_s"
+	MITLMeanS              = "itl_mean_s"
+	MITLP90S               = "itl_p90_s"
+	MITLP95S               = "itl_p95_s"
+	ME2EMeanS              = "e2e_mean_s"
+	ME2EP90S               = "e2e_p90_s"
+	ME2EP95S               = "e2e_p95_s"
+)

@@ -331,7 +331,10 @@ type Energy struct {
 	ITL            *Latency            `json:"itl"`
 	E2E            *Latency            `json:"e2e"`
 	RequestsEnergy string              `json:"requests_energy_file,omitempty"` // per-request attribution, relative to run_dir
-	Flags          []Flag              `json:"flags"`
+	// FLOPsMethod says how Metrics["flops"] was counted: which parameter
+	// count, which tokens, and whether (and how) the attention term is in.
+	FLOPsMethod string `json:"flops_method,omitempty"`
+	Flags       []Flag `json:"flags"`
 }
 
 // Stat is a statistic of one metric across the cycles of a config.
