@@ -1,6 +1,11 @@
-// Command llem-aggregate is a stage of the llem pipeline (see DESIGN.md). Not yet implemented.
+// Command llem-aggregate turns run records and their sample streams into
+// energy records (one per run) and summary records (one per config across its
+// cycles). See docs/aggregate.md.
 package main
 
-import "github.com/llem/llem/internal/cli"
+import (
+	"github.com/llem/llem/internal/aggregate"
+	"github.com/llem/llem/internal/cli"
+)
 
-func main() { cli.Main("llem-aggregate", cli.NotYet("llem-aggregate")) }
+func main() { cli.Main("llem-aggregate", aggregate.Command) }

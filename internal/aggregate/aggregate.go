@@ -1,0 +1,301 @@
+// Package aggregate turns run records and their sample streams into energy
+// records (one per run) and summary records (one per config across its
+// cycles): energy per phase and device by counter and by power integral, idle
+// adjustment, per-token and per-request figures, latency percentiles, FLOPs,
+// validity flags and across-cycle statistics. See docs/aggregate.md.
+package aggregate
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/llem/llem/internal/record"
+)
+
+// FlagBadEvents marks a run whose events file could not be read in full.
+const FlagBadEvents = "bad_events"
+
+// Config wires an Aggregator.
+type Config struct {
+	Options
+	// Root re-bases run directories that were moved: a run_dir that does not
+	// exist is looked up under Root by its trailing path components.
+	Root string
+	// RequestFiles writes each run's per-request attribution into its run
+	// directory (requests_energy.ndjson).
+	RequestFiles bool
+	// Open opens a sample stream; required.
+	Open func(path string) (Source, error)
+	// Log receives one-line warnings (stderr in the command).
+	Log io.Writer
+}
+
+// Aggregator consumes records and emits energy and summary records.
+type Aggregator struct {
+	cfg       Config
+	out       *record.Writer
+	baselines map[string]*record.Baseline
+	pending   []*record.Run
+	// Energies holds every energy record emitted, in order (for the summary and Parquet).
+	Energies  []*record.Energy
+	Summaries []*record.Summary
+	Failed    int // runs whose samples could not be read
+}
+
+// New makes an aggregator writing records to out.
+func New(cfg Config, out *record.Writer) *Aggregator {
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	return &Aggregator{cfg: cfg, out: out, baselines: map[string]*record.Baseline{}}
+}
+
+// ReadAll feeds every record of r (named name in errors).
+func (a *Aggregator) ReadAll(r io.Reader, name string) error {
+	rd := record.NewReader(r, name)
+	for rd.Next() {
+		if err := a.Feed(rd.Line()); err != nil {
+			return err
+		}
+	}
+	return rd.Err()
+}
+
+func decode(l record.Line, v any) error {
+	if l.V > record.Version {
+		return l.DecodeLax(v) // a newer minor version: keep what we know
+	}
+	return l.Decode(v)
+}
+
+// Feed handles one record: baselines are kept, runs are aggregated (at once
+// when their baseline is known, else at Close), anything else passes through.
+func (a *Aggregator) Feed(l record.Line) error {
+	switch l.Kind {
+	case record.KindBaseline:
+		var b record.Baseline
+		if err := decode(l, &b); err != nil {
+			return err
+		}
+		a.baselines[b.ID] = &b
+		// Runs waiting for this baseline can go now, in their order.
+		var still []*record.Run
+		for _, r := range a.pending {
+			if r.BaselineID == b.ID {
+				if err := a.process(r); err != nil {
+					return err
+				}
+			} else {
+				still = append(still, r)
+			}
+		}
+		a.pending = still
+		return nil
+	case record.KindRun:
+		var r record.Run
+		if err := decode(l, &r); err != nil {
+			return err
+		}
+		if r.BaselineID != "" && a.baselines[r.BaselineID] == nil {
+			a.pending = append(a.pending, &r)
+			return nil
+		}
+		return a.process(&r)
+	default:
+		return a.out.WriteRaw(l.Raw)
+	}
+}
+
+// Close aggregates the runs still waiting for a baseline and emits one
+// summary per config id, in the order the ids were first seen.
+func (a *Aggregator) Close() error {
+	for _, r := range a.pending {
+		if err := a.process(r); err != nil {
+			return err
+		}
+	}
+	a.pending = nil
+	a.Summaries = Summarize(a.Energies, a.cfg.Options)
+	for _, s := range a.Summaries {
+		if err := a.out.Write(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Aggregator) warn(format string, args ...any) {
+	fmt.Fprintf(a.cfg.Log, "llem-aggregate: "+format+"\n", args...)
+}
+
+func (a *Aggregator) process(r *record.Run) error {
+	in := RunInput{Run: r}
+	if r.BaselineID != "" {
+		in.Baseline = a.baselines[r.BaselineID]
+	}
+	dir := ResolveDir(r.RunDir, a.cfg.Root)
+	var eventsFlag *record.Flag
+	if r.EventsFile != "" && dir != "" {
+		reqs, model, err := ReadEvents(filepath.Join(dir, r.EventsFile))
+		switch {
+		case err == nil:
+			in.Requests, in.Model = reqs, model
+		case errors.Is(err, os.ErrNotExist) && r.Status != record.StatusOK:
+		default:
+			in.Requests, in.Model = reqs, model
+			eventsFlag = &record.Flag{Code: FlagBadEvents, Message: err.Error(),
+				Hint: "request events after the bad line are ignored; latency and per-request figures cover the lines before it"}
+			if r.Status == record.StatusOK {
+				a.warn("run %s: %v", r.RunID, err)
+			}
+		}
+	}
+	if r.SampleFile != "" && dir != "" {
+		src, err := a.cfg.Open(filepath.Join(dir, r.SampleFile))
+		if err != nil {
+			in.SourceErr = err
+			if r.Status == record.StatusOK {
+				a.Failed++
+				a.warn("run %s: %v", r.RunID, err)
+			}
+		} else {
+			in.Source = src
+		}
+	} else {
+		in.SourceErr = fmt.Errorf("the run record names no sample file")
+	}
+	res, err := Compute(in, a.cfg.Options)
+	if in.Source != nil {
+		if cerr := in.Source.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		// A sample stream that breaks mid-way is that run's problem, not the whole input's.
+		a.Failed++
+		a.warn("%v", err)
+		in.Source, in.SourceErr = nil, err
+		if res, err = Compute(in, a.cfg.Options); err != nil {
+			return err
+		}
+	}
+	e := res.Energy
+	if eventsFlag != nil {
+		e.Flags = append(e.Flags, *eventsFlag)
+	}
+	if a.cfg.RequestFiles && res.Requests != nil && dir != "" {
+		if err := writeRequests(filepath.Join(dir, RequestsEnergyFile), res.Requests); err != nil {
+			a.warn("run %s: per-request energy not written: %v", r.RunID, err)
+		} else {
+			e.RequestsEnergy = RequestsEnergyFile
+		}
+	}
+	a.Energies = append(a.Energies, e)
+	return a.out.Write(e)
+}
+
+// ResolveDir finds a run directory: as recorded when it exists or no root is
+// given; else under root, trying the recorded path's trailing components from
+// the longest to the shortest (so root may name the results folder or the
+// study folder).
+func ResolveDir(dir, root string) string {
+	if root == "" || dir == "" {
+		return dir
+	}
+	if !filepath.IsAbs(dir) {
+		if _, err := os.Stat(filepath.Join(root, dir)); err == nil {
+			return filepath.Join(root, dir)
+		}
+	}
+	if _, err := os.Stat(dir); err == nil {
+		return dir
+	}
+	parts := strings.Split(filepath.ToSlash(filepath.Clean(dir)), "/")
+	for i := range parts {
+		cand := filepath.Join(append([]string{root}, parts[i:]...)...)
+		if _, err := os.Stat(cand); err == nil {
+			return cand
+		}
+	}
+	return dir
+}
+
+// ReadEvents reads a worker's events file: its request events and model facts.
+// On a bad line it returns what it read before it, and an error naming file:line:col.
+func ReadEvents(path string) ([]record.RequestEvent, *record.ModelFacts, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), record.MaxLineBytes)
+	var reqs []record.RequestEvent
+	var model *record.ModelFacts
+	no := 0
+	for sc.Scan() {
+		no++
+		raw := bytes.TrimSpace(sc.Bytes())
+		if len(raw) == 0 {
+			continue
+		}
+		var ev record.Event
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			col := 0
+			var se *json.SyntaxError
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &se) {
+				col = int(se.Offset)
+			} else if errors.As(err, &te) {
+				col = int(te.Offset)
+				err = fmt.Errorf("field %s: cannot use JSON %s as %s", te.Field, te.Value, te.Type)
+			}
+			return reqs, model, &record.PosError{File: path, Line: no, Col: col, Err: err}
+		}
+		switch ev.Event {
+		case record.EventRequest:
+			if ev.Request == nil {
+				return reqs, model, &record.PosError{File: path, Line: no, Col: 1, Err: errors.New(`request event without "request"`)}
+			}
+			reqs = append(reqs, *ev.Request)
+		case record.EventModel:
+			model = ev.Model
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return reqs, model, &record.PosError{File: path, Line: no + 1, Err: err}
+	}
+	return reqs, model, nil
+}
+
+// writeRequests writes the per-request file atomically: a reader never sees half of it.
+func writeRequests(path string, reqs []RequestEnergy) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".requests_energy-*")
+	if err != nil {
+		return err
+	}
+	w := record.NewWriter(tmp)
+	for i := range reqs {
+		if err := w.Write(&reqs[i]); err != nil {
+			break
+		}
+	}
+	err = w.Flush()
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}

@@ -1,0 +1,249 @@
+package aggregate
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+
+	"github.com/llem/llem/internal/record"
+)
+
+// Rows is a batch of samples in columnar form, the shape both the Arrow
+// reader (internal/power) and test fixtures produce. Dev indexes the
+// source's Devices. A nil validity slice means every value is present.
+type Rows struct {
+	T        []int64
+	Dev      []int32
+	PowerW   []float64
+	PowerOK  []bool
+	EnergyJ  []float64
+	EnergyOK []bool
+	TempC    []float64 // optional
+	TempOK   []bool
+	Throttle []uint64 // optional: NVML clock-event reason bits
+	ThrotOK  []bool
+}
+
+// Len is the number of rows.
+func (r *Rows) Len() int { return len(r.T) }
+
+// DeviceInfo describes one device of a sample stream.
+type DeviceInfo struct {
+	Name   string
+	Source string  // nvml | rapl | estimate
+	WrapJ  float64 // counter modulus where known, else 0
+}
+
+// Source is a stream of sample batches in time order.
+type Source interface {
+	// Devices lists the devices seen so far; Rows.Dev indexes it. The list
+	// may grow between batches but never reorders.
+	Devices() []DeviceInfo
+	// Next returns the next batch, or io.EOF at the end.
+	Next() (*Rows, error)
+	// IntervalNS is the sampler's nominal interval, 0 if unknown.
+	IntervalNS() int64
+	Close() error
+}
+
+// ScopeOf maps a device to its energy scope.
+func ScopeOf(source, device string) string {
+	switch source {
+	case "nvml":
+		return record.ScopeGPU
+	case "estimate":
+		if strings.HasPrefix(device, "GPU") || strings.HasPrefix(device, "gpu") {
+			return record.ScopeGPU
+		}
+		return record.ScopeCPUEst
+	}
+	switch {
+	case strings.HasPrefix(device, "dram"):
+		return record.ScopeDRAM
+	case strings.HasPrefix(device, "uncore"):
+		return record.ScopeCPUUncore
+	case strings.HasPrefix(device, "core"):
+		return record.ScopeCPUCore
+	case strings.HasPrefix(device, "package"), strings.HasPrefix(device, "psys"):
+		return record.ScopeCPUPackage
+	case strings.HasPrefix(device, "GPU-"):
+		return record.ScopeGPU
+	}
+	return record.ScopeCPUPackage
+}
+
+// WindowStats are per-device statistics over one window, for the validity flags.
+type WindowStats struct {
+	Win        record.Window
+	N          int64
+	FirstT     int64
+	LastT      int64
+	MaxGapNS   int64 // largest gap between readings inside the window, edges included
+	TempN      int
+	TempFirst  float64
+	TempLast   float64
+	TempMin    float64
+	TempMax    float64
+	ThrottleN  int64  // rows with a throttle reading
+	ThrottledN int64  // rows whose bits include a slowdown reason
+	ThrottleOr uint64 // OR of the slowdown bits seen
+}
+
+// Slowdown reasons of NVML's clock-event bitmask that mean the GPU ran slower
+// than asked: SW power cap, HW slowdown, SW thermal, HW thermal, HW power brake.
+const (
+	ThrottleSWPowerCap  = 0x4
+	ThrottleHWSlowdown  = 0x8
+	ThrottleSWThermal   = 0x20
+	ThrottleHWThermal   = 0x40
+	ThrottleHWPowerBrk  = 0x80
+	ThrottleSlowdowns   = ThrottleSWPowerCap | ThrottleHWSlowdown | ThrottleSWThermal | ThrottleHWThermal | ThrottleHWPowerBrk
+)
+
+// ThrottleNames names the slowdown bits set in bits.
+func ThrottleNames(bits uint64) string {
+	var out []string
+	for _, b := range []struct {
+		bit  uint64
+		name string
+	}{{ThrottleSWPowerCap, "sw_power_cap"}, {ThrottleHWSlowdown, "hw_slowdown"}, {ThrottleSWThermal, "sw_thermal"},
+		{ThrottleHWThermal, "hw_thermal"}, {ThrottleHWPowerBrk, "hw_power_brake"}} {
+		if bits&b.bit != 0 {
+			out = append(out, b.name)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func (s *WindowStats) add(t int64, temp float64, tempOK bool, thr uint64, thrOK bool) {
+	if t < s.Win.StartNS || t > s.Win.EndNS {
+		return
+	}
+	if s.N == 0 {
+		s.FirstT = t
+		s.MaxGapNS = t - s.Win.StartNS
+	} else if g := t - s.LastT; g > s.MaxGapNS {
+		s.MaxGapNS = g
+	}
+	s.LastT = t
+	s.N++
+	if tempOK && !math.IsNaN(temp) {
+		if s.TempN == 0 {
+			s.TempFirst, s.TempMin, s.TempMax = temp, temp, temp
+		}
+		s.TempLast = temp
+		s.TempMin, s.TempMax = math.Min(s.TempMin, temp), math.Max(s.TempMax, temp)
+		s.TempN++
+	}
+	if thrOK {
+		s.ThrottleN++
+		if b := thr & ThrottleSlowdowns; b != 0 {
+			s.ThrottledN++
+			s.ThrottleOr |= b
+		}
+	}
+}
+
+func (s *WindowStats) finish() {
+	if s.N == 0 {
+		s.MaxGapNS = s.Win.EndNS - s.Win.StartNS
+		return
+	}
+	if g := s.Win.EndNS - s.LastT; g > s.MaxGapNS {
+		s.MaxGapNS = g
+	}
+}
+
+// DeviceTrack is one device's curve and window statistics after a pass.
+type DeviceTrack struct {
+	Info  DeviceInfo
+	Curve *Curve
+	Stats []WindowStats // one per stat window, in the order given
+}
+
+// Pass streams src once, evaluating every device's curve at queries (sorted,
+// unique) and collecting statistics over statWins. Memory is proportional to
+// the number of devices × (queries + windows), not to the stream's length.
+func Pass(src Source, queries []int64, statWins []record.Window) ([]*DeviceTrack, error) {
+	var tracks []*DeviceTrack
+	grow := func() {
+		devs := src.Devices()
+		for len(tracks) < len(devs) {
+			d := devs[len(tracks)]
+			c := NewCurve(queries)
+			c.WrapJ = d.WrapJ
+			st := make([]WindowStats, len(statWins))
+			for i, w := range statWins {
+				st[i].Win = w
+			}
+			tracks = append(tracks, &DeviceTrack{Info: d, Curve: c, Stats: st})
+		}
+	}
+	for {
+		rows, err := src.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		grow()
+		n := rows.Len()
+		if len(rows.Dev) != n || len(rows.PowerW) != n || len(rows.EnergyJ) != n {
+			return nil, fmt.Errorf("sample batch has columns of different lengths")
+		}
+		for i := 0; i < n; i++ {
+			d := rows.Dev[i]
+			if d < 0 || int(d) >= len(tracks) {
+				return nil, fmt.Errorf("sample row %d names device %d of %d", i, d, len(tracks))
+			}
+			tr := tracks[d]
+			pOK := rows.PowerOK == nil || rows.PowerOK[i]
+			eOK := rows.EnergyOK == nil || rows.EnergyOK[i]
+			t := rows.T[i]
+			tr.Curve.Add(t, rows.PowerW[i], pOK, rows.EnergyJ[i], eOK)
+			if len(tr.Stats) > 0 && (pOK || eOK) {
+				var temp float64
+				var thr uint64
+				tOK, hOK := false, false
+				if rows.TempC != nil {
+					temp, tOK = rows.TempC[i], rows.TempOK == nil || rows.TempOK[i]
+				}
+				if rows.Throttle != nil {
+					thr, hOK = rows.Throttle[i], rows.ThrotOK == nil || rows.ThrotOK[i]
+				}
+				for k := range tr.Stats {
+					tr.Stats[k].add(t, temp, tOK, thr, hOK)
+				}
+			}
+		}
+	}
+	grow()
+	for _, tr := range tracks {
+		tr.Curve.Finish()
+		for k := range tr.Stats {
+			tr.Stats[k].finish()
+		}
+	}
+	return tracks, nil
+}
+
+// SliceSource serves prepared batches; tests and the synthetic benchmark use it.
+type SliceSource struct {
+	Devs     []DeviceInfo
+	Batches  []*Rows
+	Interval int64
+	i        int
+}
+
+func (s *SliceSource) Devices() []DeviceInfo { return s.Devs }
+func (s *SliceSource) IntervalNS() int64     { return s.Interval }
+func (s *SliceSource) Close() error          { return nil }
+func (s *SliceSource) Next() (*Rows, error) {
+	if s.i >= len(s.Batches) {
+		return nil, io.EOF
+	}
+	s.i++
+	return s.Batches[s.i-1], nil
+}
