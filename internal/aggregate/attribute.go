@@ -29,12 +29,12 @@ type RequestEnergy struct {
 	ID           int      `json:"id"`
 	InputTokens  int      `json:"input_tokens"`
 	OutputTokens int      `json:"output_tokens"`
-	EnergyJ      float64  `json:"energy_j"`      // PrefillJ + DecodeJ + IdleShareJ
-	PrefillJ     float64  `json:"prefill_j"`     // share of intervals where its prefill was in flight
-	DecodeJ      float64  `json:"decode_j"`      // share of intervals where its decode steps were in flight
-	IdleShareJ   float64  `json:"idle_share_j"`  // share of intervals with nothing in flight
-	NetJ         *float64 `json:"net_j"`         // EnergyJ × window net / window gross; null without a baseline
-	SimpleJ      *float64 `json:"simple_j"`      // window J per output token × output tokens
+	EnergyJ      float64  `json:"energy_j"`     // PrefillJ + DecodeJ + IdleShareJ
+	PrefillJ     float64  `json:"prefill_j"`    // share of intervals where its prefill was in flight
+	DecodeJ      float64  `json:"decode_j"`     // share of intervals where its decode steps were in flight
+	IdleShareJ   float64  `json:"idle_share_j"` // share of intervals with nothing in flight
+	NetJ         *float64 `json:"net_j"`        // EnergyJ × window net / window gross; null without a baseline
+	SimpleJ      *float64 `json:"simple_j"`     // window J per output token × output tokens
 	JPerOutToken *float64 `json:"j_per_output_token"`
 }
 

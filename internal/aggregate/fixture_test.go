@@ -39,7 +39,10 @@ func writeSamples(t testing.TB, path string, intervalMS string, rows []sampleRow
 		{Name: "energy_j", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
 		{Name: "temp_c", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
 		{Name: "throttle", Type: arrow.PrimitiveTypes.Uint64, Nullable: true},
-	}, func() *arrow.Metadata { m := arrow.NewMetadata([]string{"interval_ms"}, []string{intervalMS}); return &m }())
+	}, func() *arrow.Metadata {
+		m := arrow.NewMetadata([]string{"interval_ms"}, []string{intervalMS})
+		return &m
+	}())
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)

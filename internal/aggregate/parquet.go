@@ -97,7 +97,9 @@ func EnergyTable(es []*record.Energy) arrow.Record {
 // and metric, with n, mean, std, the 95 % interval, min, max and CV.
 func SummaryTable(ss []*record.Summary) arrow.Record {
 	str := func(n string) arrow.Field { return arrow.Field{Name: n, Type: arrow.BinaryTypes.String} }
-	f64 := func(n string) arrow.Field { return arrow.Field{Name: n, Type: arrow.PrimitiveTypes.Float64, Nullable: true} }
+	f64 := func(n string) arrow.Field {
+		return arrow.Field{Name: n, Type: arrow.PrimitiveTypes.Float64, Nullable: true}
+	}
 	fields := []arrow.Field{str("study"), str("study_hash"), str("id"), str("backend"), str("model"), str("basis"),
 		{Name: "estimate", Type: arrow.FixedWidthTypes.Boolean}, {Name: "runs", Type: arrow.PrimitiveTypes.Int64},
 		{Name: "runs_ok", Type: arrow.PrimitiveTypes.Int64}, str("flags"), str("metric"), {Name: "n", Type: arrow.PrimitiveTypes.Int64},

@@ -93,12 +93,12 @@ type WindowStats struct {
 // Slowdown reasons of NVML's clock-event bitmask that mean the GPU ran slower
 // than asked: SW power cap, HW slowdown, SW thermal, HW thermal, HW power brake.
 const (
-	ThrottleSWPowerCap  = 0x4
-	ThrottleHWSlowdown  = 0x8
-	ThrottleSWThermal   = 0x20
-	ThrottleHWThermal   = 0x40
-	ThrottleHWPowerBrk  = 0x80
-	ThrottleSlowdowns   = ThrottleSWPowerCap | ThrottleHWSlowdown | ThrottleSWThermal | ThrottleHWThermal | ThrottleHWPowerBrk
+	ThrottleSWPowerCap = 0x4
+	ThrottleHWSlowdown = 0x8
+	ThrottleSWThermal  = 0x20
+	ThrottleHWThermal  = 0x40
+	ThrottleHWPowerBrk = 0x80
+	ThrottleSlowdowns  = ThrottleSWPowerCap | ThrottleHWSlowdown | ThrottleSWThermal | ThrottleHWThermal | ThrottleHWPowerBrk
 )
 
 // ThrottleNames names the slowdown bits set in bits.
