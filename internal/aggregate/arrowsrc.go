@@ -162,14 +162,12 @@ func (s *ArrowSource) Next() (*Rows, error) {
 	s.rec = rec
 	n := int(rec.NumRows())
 	r := &s.rows
-	r.T = r.T[:0]
 	switch t := col(rec, "t").(type) {
 	case *array.Timestamp:
-		for _, v := range t.TimestampValues() {
-			r.T = append(r.T, int64(v))
-		}
+		// timestamp[ns] is int64 underneath: view it without copying.
+		r.T = arrow.Int64Traits.CastFromBytes(arrow.TimestampTraits.CastToBytes(t.TimestampValues()))
 	case *array.Int64:
-		r.T = append(r.T, t.Int64Values()...)
+		r.T = t.Int64Values()
 	default:
 		return nil, fmt.Errorf("%s: column t is %s, want timestamp[ns]", s.name, col(rec, "t").DataType())
 	}
@@ -204,15 +202,16 @@ func (s *ArrowSource) Next() (*Rows, error) {
 	// Rows rotate over a handful of devices: remember the last index per
 	// dictionary code, or compare against the known names.
 	if d, ok := col(rec, "device").(*array.Dictionary); ok {
-		m := map[int]int32{}
+		m := make([]int32, d.Dictionary().Len())
+		for k := range m {
+			m[k] = -1
+		}
 		for i := 0; i < n; i++ {
 			k := d.GetValueIndex(i)
-			idx, ok := m[k]
-			if !ok {
-				idx = s.devIndex(devOf(i), srcOf(i))
-				m[k] = idx
+			if m[k] < 0 {
+				m[k] = s.devIndex(devOf(i), srcOf(i))
 			}
-			r.Dev = append(r.Dev, idx)
+			r.Dev = append(r.Dev, m[k])
 		}
 	} else {
 		for i := 0; i < n; i++ {
