@@ -1,7 +1,9 @@
 package aggregate
 
 import (
+	"io"
 	"math"
+	"runtime"
 	"math/rand/v2"
 	"testing"
 )
@@ -329,4 +331,75 @@ func deref(p *float64) any {
 		return nil
 	}
 	return *p
+}
+
+// genSource produces n rows of 4 devices lazily, reusing one batch buffer,
+// like a file reader holding one record batch at a time.
+type genSource struct {
+	n, done int64
+	rows    Rows
+}
+
+func (g *genSource) Devices() []DeviceInfo {
+	return []DeviceInfo{{"GPU-a", "nvml", 0}, {"GPU-b", "nvml", 0}, {"package-0", "rapl", 0}, {"dram-0", "rapl", 0}}
+}
+func (g *genSource) IntervalNS() int64 { return 10 * ms }
+func (g *genSource) Close() error      { return nil }
+func (g *genSource) Next() (*Rows, error) {
+	if g.done >= g.n {
+		return nil, io.EOF
+	}
+	k := min(int64(1<<16), g.n-g.done)
+	r := &g.rows
+	r.T, r.Dev, r.PowerW, r.EnergyJ = r.T[:0], r.Dev[:0], r.PowerW[:0], r.EnergyJ[:0]
+	for i := int64(0); i < k; i++ {
+		row := g.done + i
+		r.T = append(r.T, row/4*10*ms)
+		r.Dev = append(r.Dev, int32(row%4))
+		r.PowerW = append(r.PowerW, 100)
+		r.EnergyJ = append(r.EnergyJ, float64(row/4)*1)
+	}
+	g.done += k
+	return r, nil
+}
+
+// Memory does not grow with the stream's length: a pass over 40× more rows
+// allocates about the same.
+func TestPassMemoryFlat(t *testing.T) {
+	alloc := func(n int64) uint64 {
+		var qs []int64
+		for i := int64(1); i <= 1000; i++ {
+			qs = append(qs, i*1000*ms)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tracks, err := Pass(&genSource{n: n}, qs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		if sp := tracks[0].Curve.Span(1000*ms, 2000*ms); sp.IntegralJ == nil || math.Abs(*sp.IntegralJ-100) > 1e-9 {
+			t.Fatalf("integral %v", deref(sp.IntegralJ))
+		}
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	small, big := alloc(100_000), alloc(4_000_000)
+	if big > small+4<<20 {
+		t.Errorf("a pass over 4e6 rows allocated %d bytes, over 1e5 rows %d: memory grows with the stream", big, small)
+	}
+}
+
+// BenchmarkPass measures the integration loop alone (no file reading).
+func BenchmarkPass(b *testing.B) {
+	var qs []int64
+	for i := int64(1); i <= 10000; i++ {
+		qs = append(qs, i*100*ms)
+	}
+	for b.Loop() {
+		if _, err := Pass(&genSource{n: 1 << 22}, qs, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(1<<22), "ns/row")
 }
