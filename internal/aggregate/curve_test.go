@@ -3,8 +3,8 @@ package aggregate
 import (
 	"io"
 	"math"
-	"runtime"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
