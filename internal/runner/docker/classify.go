@@ -1,0 +1,107 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"syscall"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+
+	"github.com/llem/llem/internal/record"
+)
+
+// Error types (record.Error.Type) the docker runner reports.
+const (
+	ErrImageMissing      = "image_missing"      // not on the engine and not pullable
+	ErrGPUUnavailable    = "gpu_unavailable"    // the engine cannot give the container the GPUs asked for
+	ErrOOMKilled         = "oom_killed"         // the kernel killed the worker for memory (container state OOMKilled)
+	ErrPermission        = "permission"         // no access to the engine socket, or the engine refused
+	ErrTimeout           = "timeout"            // the run's time limit passed (or an engine call's)
+	ErrInterrupted       = "interrupted"        // the run was interrupted (SIGINT/SIGTERM to llem-exec)
+	ErrEngineUnreachable = "engine_unreachable" // no engine answers at DOCKER_HOST / the socket
+	ErrBadMount          = "bad_mount"          // a directory to mount is missing or the engine rejected a mount
+	ErrEngine            = "engine_error"       // any other engine failure, with the engine's message
+)
+
+// Stages of a run at which an engine call can fail; the classification of an
+// error type depends on what was being asked for.
+const (
+	stagePing   = "ping"
+	stageSweep  = "sweep"
+	stageImage  = "image inspect"
+	stagePull   = "image pull"
+	stageCreate = "container create"
+	stageAttach = "container attach"
+	stageStart  = "container start"
+	stageWait   = "container wait"
+)
+
+// classify maps an engine error to a record.Error by its type (the API's
+// errdefs classes, the client's connection errors, syscall errnos) and the
+// stage it happened at — never by searching the message for words. gpus says
+// whether the container asked for GPUs.
+func classify(stage string, err error, gpus bool) *record.Error {
+	msg := fmt.Sprintf("docker %s: %v", stage, err)
+	e := func(typ, hint string) *record.Error { return &record.Error{Type: typ, Message: msg, Hint: hint} }
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || cerrdefs.IsDeadlineExceeded(err):
+		return e(ErrTimeout, "the engine did not answer in time; check `docker info` and the engine's load")
+	case errors.Is(err, context.Canceled) || cerrdefs.IsCanceled(err):
+		return e(ErrInterrupted, "")
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, fs.ErrPermission):
+		return e(ErrPermission, "this user may not use the Docker socket: `sudo usermod -aG docker $USER` and log in again (or run rootless Docker)")
+	case client.IsErrConnectionFailed(err) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT):
+		return e(ErrEngineUnreachable, "start the engine (`sudo systemctl start docker`) or point DOCKER_HOST at it")
+	}
+	switch stage {
+	case stageImage, stagePull:
+		// Whatever kept the image from arriving (unknown name, no
+		// registry, access denied), the run's image is missing.
+		return e(ErrImageMissing, "")
+	case stageCreate:
+		switch {
+		case cerrdefs.IsNotFound(err):
+			return e(ErrImageMissing, "the image vanished between inspect and create; make it available again")
+		case cerrdefs.IsInvalidArgument(err):
+			// The only caller-controlled parts of the create request the
+			// engine validates are the mounts (sources are checked before).
+			return e(ErrBadMount, "check the run directory, model cache and worker cache paths exist on the Docker host")
+		}
+	case stageStart:
+		if gpus && (cerrdefs.IsInvalidArgument(err) || cerrdefs.IsInternal(err) || cerrdefs.IsUnknown(err)) {
+			return e(ErrGPUUnavailable, "the engine could not attach the requested GPUs: install the NVIDIA Container Toolkit (`nvidia-ctk runtime configure --runtime=docker`), restart Docker, and check the GPU UUIDs with `nvidia-smi -L`")
+		}
+		if cerrdefs.IsInvalidArgument(err) {
+			return e(ErrBadMount, "check the mounted paths exist on the Docker host")
+		}
+	}
+	switch {
+	case cerrdefs.IsPermissionDenied(err) || cerrdefs.IsUnauthorized(err):
+		return e(ErrPermission, "the engine refused the request; check its authorization plugins and your access")
+	case cerrdefs.IsUnavailable(err):
+		return e(ErrEngineUnreachable, "the engine is unavailable; check `docker info`")
+	}
+	return e(ErrEngine, "")
+}
+
+func withImage(e *record.Error, img string) *record.Error {
+	if e.Type == ErrImageMissing && e.Hint == "" {
+		e.Hint = pullHint(img)
+	}
+	return e
+}
+
+func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
+
+func ownerFilter(owner string) filters.Args {
+	return filters.NewArgs(filters.Arg("label", LabelOwner+"="+owner))
+}
+
+func pidAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}

@@ -1,0 +1,175 @@
+package docker
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/jsonmessage"
+)
+
+// The suite runs against the real Docker engine. TestMain checks it is
+// reachable (on CI=true an unreachable engine fails the suite; elsewhere the
+// engine tests are skipped, loudly), builds a static test worker into an image
+// FROM scratch, and afterwards asserts that no container with this suite's
+// owner label is left.
+
+var (
+	engineErr  error  // why the engine tests are skipped
+	testImage  string // llem-test/worker:<pid>, FROM scratch around testdata/worker
+	testOwner  = fmt.Sprintf("llem-test-%d", os.Getpid())
+	testClient *client.Client
+)
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		if err := setupEngine(); err != nil {
+			banner := fmt.Sprintf("\n%s\n!!! Docker engine NOT reachable: %v\n!!! The docker runner's engine tests are SKIPPED.\n!!! Run `bash scripts/test-setup.sh` (starts the engine) to run them.\n%s\n",
+				strings.Repeat("!", 78), err, strings.Repeat("!", 78))
+			fmt.Fprint(os.Stderr, banner)
+			if os.Getenv("CI") == "true" {
+				fmt.Fprintln(os.Stderr, "CI=true: an unreachable Docker engine is a failure")
+				return 1
+			}
+			engineErr = err
+			return m.Run()
+		}
+		code := m.Run()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		left, err := testClient.ContainerList(ctx, container.ListOptions{All: true, Filters: ownerFilter(testOwner)})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: cannot list containers after the suite: %v\n", err)
+			code = 1
+		}
+		for _, c := range left {
+			fmt.Fprintf(os.Stderr, "FAIL: container %s (%v, %s) outlived its run\n", c.ID[:12], c.Names, c.State)
+			_ = testClient.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+			code = 1
+		}
+		if len(left) == 0 && err == nil {
+			fmt.Fprintf(os.Stderr, "docker suite: no container with label %s=%s left behind\n", LabelOwner, testOwner)
+		}
+		if _, err := testClient.ImageRemove(ctx, testImage, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+			fmt.Fprintf(os.Stderr, "warning: removing %s: %v\n", testImage, err)
+		}
+		return code
+	}()
+	os.Exit(code)
+}
+
+func setupEngine() error {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(ctx); err != nil {
+		return err
+	}
+	testClient = cli
+	testImage = fmt.Sprintf("llem-test/worker:%d", os.Getpid())
+	return buildScratchImage(cli, testImage, "./testdata/worker")
+}
+
+// buildScratchImage builds pkg statically (CGO_ENABLED=0) and wraps it in an
+// image FROM scratch through the engine's build API.
+func buildScratchImage(cli *client.Client, tag, pkg string) error {
+	dir, err := os.MkdirTemp("", "llem-docker-test-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "worker")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+	}
+	binData, err := os.ReadFile(bin)
+	if err != nil {
+		return err
+	}
+	var ctxTar bytes.Buffer
+	tw := tar.NewWriter(&ctxTar)
+	dockerfile := "FROM scratch\nCOPY worker /worker\nENTRYPOINT [\"/worker\"]\n"
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"worker", 0o755, binData}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	resp, err := cli.ImageBuild(ctx, &ctxTar, build.ImageBuildOptions{
+		Tags: []string{tag}, Remove: true, ForceRemove: true, Dockerfile: "Dockerfile",
+		Labels: map[string]string{"llem.test": "1"},
+	})
+	if err != nil {
+		return fmt.Errorf("image build: %w", err)
+	}
+	defer resp.Body.Close()
+	if err := jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil); err != nil {
+		return fmt.Errorf("image build: %w", err)
+	}
+	return nil
+}
+
+func needEngine(t *testing.T) {
+	t.Helper()
+	if engineErr != nil {
+		t.Skipf("SKIPPED: Docker engine not reachable: %v", engineErr)
+	}
+}
+
+// newTestRunner is a runner whose containers carry this suite's owner label.
+func newTestRunner(t *testing.T, opts Options) *Runner {
+	t.Helper()
+	opts.Owner = testOwner
+	if opts.Log == nil {
+		opts.Log = &bytes.Buffer{}
+	}
+	r, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// writeExperiment makes a run directory holding experiment.json.
+func writeExperiment(t *testing.T, exp any) string {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := json.Marshal(exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "experiment.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
