@@ -403,3 +403,25 @@ func BenchmarkPass(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(1<<22), "ns/row")
 }
+
+// NVML's counter advances about every 100 ms: a poller reading it every 50 ms
+// sees a value up to 100 ms stale. The counter figure's error is then bounded
+// by the energy of that lag at each edge: ≤ 2 · P_max · 0.1 s.
+func TestAccuracyQuantisedCounter(t *testing.T) {
+	for _, tr := range []truth{ramp, step, spikes} {
+		s := sample(tr, 50*ms, 10000*ms, nil)
+		for i, ti := range s.t {
+			s.e[i] = tr.energy(ti / (100 * ms) * (100 * ms))
+		}
+		a, b := int64(1234*ms), int64(8765*ms)
+		sp := s.curve(a, b).Span(a, b)
+		pmax := 0.0
+		for ti := a; ti <= b; ti += ms {
+			pmax = math.Max(pmax, tr.power(ti))
+		}
+		want := tr.energy(b) - tr.energy(a)
+		if e := absErr(sp.CounterJ, want); e > 2*pmax*0.1 {
+			t.Errorf("%s: quantised counter err %.3g J > %.3g", tr.name, e, 2*pmax*0.1)
+		}
+	}
+}

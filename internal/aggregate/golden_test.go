@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -274,3 +275,49 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("missing file: exit %d %q", code, stderr)
 	}
 }
+
+// --samples/--windows integrates any stream over any windows, one CSV line
+// per window and device.
+func TestWindowsMode(t *testing.T) {
+	dir := t.TempDir()
+	devs := []device{
+		{name: "GPU-a", source: "nvml", counter: true, powerReading: true, power: func(int64) float64 { return 200 }},
+		{name: "package-0", source: "rapl", counter: true, powerReading: true, power: func(t int64) float64 { return 50 + 10*sec(t) }},
+	}
+	writeSamples(t, filepath.Join(dir, "s.arrows"), "100", simulate(devs, 10000*ms, 100*ms, nil), 7)
+	w := filepath.Join(dir, "w.csv")
+	os.WriteFile(w, []byte("start_ns,end_ns\n"+
+		itoa(t0+1000*ms)+","+itoa(t0+3000*ms)+"\n"+itoa(t0+2500*ms)+","+itoa(t0+9000*ms)+"\n"), 0o644)
+	out, stderr, code := runCmd(t, nil, "--samples", filepath.Join(dir, "s.arrows"), "--windows", w)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 || lines[0] != "window,start_ns,end_ns,device,scope,counter_j,integral_j,samples" {
+		t.Fatalf("output:\n%s", out)
+	}
+	// GPU at 200 W for 2 s = 400 J; package ramp over 2.5–9 s = 50·6.5 + 5·(81−6.25) = 698.75 J
+	for _, c := range []struct {
+		line int
+		want float64
+	}{{1, 400}, {4, 50*6.5 + 5*(81-6.25)}} {
+		f := strings.Split(lines[c.line], ",")
+		for _, col := range []int{5, 6} {
+			v, err := strconv.ParseFloat(f[col], 64)
+			if err != nil || math.Abs(v-c.want) > 1e-6 {
+				t.Errorf("line %d col %d: %s, want %v", c.line, col, f[col], c.want)
+			}
+		}
+	}
+	os.WriteFile(w, []byte("start_ns,end_ns\n5,x\n"), 0o644)
+	if _, stderr, code := runCmd(t, nil, "--samples", filepath.Join(dir, "s.arrows"), "--windows", w); code != 2 || !strings.Contains(stderr, "w.csv:2:3: end_ns") {
+		t.Errorf("bad windows file: exit %d %q", code, stderr)
+	}
+	os.WriteFile(w, []byte("1,2\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "bad.arrows"), []byte("not arrow at all"), 0o644)
+	if _, stderr, code := runCmd(t, nil, "--samples", filepath.Join(dir, "bad.arrows"), "--windows", w); code != 2 || !strings.Contains(stderr, "not an Arrow IPC stream") {
+		t.Errorf("bad samples file: exit %d %q", code, stderr)
+	}
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
