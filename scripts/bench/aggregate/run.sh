@@ -10,7 +10,8 @@
 # (pandas); every tool then integrates power over every window and device
 # (trapezoid, edges interpolated), writes CSV, and the results are compared.
 # Each tool's input is read once beforehand so all three start from the page
-# cache. Wall time and peak RSS come from GNU time.
+# cache. Wall time and peak RSS come from GNU time. DUCKDB_MEMORY=8GB caps
+# DuckDB's memory (it spills to disk beyond it) on a shared machine.
 set -euo pipefail
 rows=${1:-10000000}
 windows=${2:-10000}
@@ -45,7 +46,7 @@ cd "$dir"
 cat samples.arrows > /dev/null
 measure llem-aggregate "$(size samples.arrows)" sh -c "bin/llem-aggregate --samples samples.arrows --windows windows.csv > llem.csv"
 cat samples.parquet > /dev/null
-measure duckdb "$(size samples.parquet)" bin/duckbench -samples samples.parquet -windows windows.csv -o duckdb.csv
+measure duckdb "$(size samples.parquet)" bin/duckbench -samples samples.parquet -windows windows.csv -o duckdb.csv ${DUCKDB_MEMORY:+-memory "$DUCKDB_MEMORY"}
 cat t.npy device.npy power_w.npy > /dev/null
 measure pandas "$(size t.npy device.npy power_w.npy)" /usr/bin/python3 "$here/pandas_trapz.py" . pandas.csv
 

@@ -50,6 +50,7 @@ func main() {
 	windows := flag.String("windows", "windows.csv", "windows CSV (start_ns,end_ns)")
 	out := flag.String("o", "duckdb.csv", "output CSV")
 	threads := flag.Int("threads", 0, "DuckDB threads (0: its default, all cores)")
+	memLimit := flag.String("memory", "", "DuckDB memory_limit, e.g. 8GB (default: DuckDB's, 80% of RAM); beyond it DuckDB spills to disk")
 	flag.Parse()
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
@@ -58,6 +59,11 @@ func main() {
 	defer db.Close()
 	if *threads > 0 {
 		if _, err := db.Exec(fmt.Sprintf("SET threads = %d", *threads)); err != nil {
+			fail(err)
+		}
+	}
+	if *memLimit != "" {
+		if _, err := db.Exec(fmt.Sprintf("SET memory_limit = '%s'", *memLimit)); err != nil {
 			fail(err)
 		}
 	}
