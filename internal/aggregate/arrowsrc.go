@@ -136,6 +136,12 @@ func (s *ArrowSource) devIndex(dev, src string) int32 {
 			return int32(i)
 		}
 	}
+	if src == "" { // a stream without a source column: tell by the name
+		src = "rapl"
+		if ScopeOf("", dev) == "gpu" {
+			src = "nvml"
+		}
+	}
 	s.devs = append(s.devs, DeviceInfo{Name: dev, Source: src})
 	return int32(len(s.devs) - 1)
 }
