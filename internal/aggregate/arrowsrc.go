@@ -170,8 +170,17 @@ func (s *ArrowSource) Next() (*Rows, error) {
 	r := &s.rows
 	switch t := col(rec, "t").(type) {
 	case *array.Timestamp:
-		// timestamp[ns] is int64 underneath: view it without copying.
-		r.T = arrow.Int64Traits.CastFromBytes(arrow.TimestampTraits.CastToBytes(t.TimestampValues()))
+		unit := t.DataType().(*arrow.TimestampType).Unit
+		if unit == arrow.Nanosecond {
+			// timestamp[ns] is int64 underneath: view it without copying.
+			r.T = arrow.Int64Traits.CastFromBytes(arrow.TimestampTraits.CastToBytes(t.TimestampValues()))
+			break
+		}
+		mul := map[arrow.TimeUnit]int64{arrow.Second: 1e9, arrow.Millisecond: 1e6, arrow.Microsecond: 1e3}[unit]
+		r.T = make([]int64, n)
+		for i, v := range t.TimestampValues() {
+			r.T[i] = int64(v) * mul
+		}
 	case *array.Int64:
 		r.T = t.Int64Values()
 	default:
