@@ -1,0 +1,205 @@
+package native
+
+import (
+	"math"
+	"runtime"
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// The matrix products are y[r][o] = Σ_i x[r][i]·w[o][i], with w stored
+// [out][in]. Work is cut into fixed units — a block of rowBlock activation
+// rows × a tile of outTile weight rows — whose boundaries do not depend on
+// the thread count. Each unit is computed whole by one goroutine, and each
+// output element is one dot product of two contiguous rows in a fixed order,
+// so the result is bit for bit the same whatever the number of threads.
+//
+// The dot product is gonum's (blas/gonum Sgemv, whose inner loop is its SSE
+// assembly DotUnitary). A hand-written pure-Go register-tiled kernel reached
+// about a third of its speed on these shapes (docs/native.md), so it did not
+// earn its place; gonum's own Sgemm is slower still, because its 64×64
+// k-blocking re-reads and re-writes C for every block of k.
+const (
+	rowBlock = 32 // activation rows per unit: 32×hidden floats stay in L1/L2
+	outTile  = 64 // weight rows per unit: 64×in floats (96–256 KiB) stay in L2
+)
+
+// pool runs units of work over a fixed set of goroutines, started once, so
+// that a forward step spawns nothing and allocates nothing: a job is a
+// pointer to a preallocated struct, handed to each worker over its channel.
+type pool struct {
+	threads int
+	start   []chan job
+	wg      sync.WaitGroup
+	n, t    int
+	mm      matmulJob
+}
+
+type job interface{ do(worker, lo, hi int) }
+
+func newPool(threads int) *pool {
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	p := &pool{threads: threads, start: make([]chan job, threads)}
+	for w := 1; w < threads; w++ {
+		ch := make(chan job)
+		p.start[w] = ch
+		go func() {
+			for j := range ch {
+				j.do(w, w*p.n/p.t, (w+1)*p.n/p.t)
+				p.wg.Done()
+			}
+		}()
+	}
+	return p
+}
+
+// close stops the workers.
+func (p *pool) close() {
+	for _, ch := range p.start[1:] {
+		close(ch)
+	}
+	p.start = p.start[:1]
+}
+
+// run calls j.do(worker, lo, hi) over [0, n) cut into at most p.threads
+// contiguous chunks; worker indexes per-goroutine scratch space.
+func (p *pool) run(n int, j job) {
+	t := min(p.threads, n, len(p.start))
+	if t <= 1 {
+		if n > 0 {
+			j.do(0, 0, n)
+		}
+		return
+	}
+	p.n, p.t = n, t // published to the workers by the channel sends
+	p.wg.Add(t - 1)
+	for w := 1; w < t; w++ {
+		p.start[w] <- j
+	}
+	j.do(0, 0, n/t)
+	p.wg.Wait()
+}
+
+type matmulJob struct {
+	y, x, w       []float32
+	rows, in, out int
+	nr            int
+}
+
+// matmul sets y[r*out+o] = dot(x[r*in:], w[o*in:]) for r < rows, o < out.
+func (p *pool) matmul(y, x, w []float32, rows, in, out int) {
+	nr := (rows + rowBlock - 1) / rowBlock
+	nt := (out + outTile - 1) / outTile
+	p.mm = matmulJob{y: y, x: x, w: w, rows: rows, in: in, out: out, nr: nr}
+	p.run(nr*nt, &p.mm)
+}
+
+func (m *matmulJob) do(_, lo, hi int) {
+	impl := gonum.Implementation{}
+	in, out, nr := m.in, m.out, m.nr
+	for u := lo; u < hi; u++ {
+		// Units run tile-major so that a goroutine's consecutive units share
+		// the weight tile, which is the larger operand.
+		t, rb := u/nr, u%nr
+		o0, o1 := t*outTile, min((t+1)*outTile, out)
+		r0, r1 := rb*rowBlock, min((rb+1)*rowBlock, m.rows)
+		wt := m.w[o0*in : o1*in]
+		for r := r0; r < r1; r++ {
+			impl.Sgemv(blas.NoTrans, o1-o0, in, 1, wt, in, m.x[r*in:(r+1)*in], 1, 0, m.y[r*out+o0:r*out+o1], 1)
+		}
+	}
+}
+
+// rmsnorm sets y = x / sqrt(mean(x²) + eps) ⊙ g for each row of x.
+// The sum of squares is accumulated in float64: it costs nothing next to
+// the matrix products and keeps long rows exact enough.
+func rmsnorm(y, x, g []float32, rows, n int) {
+	for r := 0; r < rows; r++ {
+		xr, yr := x[r*n:(r+1)*n], y[r*n:(r+1)*n]
+		var ss float64
+		for _, v := range xr {
+			ss += float64(v) * float64(v)
+		}
+		s := float32(1 / math.Sqrt(ss/float64(n)+NormEps))
+		for i, v := range xr {
+			yr[i] = v * s * g[i]
+		}
+	}
+}
+
+// ropeTable returns cos and sin of pos·θ^(−2i/d) for pos < maxSeq, i < d/2.
+func ropeTable(maxSeq, d int) (cos, sin []float32) {
+	half := d / 2
+	cos, sin = make([]float32, maxSeq*half), make([]float32, maxSeq*half)
+	for i := 0; i < half; i++ {
+		freq := math.Pow(RopeTheta, -2*float64(i)/float64(d))
+		for p := 0; p < maxSeq; p++ {
+			a := float64(p) * freq
+			cos[p*half+i], sin[p*half+i] = float32(math.Cos(a)), float32(math.Sin(a))
+		}
+	}
+	return cos, sin
+}
+
+// rope rotates each head of one row in place, Llama/Hugging Face layout
+// ("rotate half": element i pairs with element i+d/2).
+func rope(v []float32, heads, d int, cos, sin []float32) {
+	half := d / 2
+	c, s := cos[:half], sin[:half]
+	for h := 0; h < heads; h++ {
+		x := v[h*d : (h+1)*d]
+		x1, x2 := x[:half], x[half:]
+		for i := range half {
+			a, b := x1[i], x2[i]
+			x1[i] = a*c[i] - b*s[i]
+			x2[i] = b*c[i] + a*s[i]
+		}
+	}
+}
+
+// swiglu sets g = silu(g) ⊙ u.
+func swiglu(g, u []float32) {
+	u = u[:len(g)]
+	for i, v := range g {
+		g[i] = v / (1 + float32(math.Exp(float64(-v)))) * u[i]
+	}
+}
+
+// attendOne computes one head of one query row: softmax(q·Kᵀ/√d)·V over the
+// first n cached positions. k and v hold n rows of stride kvStride starting at
+// the head's offset. scores has room for n floats.
+func attendOne(out, q, k, v []float32, n, d, kvStride int, scores []float32) {
+	scale := float32(1 / math.Sqrt(float64(d)))
+	q = q[:d]
+	mx := float32(math.Inf(-1))
+	for j := 0; j < n; j++ {
+		kj := k[j*kvStride : j*kvStride+d]
+		var s float32
+		for i, qi := range q {
+			s += qi * kj[i]
+		}
+		s *= scale
+		scores[j] = s
+		mx = max(mx, s)
+	}
+	var sum float64
+	for j := 0; j < n; j++ {
+		e := math.Exp(float64(scores[j] - mx))
+		scores[j] = float32(e)
+		sum += e
+	}
+	inv := float32(1 / sum)
+	out = out[:d]
+	clear(out)
+	for j := 0; j < n; j++ {
+		p := scores[j] * inv
+		vj := v[j*kvStride : j*kvStride+d]
+		for i := range out {
+			out[i] += p * vj[i]
+		}
+	}
+}
