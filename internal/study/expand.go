@@ -1,0 +1,457 @@
+// Package study expands a study file into the stream of runs llem executes:
+// it composes the base file, the shared fields, the sweep's axes (universal
+// and backend-scoped, at any depth) and the explicit experiments; fills the
+// defaults of every config and validates it (skipping invalid combinations);
+// keeps identical configs once; orders the cycles; and gives every run its
+// identity.
+//
+// Expansion streams. Configs are generated lazily from their position in the
+// product (a mixed-radix number), so only 4 bytes a unique config (its
+// position) and 8 bytes of id (for dedup) are kept. A first pass computes ids,
+// dedup and the study hash (which every record carries); a second generates
+// the runs in execution order.
+package study
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/llem/llem/internal/canonjson"
+	"github.com/llem/llem/internal/config"
+	"github.com/llem/llem/internal/record"
+)
+
+// Cycle orders.
+const (
+	OrderSequential  = "sequential"
+	OrderInterleaved = "interleaved"
+	OrderShuffled    = "shuffled"
+)
+
+// Study is an expanded study, ready to stream its runs.
+type Study struct {
+	File           string
+	Dir            string // base: paths are relative to it
+	Name           string
+	Hash           string // 16 hex: SHA-256 of the canonical JSON list of unique configs
+	NCycles        int
+	Order          string
+	Seed           uint64 // shuffle seed (the effective one)
+	ExperimentGapS float64
+	CycleGapS      float64
+
+	Generated  int // configs generated (sweep points + explicit experiments)
+	Unique     int // valid, unique configs
+	Skipped    int // invalid configs
+	Duplicates int // valid configs identical to an earlier one
+
+	// Columns are the swept field paths (the table's extra columns) and, when
+	// Options.Columns was set, their widths over the unique configs.
+	Columns []string
+	Widths  map[string]int
+
+	isStudy       bool
+	base          config.Config
+	dec           *config.Decoder
+	axes          []*axis
+	backendAxis   *axis
+	blocks        []block
+	explicit      []*yaml.Node
+	explicitPaths []string
+	generated     int
+	runners       map[string]record.Runner
+	seed          *uint64
+
+	kept      []uint32 // generator positions of the unique configs, in expansion order
+	skipped   []uint32 // generator positions of the invalid configs
+	skipNotes []string // first reasons, for the summary
+	dupNotes  []string
+	notes     []string
+	errs      config.Errors
+	prefix    []byte
+}
+
+// Expand reads a study (or single-experiment) file and runs the first pass.
+// file names the input in errors ("-" for stdin); base: paths resolve from
+// the file's folder (the working directory for stdin). Errors are
+// config.Errors (exit 2).
+func Expand(file string, data []byte, opts Options) (*Study, error) {
+	s := &Study{File: file, Dir: "."}
+	if file != "-" && file != "" {
+		s.Dir = filepath.Dir(file)
+	}
+	s.load(data, opts)
+	if len(s.errs) == 0 {
+		s.plan()
+	}
+	if len(s.errs) > 0 {
+		return nil, s.errs
+	}
+	if s.generated == 0 {
+		return nil, config.Errors{{File: file, Line: 1, Col: 1, Message: "the study produced no experiments",
+			Hint: "add sweep: axes or experiments: entries"}}
+	}
+	for _, a := range s.axes {
+		if a != s.backendAxis || len(s.blocks) > 0 {
+			s.Columns = append(s.Columns, a.key)
+		}
+	}
+	if err := s.firstPass(opts.Columns); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Notes are remarks for stderr (ignored keys, mapped values, duplicates).
+func (s *Study) Notes() []string { return s.notes }
+
+// gen builds the config at generator position i (not yet finalized).
+func (s *Study) gen(i int) (config.Config, string) {
+	c := s.base
+	for _, b := range s.blocks {
+		if i >= b.size {
+			i -= b.size
+			continue
+		}
+		c.Backend = b.backend
+		// Mixed radix, last axis fastest: the first axis varies slowest.
+		rem := i
+		idx := make([]int, len(b.dims))
+		for k := len(b.dims) - 1; k >= 0; k-- {
+			n := len(b.dims[k].values)
+			idx[k] = rem % n
+			rem /= n
+		}
+		for k, a := range b.dims {
+			s.dec.OverlayAt(&c, a.segs, a.keyNode, a.values[idx[k]], a.paths[idx[k]])
+		}
+		return c, "sweep"
+	}
+	s.dec.Overlay(&c, s.explicit[i], s.explicitPaths[i])
+	return c, s.explicitPaths[i]
+}
+
+// effective builds, finalizes and validates the config at position i; it
+// returns its canonical JSON or the reasons it is invalid.
+func (s *Study) effective(i int, buf []byte) (config.Config, []byte, config.Errors) {
+	c, _ := s.gen(i)
+	es := append(config.Errors(nil), s.dec.Errors()...)
+	s.dec.Reset()
+	for _, n := range c.Finalize() {
+		s.note(n)
+	}
+	if len(es) == 0 {
+		es = c.Validate()
+	}
+	if len(es) > 0 {
+		return c, nil, es
+	}
+	b, err := c.AppendCanonical(buf[:0])
+	if err != nil {
+		return c, nil, config.Errors{{Message: err.Error()}}
+	}
+	return c, b, nil
+}
+
+func (s *Study) note(n string) {
+	for _, x := range s.notes {
+		if x == n {
+			return
+		}
+	}
+	if len(s.notes) < 100 {
+		s.notes = append(s.notes, n)
+	}
+}
+
+// Label is the short description of a config used in summaries.
+func Label(c *config.Config) string { return c.Backend + ", " + c.Precision }
+
+func (s *Study) firstPass(columns bool) error {
+	ids := make(map[uint64]uint32)
+	h := sha256.New()
+	h.Write([]byte{'['})
+	buf := make([]byte, 0, 4096)
+	if columns {
+		s.Widths = map[string]int{"model": len("model"), "backend": len("backend"), "precision": len("precision")}
+		for _, c := range s.Columns {
+			s.Widths[c] = len(c)
+		}
+	}
+	for i := 0; i < s.generated; i++ {
+		c, b, es := s.effective(i, buf)
+		if len(es) > 0 {
+			s.Skipped++
+			s.skipped = append(s.skipped, uint32(i))
+			if len(s.skipNotes) < 10 {
+				s.skipNotes = append(s.skipNotes, fmt.Sprintf("%s: %s", Label(&c), es[0].Error()))
+			}
+			continue
+		}
+		buf = b
+		sum := sha256.Sum256(b)
+		id := binary.BigEndian.Uint64(sum[:8])
+		if first, dup := ids[id]; dup {
+			s.Duplicates++
+			if len(s.dupNotes) < 5 {
+				s.dupNotes = append(s.dupNotes, fmt.Sprintf("%s duplicates %s (id %016x): kept once", s.where(i), s.where(int(first)), id))
+			}
+			continue
+		}
+		ids[id] = uint32(i)
+		if len(s.kept) > 0 {
+			h.Write([]byte{','})
+		}
+		h.Write(b)
+		s.kept = append(s.kept, uint32(i))
+		if columns {
+			s.widen(&c)
+		}
+	}
+	h.Write([]byte{']'})
+	s.Unique = len(s.kept)
+	s.Generated = s.generated
+	if s.Unique == 0 {
+		msg := fmt.Sprintf("nothing to run: all %d generated configs are invalid", s.generated)
+		es := config.Errors{{File: s.File, Message: msg, Hint: "first failures: " + strings.Join(s.skipNotes[:min(3, len(s.skipNotes))], "; ")}}
+		return es
+	}
+	s.Hash = hex.EncodeToString(h.Sum(nil)[:8])
+	if s.seed != nil {
+		s.Seed = *s.seed
+	} else {
+		s.Seed, _ = strconv.ParseUint(s.Hash, 16, 64)
+	}
+	s.prefix = s.recordPrefix()
+	return nil
+}
+
+func (s *Study) widen(c *config.Config) {
+	set := func(k, v string) {
+		if l := len([]rune(v)); l > s.Widths[k] {
+			s.Widths[k] = min(l, 48)
+		}
+	}
+	set("model", c.Model)
+	set("backend", c.Backend)
+	set("precision", c.Precision)
+	for _, col := range s.Columns {
+		v, ok := c.Field(col)
+		if ok {
+			set(col, config.FormatValue(v))
+		}
+	}
+}
+
+// where names a generator position for people: sweep point or experiment.
+func (s *Study) where(i int) string {
+	for _, b := range s.blocks {
+		if i < b.size {
+			return fmt.Sprintf("sweep point %d (backend %s)", i, b.backend)
+		}
+		i -= b.size
+	}
+	if i < len(s.explicitPaths) {
+		return s.explicitPaths[i]
+	}
+	return "config"
+}
+
+// Summary describes the expansion in a few lines for stderr.
+func (s *Study) Summary() []string {
+	out := []string{fmt.Sprintf("study %s [%s]: %d configs × %d cycles = %d runs, order %s%s",
+		s.Name, s.Hash, s.Unique, s.NCycles, s.Unique*s.NCycles, s.Order, s.seedText())}
+	if s.Skipped > 0 {
+		out = append(out, fmt.Sprintf("skipped %d of %d generated configs (invalid combinations):", s.Skipped, s.Generated))
+		for _, n := range s.skipNotes {
+			out = append(out, "  - "+n)
+		}
+		if s.Skipped > len(s.skipNotes) {
+			out = append(out, fmt.Sprintf("  ... and %d more (--emit-skipped lists them all)", s.Skipped-len(s.skipNotes)))
+		}
+		if s.Skipped*2 > s.Generated {
+			out = append(out, fmt.Sprintf("  warning: %d%% of the generated configs are invalid; check the sweep's axes", s.Skipped*100/s.Generated))
+		}
+	}
+	if s.Duplicates > 0 {
+		out = append(out, fmt.Sprintf("note: %d duplicate configs kept once:", s.Duplicates))
+		for _, n := range s.dupNotes {
+			out = append(out, "  - "+n)
+		}
+	}
+	for _, n := range s.notes {
+		out = append(out, "note: "+n)
+	}
+	return out
+}
+
+func (s *Study) seedText() string {
+	if s.Order == OrderShuffled {
+		return fmt.Sprintf(" (seed %d)", s.Seed)
+	}
+	return ""
+}
+
+// Runner returns the runner of a backend (local unless the study said otherwise).
+func (s *Study) Runner(backend string) record.Runner {
+	if r, ok := s.runners[backend]; ok {
+		return r
+	}
+	return record.Runner{Type: "local"}
+}
+
+// Run is one planned run, handed to the callback of Each. Its slices are
+// valid only during the callback.
+type Run struct {
+	Seq        int
+	Cycle      int
+	ID         string
+	RunID      string
+	GapBeforeS float64
+	CycleStart bool
+	Config     *config.Config
+	Canonical  []byte // the config's RFC 8785 JSON
+	Runner     record.Runner
+}
+
+// Each calls fn for every run in execution order.
+func (s *Study) Each(fn func(*Run) error) error {
+	var r Run
+	buf := make([]byte, 0, 4096)
+	seq := 0
+	U := len(s.kept)
+	emit := func(pos uint32, cycle int, cycleStart bool) error {
+		c, b, es := s.effective(int(pos), buf)
+		if len(es) > 0 { // cannot happen: it was valid in the first pass
+			return fmt.Errorf("config at %s became invalid: %v", s.where(int(pos)), es)
+		}
+		buf = b
+		sum := sha256.Sum256(b)
+		var id [16]byte
+		hex.Encode(id[:], sum[:8])
+		r.Seq, r.Cycle, r.Config, r.Canonical = seq, cycle, &c, b
+		r.ID = string(id[:])
+		r.RunID = r.ID + "-c" + strconv.Itoa(cycle)
+		r.CycleStart = cycleStart || seq == 0
+		r.GapBeforeS = 0
+		if seq > 0 {
+			r.GapBeforeS = s.ExperimentGapS
+			if cycleStart {
+				r.GapBeforeS += s.CycleGapS
+			}
+		}
+		r.Runner = s.Runner(c.Backend)
+		seq++
+		return fn(&r)
+	}
+	switch s.Order {
+	case OrderSequential:
+		for _, pos := range s.kept {
+			for cy := 1; cy <= s.NCycles; cy++ {
+				if err := emit(pos, cy, false); err != nil {
+					return err
+				}
+			}
+		}
+	case OrderInterleaved:
+		for cy := 1; cy <= s.NCycles; cy++ {
+			for j, pos := range s.kept {
+				if err := emit(pos, cy, j == 0); err != nil {
+					return err
+				}
+			}
+		}
+	default:
+		rng := NewSplitMix64(s.Seed)
+		perm := make([]uint32, U)
+		for cy := 1; cy <= s.NCycles; cy++ {
+			copy(perm, s.kept)
+			Shuffle(perm, rng)
+			for j, pos := range perm {
+				if err := emit(pos, cy, j == 0); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// EachSkipped calls fn with a skipped record for every invalid config, in
+// expansion order.
+func (s *Study) EachSkipped(fn func(*record.Skipped) error) error {
+	buf := make([]byte, 0, 4096)
+	for _, pos := range s.skipped {
+		c, _, es := s.effective(int(pos), buf)
+		raw, err := c.AppendCanonical(nil)
+		if err != nil {
+			raw = []byte("null")
+		}
+		rec := &record.Skipped{Kind: record.KindSkipped, V: record.Version, Study: s.Name, StudyHash: s.Hash,
+			Label: Label(&c), Config: raw, Reasons: es.Problems()}
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Study) recordPrefix() []byte {
+	b := []byte(`{"kind":"experiment","v":`)
+	b = strconv.AppendInt(b, record.Version, 10)
+	b = append(b, `,"study":`...)
+	b = canonjson.AppendString(b, s.Name)
+	b = append(b, `,"study_hash":"`...)
+	b = append(b, s.Hash...)
+	b = append(b, `","n_cycles":`...)
+	b = strconv.AppendInt(b, int64(s.NCycles), 10)
+	return b
+}
+
+// AppendRecord appends the run as one NDJSON line of an experiment record
+// (the JSON of record.Experiment, written directly for speed).
+func (s *Study) AppendRecord(dst []byte, r *Run) []byte {
+	dst = append(dst, s.prefix...)
+	dst = append(dst, `,"id":"`...)
+	dst = append(dst, r.ID...)
+	dst = append(dst, `","seq":`...)
+	dst = strconv.AppendInt(dst, int64(r.Seq), 10)
+	dst = append(dst, `,"cycle":`...)
+	dst = strconv.AppendInt(dst, int64(r.Cycle), 10)
+	dst = append(dst, `,"run_id":"`...)
+	dst = append(dst, r.RunID...)
+	dst = append(dst, `","backend":`...)
+	dst = canonjson.AppendString(dst, r.Config.Backend)
+	dst = append(dst, `,"model":`...)
+	dst = canonjson.AppendString(dst, r.Config.Model)
+	dst = append(dst, `,"gap_before_s":`...)
+	dst, _ = canonjson.AppendFloat(dst, r.GapBeforeS)
+	if r.CycleStart {
+		dst = append(dst, `,"cycle_start":true`...)
+	}
+	dst = append(dst, `,"config":`...)
+	dst = append(dst, r.Canonical...)
+	dst = append(dst, `,"runner":{"type":`...)
+	dst = canonjson.AppendString(dst, r.Runner.Type)
+	if r.Runner.Image != "" {
+		dst = append(dst, `,"image":`...)
+		dst = canonjson.AppendString(dst, r.Runner.Image)
+	}
+	dst = append(dst, "}}\n"...)
+	return dst
+}
+
+// Record returns the run as a record.Experiment (for callers that want the type).
+func (s *Study) Record(r *Run) record.Experiment {
+	return record.Experiment{Kind: record.KindExperiment, V: record.Version, Study: s.Name, StudyHash: s.Hash,
+		ID: r.ID, Seq: r.Seq, Cycle: r.Cycle, NCycles: s.NCycles, RunID: r.RunID, Backend: r.Config.Backend,
+		Model: r.Config.Model, GapBeforeS: r.GapBeforeS, CycleStart: r.CycleStart,
+		Config: append([]byte(nil), r.Canonical...), Runner: r.Runner}
+}
