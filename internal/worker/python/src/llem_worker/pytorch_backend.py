@@ -1,0 +1,241 @@
+"""The pytorch worker: Hugging Face transformers, batched generate with per-token timestamps.
+
+The dataset's prompts (from experiment.json, not placeholders) are tokenised with left padding
+and truncated to max_input_tokens, run in batches of pytorch.batch_size; a StoppingCriteria
+called after every generation step stamps the time each step's tokens appeared (after a CUDA
+sync), so TTFT and inter-token gaps are real. Every pytorch field of the config is wired to
+from_pretrained / generate (spec §8.1, §1.4), extra keys and passthrough_kwargs included.
+"""
+import os
+
+from .common import (TORCH_DTYPES, WorkerError, count_parameters, experts_of, facts_from_config,
+                     host_memory, is_greedy, ns, run_warmup, section, split_extra)
+
+# pytorch fields that are not from_pretrained kwargs; every other key of the section is.
+LOAD_KNOWN = {"batch_size", "attn_implementation", "torch_compile", "torch_compile_mode",
+              "torch_compile_backend", "load_in_4bit", "load_in_8bit", "bnb_4bit_compute_dtype",
+              "bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "use_cache", "cache_implementation",
+              "num_beams", "early_stopping", "length_penalty", "no_repeat_ngram_size",
+              "prompt_lookup_num_tokens", "device_map", "max_memory", "revision", "trust_remote_code",
+              "num_processes"}
+GEN_FIELDS = ("use_cache", "cache_implementation", "num_beams", "early_stopping", "length_penalty",
+              "no_repeat_ngram_size", "prompt_lookup_num_tokens")
+
+
+def from_pretrained_kwargs(cfg, torch, transformers):
+    pt = section(cfg, "pytorch")
+    known, extra = split_extra(pt, LOAD_KNOWN)
+    kw = {
+        "torch_dtype": getattr(torch, TORCH_DTYPES[cfg.get("precision", "bf16")]),
+        "device_map": known.get("device_map", "auto"),
+        "trust_remote_code": known.get("trust_remote_code", True),
+    }
+    if "attn_implementation" in known:
+        kw["attn_implementation"] = known["attn_implementation"]
+    if "revision" in known:
+        kw["revision"] = known["revision"]
+    if "max_memory" in known:
+        # JSON keys are strings; accelerate wants GPU indices as ints ("cpu" stays).
+        kw["max_memory"] = {(int(k) if str(k).isdigit() else k): v for k, v in known["max_memory"].items()}
+    if known.get("load_in_4bit") or known.get("load_in_8bit"):
+        q = {}
+        if known.get("load_in_4bit"):
+            q["load_in_4bit"] = True
+            if "bnb_4bit_compute_dtype" in known:
+                q["bnb_4bit_compute_dtype"] = getattr(torch, known["bnb_4bit_compute_dtype"])
+            if "bnb_4bit_quant_type" in known:
+                q["bnb_4bit_quant_type"] = known["bnb_4bit_quant_type"]
+            if "bnb_4bit_use_double_quant" in known:
+                q["bnb_4bit_use_double_quant"] = known["bnb_4bit_use_double_quant"]
+        if known.get("load_in_8bit"):
+            q["load_in_8bit"] = True
+        kw["quantization_config"] = transformers.BitsAndBytesConfig(**q)
+    kw.update(extra)  # extra pytorch keys are forwarded to from_pretrained
+    kw.update(cfg.get("passthrough_kwargs") or {})  # merged last (spec §1.4)
+    return kw
+
+
+def generate_kwargs(cfg):
+    dec = section(cfg, "decoder")
+    pt = section(cfg, "pytorch")
+    kw = {"max_new_tokens": int(cfg.get("max_output_tokens", 128))}
+    if is_greedy(dec):
+        kw["do_sample"] = False
+    else:
+        kw["do_sample"] = True
+        kw["temperature"] = dec.get("temperature", 1.0)
+        kw["top_k"] = dec.get("top_k", 50)
+        kw["top_p"] = dec.get("top_p", 1.0)
+        if dec.get("min_p") is not None:
+            kw["min_p"] = dec["min_p"]
+    kw["repetition_penalty"] = dec.get("repetition_penalty", 1.0)
+    if dec.get("min_new_tokens") is not None:
+        kw["min_new_tokens"] = dec["min_new_tokens"]
+    for k in GEN_FIELDS:
+        if pt.get(k) is not None:
+            kw[k] = pt[k]
+    return kw
+
+
+def run(proto, doc, cfg, prompts):
+    import torch
+    import transformers
+
+    proto.hello("pytorch", "transformers %s, torch %s" % (transformers.__version__, torch.__version__))
+    model_name = cfg["model"]
+    pt = section(cfg, "pytorch")
+    batch_size = int(pt.get("batch_size") or 1)
+    max_in = int(cfg.get("max_input_tokens", 512))
+    cuda = torch.cuda.is_available()
+    transformers.set_seed(int(cfg.get("random_seed", 42)))  # the original never seeded torch
+
+    proto.phase("load", "start")
+    tok = transformers.AutoTokenizer.from_pretrained(
+        model_name, trust_remote_code=pt.get("trust_remote_code", True),
+        **({"revision": pt["revision"]} if pt.get("revision") else {}))
+    tok.padding_side = "left"  # decoder-only batches must be left-padded
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = transformers.AutoModelForCausalLM.from_pretrained(model_name, **from_pretrained_kwargs(cfg, torch, transformers))
+    lora = cfg.get("lora")
+    if lora:
+        from peft import PeftModel
+        model = PeftModel.from_pretrained(model, lora.get("adapter_id") or lora.get("adapter_path"))
+        if lora.get("merge_weights"):
+            model = model.merge_and_unload()
+    model.eval()
+    if pt.get("torch_compile"):
+        try:
+            ckw = {"backend": pt.get("torch_compile_backend") or "inductor"}
+            if pt.get("torch_compile_mode"):
+                ckw["mode"] = pt["torch_compile_mode"]
+            model = torch.compile(model, **ckw)
+        except Exception as e:  # non-fatal, as in the original; but said
+            proto.warning("torch_compile_failed", "torch.compile failed, running eager: %s" % e)
+    if cuda:
+        torch.cuda.synchronize()
+    model_bytes = {i: torch.cuda.memory_allocated(i) for i in range(torch.cuda.device_count())} if cuda else {}
+    proto.phase("load", "end")
+
+    facts = facts_from_config(getattr(model, "config", None), name=model_name, dtype=cfg.get("precision"))
+    e, k = experts_of(getattr(model, "config", None))
+    total, non_embed, active = count_parameters(((n, p.numel()) for n, p in model.named_parameters()), e, k)
+    facts.update(parameters=total, non_embedding_parameters=non_embed, active_parameters=active)
+    proto.model(facts)
+
+    gen_kw = generate_kwargs(cfg)
+    device = _input_device(model, torch)
+    eos = _eos_ids(tok, model)
+
+    def encode(batch_prompts):
+        enc = tok(batch_prompts, return_tensors="pt", padding=True, truncation=True, max_length=max_in)
+        return {k: v.to(device) for k, v in enc.items()}
+
+    def generate(enc, stamps):
+        crit = _StepClock(torch, cuda, stamps)
+        with torch.no_grad():
+            return model.generate(**enc, **gen_kw, pad_token_id=tok.pad_token_id,
+                                  stopping_criteria=transformers.StoppingCriteriaList([crit]))
+
+    warm = run_warmup(cfg, lambda i: generate(encode([prompts[i % len(prompts)]]), []), proto)
+
+    if cuda:
+        for i in range(torch.cuda.device_count()):
+            torch.cuda.reset_peak_memory_stats(i)
+    proto.phase("measure", "start")
+    totals = {"requests": 0, "input_tokens": 0, "output_tokens": 0, "batches": 0}
+    for b, start in enumerate(range(0, len(prompts), batch_size)):
+        enc = encode(prompts[start:start + batch_size])
+        in_lens = [int(x) for x in enc["attention_mask"].sum(dim=1).tolist()]
+        stamps = []
+        t0 = ns()
+        out = generate(enc, stamps)
+        t_done = ns()
+        width = enc["input_ids"].shape[1]
+        for j, row in enumerate(out.tolist()):
+            n = _generated(row[width:], eos, tok.pad_token_id)
+            times = _token_times(stamps, width, n, t_done)
+            t_first = times[0] if n else 0
+            itl = [times[i] - times[i - 1] for i in range(1, n)]
+            proto.request(start + j, b, in_lens[j], n, t0, t_first, times[-1] if n else t_done, itl)
+            totals["requests"] += 1
+            totals["input_tokens"] += in_lens[j]
+            totals["output_tokens"] += n
+        totals["batches"] += 1
+    if cuda:
+        torch.cuda.synchronize()
+    proto.phase("measure", "end")
+
+    mem = [host_memory()]
+    if cuda:
+        for i in range(torch.cuda.device_count()):
+            mem.append({"device": _device_name(torch, i), "peak_bytes": int(torch.cuda.max_memory_allocated(i)),
+                        "model_bytes": int(model_bytes.get(i, 0))})
+    proto.memory(mem)
+    proto.done(totals, warm)
+
+
+class _StepClock:
+    """A StoppingCriteria that never stops: it records when each generation step's token exists
+    (synchronising CUDA first, so the time is when the token was computed, not queued), with the
+    sequence length reached."""
+
+    def __init__(self, torch, cuda, stamps):
+        self.torch, self.cuda, self.stamps = torch, cuda, stamps
+
+    def __call__(self, input_ids, scores, **kwargs):
+        if self.cuda:
+            self.torch.cuda.synchronize()
+        self.stamps.append((ns(), int(input_ids.shape[1])))
+        return self.torch.zeros((input_ids.shape[0],), dtype=self.torch.bool, device=input_ids.device)
+
+
+def _token_times(stamps, width, n, t_done):
+    """The time each of a sequence's n tokens appeared: the first step whose sequence length
+    covers it (several tokens appear in one step under assisted/prompt-lookup decoding)."""
+    times, k = [], 0
+    for j in range(n):
+        while k < len(stamps) and stamps[k][1] < width + j + 1:
+            k += 1
+        times.append(stamps[k][0] if k < len(stamps) else t_done)
+    return times
+
+
+def _generated(tokens, eos, pad):
+    """Tokens a sequence really generated: up to and including its first EOS; when padding is not
+    EOS, trailing padding does not count either."""
+    for i, t in enumerate(tokens):
+        if t in eos:
+            return i + 1
+    n = len(tokens)
+    if pad is not None and pad not in eos:
+        while n and tokens[n - 1] == pad:
+            n -= 1
+    return n
+
+
+def _eos_ids(tok, model):
+    ids = set()
+    for src in (getattr(getattr(model, "generation_config", None), "eos_token_id", None), tok.eos_token_id):
+        if isinstance(src, int):
+            ids.add(src)
+        elif isinstance(src, (list, tuple)):
+            ids.update(x for x in src if isinstance(x, int))
+    return ids
+
+
+def _input_device(model, torch):
+    dev = getattr(model, "device", None)
+    if dev is not None:
+        return dev
+    return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+
+
+def _device_name(torch, i):
+    try:
+        u = getattr(torch.cuda.get_device_properties(i), "uuid", None)
+        if u:
+            return "GPU-" + str(u)
+    except Exception:
+        pass
+    return "cuda:%d" % i

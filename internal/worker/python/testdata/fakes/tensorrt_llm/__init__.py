@@ -1,0 +1,58 @@
+"""Stand-in for TensorRT-LLM: records LLM / BuildConfig / SamplingParams kwargs, saves a fake
+engine directory, streams one token per tick from generate_async."""
+import asyncio
+import json
+import os
+import types
+
+from _fakelog import record
+
+__version__ = "0.0-fake"
+
+
+class _Rec:
+    def __init__(self, **kw):
+        record(type(self).__name__, **kw)
+        self.kw = kw
+
+    def _fake_repr(self):
+        return {type(self).__name__: {k: (v._fake_repr() if hasattr(v, "_fake_repr") else v) for k, v in self.kw.items()}}
+
+
+class BuildConfig(_Rec):
+    pass
+
+
+class SamplingParams(_Rec):
+    pass
+
+
+class _Tok:
+    def encode(self, text):
+        return [10 + len(w) for w in text.split()]
+
+
+class LLM:
+    def __init__(self, **kw):
+        record(self._name, **kw)
+        self.tokenizer = _Tok()
+        self.n = 0
+
+    _name = "tensorrt_llm.LLM"
+
+    def save(self, d):
+        record("LLM.save", d)
+        os.makedirs(d)
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump({"fake": True}, f)
+
+    def generate(self, prompts, params):
+        record("LLM.generate", len(prompts), params)
+        return []
+
+    async def generate_async(self, ids, params, streaming=False):
+        self.n += 1
+        want = self.n + 1
+        for k in range(1, want + 1):
+            await asyncio.sleep(0.002)
+            yield types.SimpleNamespace(outputs=[types.SimpleNamespace(token_ids=[9] * k)])
