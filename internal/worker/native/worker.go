@@ -1,0 +1,473 @@
+// Package native is the worker of the native backend: it reads
+// experiment.json (LLEM_EXPERIMENT), runs the experiment on the Go engine of
+// internal/native and writes worker-protocol events (record.Event) to stdout,
+// one NDJSON line each. llem-exec runs it as `llem-exec __worker native`.
+package native
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"time"
+
+	"encoding/json"
+
+	"github.com/llem/llem/internal/cli"
+	"github.com/llem/llem/internal/config"
+	"github.com/llem/llem/internal/dataset"
+	eng "github.com/llem/llem/internal/native"
+	"github.com/llem/llem/internal/record"
+)
+
+// Backend is the name in the hello event.
+const Backend = "native"
+
+// Version of the engine, in the hello event. Bump it when the numbers an
+// engine produces for the same seed and config change.
+const Version = "1"
+
+// Environment variables of the worker protocol.
+const (
+	EnvExperiment = "LLEM_EXPERIMENT"
+	EnvRunDir     = "LLEM_RUN_DIR"
+)
+
+// Error codes of the error event.
+const (
+	CodeInput       = "bad_input"   // experiment.json unreadable or invalid
+	CodeUnsupported = "unsupported" // a config the native backend cannot run
+	CodeInterrupted = "interrupted" // ctx cancelled (SIGTERM/SIGINT)
+	CodeEngine      = "engine"      // the engine failed
+	CodeOutput      = "output"      // stdout could not be written
+)
+
+// failure is an error with its event code and exit status.
+type failure struct {
+	code string
+	exit int
+	err  error
+	hint string
+}
+
+func (f *failure) Error() string { return f.err.Error() }
+
+func fail(code string, exit int, hint string, format string, a ...any) *failure {
+	return &failure{code: code, exit: exit, err: fmt.Errorf(format, a...), hint: hint}
+}
+
+// Main runs the worker. It returns the process exit status: 0 after a done
+// event; otherwise an error event was written (when stdout still worked) and
+// the status is cli.ExitUsage for bad input, cli.ExitInterrupted when ctx was
+// cancelled, cli.ExitFailure otherwise. stderr gets human-readable progress.
+func Main(ctx context.Context, stdout, stderr io.Writer) int {
+	w := &worker{out: record.NewFlushingWriter(stdout), log: stderr, now: func() int64 { return time.Now().UnixNano() }}
+	err := w.run(ctx)
+	if err == nil {
+		return cli.ExitOK
+	}
+	var f *failure
+	if !errors.As(err, &f) {
+		f = &failure{code: CodeEngine, exit: cli.ExitFailure, err: err}
+	}
+	if ctx.Err() != nil && f.code != CodeOutput {
+		f = &failure{code: CodeInterrupted, exit: cli.ExitInterrupted, err: fmt.Errorf("stopped: %v (%v)", context.Cause(ctx), f.err)}
+	}
+	fmt.Fprintf(stderr, "native worker: %s: %v\n", f.code, f.err)
+	_ = w.out.Write(record.Event{Event: record.EventError, T: w.now(), Code: f.code, Message: f.err.Error(), Hint: f.hint})
+	return f.exit
+}
+
+type worker struct {
+	out *record.Writer
+	log io.Writer
+	now func() int64
+}
+
+func (w *worker) emit(e record.Event) error {
+	if e.T == 0 {
+		e.T = w.now()
+	}
+	if err := w.out.Write(e); err != nil {
+		return &failure{code: CodeOutput, exit: cli.ExitFailure, err: fmt.Errorf("write event: %w", err)}
+	}
+	return nil
+}
+
+func (w *worker) phase(p, edge string) error {
+	return w.emit(record.Event{Event: record.EventPhase, Phase: p, Edge: edge})
+}
+
+func (w *worker) warn(code, format string, a ...any) error {
+	msg := fmt.Sprintf(format, a...)
+	fmt.Fprintf(w.log, "native worker: warning: %s\n", msg)
+	return w.emit(record.Event{Event: record.EventWarning, Code: code, Message: msg})
+}
+
+// readInput reads and decodes experiment.json.
+func readInput() (*record.WorkerInput, *config.Config, error) {
+	path := os.Getenv(EnvExperiment)
+	if path == "" {
+		return nil, nil, fail(CodeInput, cli.ExitUsage, "llem-exec sets it; to run by hand, point it at an experiment.json", "$%s is not set", EnvExperiment)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fail(CodeInput, cli.ExitUsage, "", "read experiment: %v", err)
+	}
+	var in record.WorkerInput
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&in); err != nil {
+		return nil, nil, fail(CodeInput, cli.ExitUsage, "", "%s: %v", path, err)
+	}
+	if len(in.Config) == 0 {
+		return nil, nil, fail(CodeInput, cli.ExitUsage, "", "%s: no config", path)
+	}
+	cfg, err := config.Decode(in.Config)
+	if err != nil {
+		return nil, nil, fail(CodeInput, cli.ExitUsage, "", "%s: config: %v", path, err)
+	}
+	if cfg.Backend != config.BackendNative {
+		return nil, nil, fail(CodeUnsupported, cli.ExitUsage, "", "%s: backend %q, this is the native worker", path, cfg.Backend)
+	}
+	if len(in.Prompts) == 0 { // run by hand: resolve the dataset here
+		if in.Prompts, err = dataset.Load(cfg, filepath.Dir(path)); err != nil {
+			return nil, nil, fail(CodeInput, cli.ExitUsage, "", "%s: no prompts and %v", path, err)
+		}
+	}
+	return &in, cfg, nil
+}
+
+// archOf is the architecture of the config's native section, which the
+// config package has filled from the model's preset.
+func archOf(n *config.Native) (eng.Arch, error) {
+	if n == nil {
+		return eng.Arch{}, fail(CodeInput, cli.ExitUsage, "", "config has no native section")
+	}
+	if n.WeightsPath != nil {
+		return eng.Arch{}, fail(CodeUnsupported, cli.ExitUsage, "leave weights_path unset to run the synthetic model", "native.weights_path: loading checkpoints is not implemented yet")
+	}
+	get := func(name string, p *int) (int, error) {
+		if p == nil {
+			return 0, fail(CodeInput, cli.ExitUsage, "name a preset model (llem-tiny, llem-small) or set every architecture field", "native.%s is null", name)
+		}
+		return *p, nil
+	}
+	var a eng.Arch
+	var err error
+	for _, f := range []struct {
+		name string
+		p    *int
+		dst  *int
+	}{
+		{"layers", n.Layers, &a.Layers}, {"hidden_size", n.HiddenSize, &a.HiddenSize}, {"heads", n.Heads, &a.Heads},
+		{"kv_heads", n.KVHeads, &a.KVHeads}, {"ffn_size", n.FFNSize, &a.FFNSize}, {"vocab_size", n.VocabSize, &a.VocabSize},
+		{"max_seq_len", n.MaxSeqLen, &a.MaxSeqLen},
+	} {
+		if *f.dst, err = get(f.name, f.p); err != nil {
+			return a, err
+		}
+	}
+	if err := eng.Validate(a); err != nil {
+		return a, fail(CodeUnsupported, cli.ExitUsage, "", "%v", err)
+	}
+	return a, nil
+}
+
+// DecodingOf maps the config's decoder section onto the engine's sampler.
+func DecodingOf(d config.DecoderConfig) eng.Decoding {
+	out := eng.Decoding{Greedy: d.Greedy(), Temperature: d.Temperature, TopK: d.TopK, TopP: d.TopP, RepetitionPenalty: d.RepetitionPenalty}
+	if d.MinP != nil {
+		out.MinP = *d.MinP
+	}
+	if out.Greedy {
+		out.Temperature, out.TopK, out.TopP, out.MinP = 0, 0, 1, 0
+	}
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (w *worker) run(ctx context.Context) error {
+	if err := w.emit(record.Event{Event: record.EventHello, Backend: Backend, Version: Version, PID: os.Getpid()}); err != nil {
+		return err
+	}
+	in, cfg, err := readInput()
+	if err != nil {
+		return err
+	}
+	arch, err := archOf(cfg.Native)
+	if err != nil {
+		return err
+	}
+	nat := cfg.Native
+	dec := DecodingOf(cfg.Decoder)
+	if err := dec.Check(); err != nil {
+		return fail(CodeUnsupported, cli.ExitUsage, "", "%v", err)
+	}
+	maxOut := cfg.MaxOutputTokens
+	if maxOut >= arch.MaxSeqLen {
+		return fail(CodeUnsupported, cli.ExitUsage, "lower max_output_tokens or raise native.max_seq_len", "max_output_tokens %d leaves no room for a prompt in max_seq_len %d", maxOut, arch.MaxSeqLen)
+	}
+	if cfg.Decoder.MinNewTokens != nil && !nat.IgnoreEOS {
+		if err := w.warn("ignored", "decoder.min_new_tokens is not implemented by the native backend; generation may stop at end of sequence before it"); err != nil {
+			return err
+		}
+	}
+
+	// Tokenise outside every measured window. Truncation: max_input_tokens,
+	// and the room max_seq_len leaves after max_output_tokens.
+	tok := eng.NewTokenizer(arch.VocabSize)
+	limit := min(cfg.MaxInputTokens, arch.MaxSeqLen-maxOut)
+	prompts := make([][]int32, len(in.Prompts))
+	cut, longest := 0, 1
+	for i, p := range in.Prompts {
+		prompts[i] = tok.Encode(make([]int32, 0, min(len(p), limit)), p, limit)
+		if len(p) > limit {
+			cut++
+		}
+		longest = max(longest, len(prompts[i]))
+	}
+	if cut > 0 && cfg.MaxInputTokens > arch.MaxSeqLen-maxOut {
+		if err := w.warn("truncated", "%d of %d prompts cut to %d tokens: max_seq_len %d − max_output_tokens %d is below max_input_tokens %d", cut, len(prompts), limit, arch.MaxSeqLen, maxOut, cfg.MaxInputTokens); err != nil {
+			return err
+		}
+	}
+	batch := min(nat.BatchSize, len(prompts))
+	fmt.Fprintf(w.log, "native worker: %s, %d prompts (%d truncated to %d tokens), batch %d, %d threads\n", cfg.Model, len(prompts), cut, limit, batch, threadsOf(nat.Threads))
+
+	// load
+	if err := w.phase(record.PhaseLoad, record.EdgeStart); err != nil {
+		return err
+	}
+	model, err := eng.NewSynthetic(arch, nat.Seed)
+	if err != nil {
+		return fail(CodeUnsupported, cli.ExitUsage, "", "%v", err)
+	}
+	e, err := eng.NewEngine(model, eng.Options{Threads: nat.Threads, Slots: batch, MaxSeq: longest + maxOut, MaxRows: batch * longest})
+	if err != nil {
+		return fail(CodeUnsupported, cli.ExitUsage, "", "%v", err)
+	}
+	defer e.Close()
+	gen, err := eng.NewGenerator(e, dec, nat.IgnoreEOS)
+	if err != nil {
+		return fail(CodeUnsupported, cli.ExitUsage, "", "%v", err)
+	}
+	if err := w.phase(record.PhaseLoad, record.EdgeEnd); err != nil {
+		return err
+	}
+	hd := arch.HiddenSize / arch.Heads
+	if err := w.emit(record.Event{Event: record.EventModel, Model: &record.ModelFacts{
+		Name:                   cfg.Model,
+		Parameters:             ptr(eng.Params(arch)),
+		NonEmbeddingParameters: ptr(eng.NonEmbeddingParams(arch)),
+		Layers:                 &arch.Layers, HiddenSize: &arch.HiddenSize, Heads: &arch.Heads, KVHeads: &arch.KVHeads,
+		HeadDim: &hd, FFNSize: &arch.FFNSize, VocabSize: &arch.VocabSize, DType: "float32",
+	}}); err != nil {
+		return err
+	}
+
+	reqs := make([]eng.Request, batch)
+	res := make([]eng.Result, batch)
+	for i := range res {
+		res[i].Tokens = make([]int32, 0, maxOut)
+		res[i].ITL = make([]int64, 0, maxOut)
+	}
+	// runBatch runs prompts [first, first+n) (cyclically) with request ids from id.
+	runBatch := func(first, n, id int) error {
+		for j := 0; j < n; j++ {
+			reqs[j] = eng.Request{Prompt: prompts[(first+j)%len(prompts)], MaxNew: maxOut, Seed: requestSeed(cfg.RandomSeed, id+j)}
+		}
+		return gen.Run(ctx, reqs[:n], res[:n], w.now)
+	}
+
+	// warmup
+	wu, err := w.warmup(ctx, cfg.Warmup, batch, runBatch)
+	if err != nil {
+		return err
+	}
+
+	// measure
+	if err := w.phase(record.PhaseMeasure, record.EdgeStart); err != nil {
+		return err
+	}
+	var tot record.Totals
+	var batches int64
+	outputs := make([][]int32, len(prompts))
+	for first, b := 0, 0; first < len(prompts); first, b = first+batch, b+1 {
+		n := min(batch, len(prompts)-first)
+		if err := runBatch(first, n, first); err != nil {
+			return err
+		}
+		batches++
+		for j := 0; j < n; j++ {
+			r := &res[j]
+			ev := &record.RequestEvent{ID: first + j, Batch: b, InputTokens: len(reqs[j].Prompt), OutputTokens: len(r.Tokens),
+				TStartNS: r.TStart, TFirstNS: r.TFirst, TEndNS: r.TEnd, ITLNS: r.ITL}
+			outputs[first+j] = append([]int32(nil), r.Tokens...)
+			tot.Requests++
+			tot.InputTokens += int64(ev.InputTokens)
+			tot.OutputTokens += int64(ev.OutputTokens)
+			if err := w.emit(record.Event{Event: record.EventRequest, T: r.TEnd, Request: ev}); err != nil {
+				return err
+			}
+		}
+	}
+	if err := w.phase(record.PhaseMeasure, record.EdgeEnd); err != nil {
+		return err
+	}
+	tot.Batches = &batches
+	if dir := os.Getenv(EnvRunDir); dir != "" {
+		if err := writeOutputs(filepath.Join(dir, OutputsFile), tok, outputs); err != nil {
+			if err := w.warn("outputs", "%v", err); err != nil {
+				return err
+			}
+		}
+	}
+	if err := w.emit(record.Event{Event: record.EventMemory, Memory: []record.Memory{{Device: "cpu", PeakBytes: peakRSS(), ModelBytes: ptr(model.Bytes())}}}); err != nil {
+		return err
+	}
+	return w.emit(record.Event{Event: record.EventDone, Totals: &tot, Warmup: wu})
+}
+
+// OutputsFile is written in the run directory: one line per measured
+// request, {"id", "tokens", "text"}, so that a run's output can be checked
+// and compared across runs (same seed and config → same tokens).
+const OutputsFile = "outputs.jsonl"
+
+func writeOutputs(path string, tok eng.Tokenizer, outputs [][]int32) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("write outputs: %w", err)
+	}
+	bw := bufio.NewWriter(f)
+	enc := json.NewEncoder(bw)
+	for i, o := range outputs {
+		if err := enc.Encode(struct {
+			ID     int     `json:"id"`
+			Tokens []int32 `json:"tokens"`
+			Text   string  `json:"text"`
+		}{i, o, string(tok.Decode(nil, o))}); err != nil {
+			f.Close()
+			return fmt.Errorf("write outputs: %w", err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("write outputs: %w", err)
+	}
+	return f.Close()
+}
+
+// requestSeed gives request id its own sampling stream: its tokens depend on
+// random_seed and its id, not on the batch it ran in.
+func requestSeed(seed int64, id int) uint64 {
+	return uint64(seed)*0x9e3779b97f4a7c15 + uint64(id)
+}
+
+func threadsOf(n int) int {
+	if n <= 0 {
+		return runtime.NumCPU()
+	}
+	return n
+}
+
+// warmup runs the warmup: n_warmup engine batches (of batch_size prompts,
+// taken cyclically from the dataset, max_output_tokens each); then, with
+// convergence_detection, more batches — up to max_prompts more — until the
+// coefficient of variation (population std / mean) of the last window_size
+// latencies is under cv_threshold, with at least max(min_prompts,
+// window_size) latencies in all. The CV mode adds to the fixed count (the
+// original's replaced it, against its own documentation). Then the thermal
+// floor: a sleep, outside the warmup window.
+func (w *worker) warmup(ctx context.Context, c config.Warmup, batch int, runBatch func(first, n, id int) error) (*record.Warmup, error) {
+	if !c.Enabled {
+		return &record.Warmup{LatenciesS: []float64{}, Converged: true, Mode: "disabled"}, nil
+	}
+	wu := &record.Warmup{LatenciesS: []float64{}, Mode: "fixed", Converged: true}
+	if c.ConvergenceDetection {
+		wu.Mode, wu.Converged = "cv", false
+	}
+	if err := w.phase(record.PhaseWarmup, record.EdgeStart); err != nil {
+		return nil, err
+	}
+	limit := c.NWarmup
+	if c.ConvergenceDetection {
+		limit += c.MaxPrompts
+	}
+	window := max(c.WindowSize, 1)
+	for i := 0; i < limit; i++ {
+		t0 := time.Now()
+		// warmup request ids are negative so they never share a measured request's seed
+		if err := runBatch(i*batch, batch, -(i+1)*batch); err != nil {
+			return nil, err
+		}
+		wu.LatenciesS = append(wu.LatenciesS, time.Since(t0).Seconds())
+		wu.Requests++
+		if len(wu.LatenciesS) >= window {
+			wu.CV = cv(wu.LatenciesS[len(wu.LatenciesS)-window:])
+		}
+		if c.ConvergenceDetection && i+1 >= c.NWarmup && len(wu.LatenciesS) >= max(c.MinPrompts, window) && wu.CV != nil && *wu.CV < c.CVThreshold {
+			wu.Converged = true
+			break
+		}
+	}
+	if err := w.phase(record.PhaseWarmup, record.EdgeEnd); err != nil {
+		return nil, err
+	}
+	if c.ThermalFloorSeconds > 0 {
+		fmt.Fprintf(w.log, "native worker: thermal floor: sleeping %gs\n", c.ThermalFloorSeconds)
+		t := time.NewTimer(time.Duration(c.ThermalFloorSeconds * float64(time.Second)))
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+	return wu, nil
+}
+
+func cv(xs []float64) *float64 {
+	var m float64
+	for _, x := range xs {
+		m += x / float64(len(xs))
+	}
+	if !(m > 0) {
+		return nil
+	}
+	var v float64
+	for _, x := range xs {
+		v += (x - m) * (x - m) / float64(len(xs))
+	}
+	return ptr(math.Sqrt(v) / m)
+}
+
+// peakRSS is the process's peak resident set (VmHWM), or nil where the
+// kernel does not say.
+func peakRSS() *int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		line := s.Bytes()
+		if rest, ok := bytes.CutPrefix(line, []byte("VmHWM:")); ok {
+			fields := bytes.Fields(rest)
+			if len(fields) == 2 && string(fields[1]) == "kB" {
+				if kb, err := strconv.ParseInt(string(fields[0]), 10, 64); err == nil {
+					return ptr(kb << 10)
+				}
+			}
+		}
+	}
+	return nil
+}
