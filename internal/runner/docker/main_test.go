@@ -30,6 +30,7 @@ import (
 var (
 	engineErr  error  // why the engine tests are skipped
 	testImage  string // llem-test/worker:<pid>, FROM scratch around testdata/worker
+	nativeImg  string // llem-test/native:<pid>, FROM scratch around the native worker (testdata/nativeworker)
 	testOwner  = fmt.Sprintf("llem-test-%d", os.Getpid())
 	testClient *client.Client
 )
@@ -63,8 +64,10 @@ func TestMain(m *testing.M) {
 		if len(left) == 0 && err == nil {
 			fmt.Fprintf(os.Stderr, "docker suite: no container with label %s=%s left behind\n", LabelOwner, testOwner)
 		}
-		if _, err := testClient.ImageRemove(ctx, testImage, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
-			fmt.Fprintf(os.Stderr, "warning: removing %s: %v\n", testImage, err)
+		for _, img := range []string{testImage, nativeImg} {
+			if _, err := testClient.ImageRemove(ctx, img, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+				fmt.Fprintf(os.Stderr, "warning: removing %s: %v\n", img, err)
+			}
 		}
 		return code
 	}()
@@ -83,7 +86,11 @@ func setupEngine() error {
 	}
 	testClient = cli
 	testImage = fmt.Sprintf("llem-test/worker:%d", os.Getpid())
-	return buildScratchImage(cli, testImage, "./testdata/worker")
+	if err := buildScratchImage(cli, testImage, "./testdata/worker"); err != nil {
+		return err
+	}
+	nativeImg = fmt.Sprintf("llem-test/native:%d", os.Getpid())
+	return buildScratchImage(cli, nativeImg, "./testdata/nativeworker")
 }
 
 // buildScratchImage builds pkg statically (CGO_ENABLED=0) and wraps it in an
