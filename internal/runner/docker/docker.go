@@ -593,7 +593,8 @@ func (r *Runner) containerConfig(spec runner.Spec, img string) (*container.Confi
 			return nil, nil, rerr
 		}
 		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: cache, Target: MountModelCache})
-		env = append(env, "HF_HOME="+MountModelCache, "LLEM_CACHE_DIR="+MountModelCache+"/llem")
+		// The sources are mounted read-only: no .pyc files to write.
+		env = append(env, "HF_HOME="+MountModelCache, "LLEM_CACHE_DIR="+MountModelCache+"/llem", "PYTHONDONTWRITEBYTECODE=1")
 	}
 	user := r.opts.User
 	switch user {

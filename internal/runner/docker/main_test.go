@@ -64,6 +64,7 @@ func TestMain(m *testing.M) {
 		if len(left) == 0 && err == nil {
 			fmt.Fprintf(os.Stderr, "docker suite: no container with label %s=%s left behind\n", LabelOwner, testOwner)
 		}
+		removeLaterImages(ctx)
 		for _, img := range []string{testImage, nativeImg} {
 			if _, err := testClient.ImageRemove(ctx, img, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
 				fmt.Fprintf(os.Stderr, "warning: removing %s: %v\n", img, err)
