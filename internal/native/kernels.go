@@ -16,15 +16,23 @@ import (
 // output element is one dot product of two contiguous rows in a fixed order,
 // so the result is bit for bit the same whatever the number of threads.
 //
-// The dot product is gonum's (blas/gonum Sgemv, whose inner loop is its SSE
-// assembly DotUnitary). A hand-written pure-Go register-tiled kernel reached
-// about a third of its speed on these shapes (docs/native.md), so it did not
-// earn its place; gonum's own Sgemm is slower still, because its 64×64
-// k-blocking re-reads and re-writes C for every block of k.
+// Two kernels compute the dot products. Where the CPU has AVX2 and FMA
+// (checked at start-up), a hand-written assembly kernel (dot_amd64.s) takes
+// four weight rows against one activation row with 8-lane fused
+// multiply-adds. Elsewhere (or built with -tags purego), gonum's blas/gonum
+// Sgemv does it, whose inner loop is gonum's SSE DotUnitary. Both beat
+// gonum's own Sgemm on these shapes — its 64×64 k-blocking re-reads and
+// re-writes C for every block of k — see docs/native.md for the figures. The
+// two kernels round differently, so a machine's results are reproducible on
+// that kind of machine, not across AVX2 and non-AVX2 ones.
 const (
 	rowBlock = 32 // activation rows per unit: 32×hidden floats stay in L1/L2
 	outTile  = 64 // weight rows per unit: 64×in floats (96–256 KiB) stay in L2
 )
+
+// useAVX2 selects the AVX2+FMA kernel where the CPU has it; tests and
+// benchmarks turn it off to compare with the gonum path.
+var useAVX2 = hasAVX2
 
 // pool runs units of work over a fixed set of goroutines, started once, so
 // that a forward step spawns nothing and allocates nothing: a job is a
@@ -88,17 +96,22 @@ type matmulJob struct {
 	y, x, w       []float32
 	rows, in, out int
 	nr            int
+	avx2          bool
 }
 
 // matmul sets y[r*out+o] = dot(x[r*in:], w[o*in:]) for r < rows, o < out.
 func (p *pool) matmul(y, x, w []float32, rows, in, out int) {
 	nr := (rows + rowBlock - 1) / rowBlock
 	nt := (out + outTile - 1) / outTile
-	p.mm = matmulJob{y: y, x: x, w: w, rows: rows, in: in, out: out, nr: nr}
+	p.mm = matmulJob{y: y, x: x, w: w, rows: rows, in: in, out: out, nr: nr, avx2: useAVX2}
 	p.run(nr*nt, &p.mm)
 }
 
 func (m *matmulJob) do(_, lo, hi int) {
+	if m.avx2 {
+		m.doAVX2(lo, hi)
+		return
+	}
 	impl := gonum.Implementation{}
 	in, out, nr := m.in, m.out, m.nr
 	for u := lo; u < hi; u++ {
@@ -110,6 +123,51 @@ func (m *matmulJob) do(_, lo, hi int) {
 		wt := m.w[o0*in : o1*in]
 		for r := r0; r < r1; r++ {
 			impl.Sgemv(blas.NoTrans, o1-o0, in, 1, wt, in, m.x[r*in:(r+1)*in], 1, 0, m.y[r*out+o0:r*out+o1], 1)
+		}
+	}
+}
+
+// doAVX2 computes units with the AVX2+FMA kernel: four weight rows at a time
+// against each activation row of the block (the four rows stay in L1 while
+// the block's activation rows stream past). The tail of k beyond the last
+// multiple of 16 is added in Go, in order; out-rows beyond the last multiple
+// of 4 run the same kernel with stride 0. So each element has one fixed
+// sequence of operations.
+func (m *matmulJob) doAVX2(lo, hi int) {
+	in, out, nr := m.in, m.out, m.nr
+	n16 := in &^ 15
+	var acc [4]float32
+	for u := lo; u < hi; u++ {
+		t, rb := u/nr, u%nr
+		o0, o1 := t*outTile, min((t+1)*outTile, out)
+		r0, r1 := rb*rowBlock, min((rb+1)*rowBlock, m.rows)
+		for o := o0; o < o1; o += 4 {
+			nrow, stride := min(4, o1-o), in
+			if nrow < 4 {
+				stride = 0
+			}
+			for r := r0; r < r1; r++ {
+				x := m.x[r*in : (r+1)*in]
+				y := m.y[r*out+o : r*out+o+nrow]
+				for i := range nrow {
+					wi := m.w[(o+i)*in : (o+i+1)*in]
+					if i == 0 || stride == 0 {
+						if n16 > 0 {
+							dot4AVX2(&x[0], &wi[0], stride, n16, &acc)
+						} else {
+							acc = [4]float32{}
+						}
+					}
+					s := acc[i]
+					if stride == 0 {
+						s = acc[0]
+					}
+					for k := n16; k < in; k++ {
+						s += x[k] * wi[k]
+					}
+					y[i] = s
+				}
+			}
 		}
 	}
 }

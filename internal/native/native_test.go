@@ -100,9 +100,26 @@ func TestSwiGLU(t *testing.T) {
 	near(t, "swiglu", g, want, 1e-6)
 }
 
+// TestMatmulAndThreads checks both kernels (AVX2+FMA where the CPU has it,
+// and the gonum dot-product path) against float64 sums, on shapes ragged
+// against every blocking (rows vs rowBlock, out vs outTile and 4, in vs 16),
+// and that 1–4 threads give the same bits.
 func TestMatmulAndThreads(t *testing.T) {
-	r := rand.New(rand.NewPCG(7, 8))
-	const rows, in, out = 70, 45, 130 // ragged against rowBlock and outTile
+	defer func(v bool) { useAVX2 = v }(useAVX2)
+	for _, avx := range []bool{false, true} {
+		if avx && !hasAVX2 {
+			t.Log("no AVX2+FMA on this CPU: kernel not tested")
+			continue
+		}
+		useAVX2 = avx
+		for _, in := range []int{5, 16, 45, 384} {
+			testMatmul(t, 70, in, 130)
+		}
+	}
+}
+
+func testMatmul(t *testing.T, rows, in, out int) {
+	r := rand.New(rand.NewPCG(7, uint64(in)))
 	x, w := randVec(r, rows*in), randVec(r, out*in)
 	want := make([]float64, rows*out)
 	for i := 0; i < rows; i++ {

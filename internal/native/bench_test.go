@@ -1,0 +1,201 @@
+package native
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+
+	"github.com/llem/llem/internal/native/preset"
+)
+
+// Benchmarks: see docs/native.md for the commands and the figures measured.
+//
+//	go test -run '^$' -bench . -benchtime 2s ./internal/native/
+//
+// Every benchmark reports GFLOP/s of matrix-product (and, for the model
+// steps, attention) arithmetic, so the kernels can be compared with gonum's
+// pure-Go BLAS on the same shapes.
+
+func presetArch(b *testing.B, name string) Arch {
+	a, ok := preset.Lookup(name)
+	if !ok {
+		b.Fatalf("no preset %s", name)
+	}
+	return a
+}
+
+// BenchmarkMatmul compares the engine's product with gonum's Sgemm on the
+// largest products of each preset (the FFN's gate/up: [rows × hidden] ·
+// [ffn × hidden]ᵀ, and down: [rows × ffn] · [hidden × ffn]ᵀ) at 1, 8 and 256
+// rows (decode at batch 1 and 8, a prefill chunk), with both engine kernels
+// (AVX2+FMA assembly, and gonum's SSE dot product in the engine's blocking).
+// Run with -cpu 1,2 to give both the same cores: gonum spreads Sgemm over
+// GOMAXPROCS goroutines, the engine over its threads, which this benchmark
+// sets to GOMAXPROCS.
+func BenchmarkMatmul(b *testing.B) {
+	for _, name := range []string{"llem-tiny", "llem-small"} {
+		a := presetArch(b, name)
+		for _, sh := range []struct {
+			what    string
+			in, out int
+		}{{"gate", a.HiddenSize, a.FFNSize}, {"down", a.FFNSize, a.HiddenSize}, {"lmhead", a.HiddenSize, a.VocabSize}} {
+			for _, rows := range []int{1, 8, 256} {
+				r := rand.New(rand.NewPCG(1, 2))
+				x, w, y := randVec(r, rows*sh.in), randVec(r, sh.out*sh.in), make([]float32, rows*sh.out)
+				flops := 2 * float64(rows*sh.in*sh.out)
+				shape := fmt.Sprintf("%s/%s/%dx%dx%d", name, sh.what, rows, sh.in, sh.out)
+				for _, k := range []struct {
+					name string
+					avx2 bool
+				}{{"engine-avx2", true}, {"engine-gonumdot", false}} {
+					if k.avx2 && !hasAVX2 {
+						continue
+					}
+					b.Run(k.name+"/"+shape, func(b *testing.B) {
+						defer func(v bool) { useAVX2 = v }(useAVX2)
+						useAVX2 = k.avx2
+						p := newPool(runtime.GOMAXPROCS(0))
+						defer p.close()
+						for b.Loop() {
+							p.matmul(y, x, w, rows, sh.in, sh.out)
+						}
+						b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+					})
+				}
+				b.Run("gonum-sgemm/"+shape, func(b *testing.B) {
+					impl := gonum.Implementation{}
+					for b.Loop() {
+						impl.Sgemm(blas.NoTrans, blas.Trans, rows, sh.out, sh.in, 1, x, sh.in, w, sh.in, 0, y, sh.out)
+					}
+					b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				})
+			}
+		}
+	}
+}
+
+// stepFLOPs is the arithmetic of one Forward call: every row's matrix
+// products except the LM head, the LM head for the wanted rows, and each
+// row's attention over its positions.
+func stepFLOPs(a Arch, pos []int, wanted int) float64 {
+	perTok := MatmulFLOPsPerToken(a) - 2*int64(a.VocabSize)*int64(a.HiddenSize)
+	f := float64(len(pos))*float64(perTok) + float64(wanted)*2*float64(a.VocabSize)*float64(a.HiddenSize)
+	for _, p := range pos {
+		f += float64(AttentionFLOPs(a, p))
+	}
+	return f
+}
+
+const benchPrompt = 128
+
+// BenchmarkPrefill: a batch of benchPrompt-token prompts in one Forward
+// call (logits for each prompt's last row). tokens/s counts prompt tokens.
+func BenchmarkPrefill(b *testing.B) {
+	for _, name := range []string{"llem-tiny", "llem-small"} {
+		a := presetArch(b, name)
+		for _, batch := range []int{1, 8} {
+			b.Run(fmt.Sprintf("%s/batch%d", name, batch), func(b *testing.B) {
+				e := newTestEngine(b, a, 1, Options{Threads: 0, Slots: batch, MaxSeq: benchPrompt + 1, MaxRows: batch * benchPrompt})
+				var toks []int32
+				var slots, pos, want []int
+				for s := 0; s < batch; s++ {
+					for p := 0; p < benchPrompt; p++ {
+						toks = append(toks, int32((s*131+p*7)%a.VocabSize))
+						slots, pos = append(slots, s), append(pos, p)
+					}
+					want = append(want, len(toks)-1)
+				}
+				for b.Loop() {
+					if _, err := e.Forward(toks, slots, pos, want); err != nil {
+						b.Fatal(err)
+					}
+				}
+				s := b.Elapsed().Seconds()
+				b.ReportMetric(float64(len(toks))*float64(b.N)/s, "tokens/s")
+				b.ReportMetric(stepFLOPs(a, pos, batch)*float64(b.N)/s/1e9, "GFLOP/s")
+				b.ReportMetric(float64(MatmulFLOPsPerToken(a)), "matmul-FLOP/token")
+			})
+		}
+	}
+}
+
+// BenchmarkDecode: one decode step of a batch, each sequence at a context
+// of benchPrompt..benchPrompt+63 tokens (the positions cycle). tokens/s
+// counts generated tokens.
+func BenchmarkDecode(b *testing.B) {
+	for _, name := range []string{"llem-tiny", "llem-small"} {
+		a := presetArch(b, name)
+		for _, batch := range []int{1, 8} {
+			b.Run(fmt.Sprintf("%s/batch%d", name, batch), func(b *testing.B) {
+				const span = 64
+				e := newTestEngine(b, a, 1, Options{Threads: 0, Slots: batch, MaxSeq: benchPrompt + span, MaxRows: batch * benchPrompt})
+				var toks []int32
+				var slots, pos, want []int
+				for s := 0; s < batch; s++ {
+					for p := 0; p < benchPrompt; p++ {
+						toks = append(toks, int32((s*131+p*7)%a.VocabSize))
+						slots, pos = append(slots, s), append(pos, p)
+					}
+				}
+				if _, err := e.Forward(toks, slots, pos, nil); err != nil {
+					b.Fatal(err)
+				}
+				toks, slots, pos, want = toks[:batch], slots[:batch], pos[:batch], want[:0]
+				for s := range batch {
+					toks[s], slots[s], want = int32(s+1), s, append(want, s)
+				}
+				var flops float64
+				i := 0
+				for b.Loop() {
+					for s := range pos {
+						pos[s] = benchPrompt + i%span
+					}
+					i++
+					if _, err := e.Forward(toks, slots, pos, want); err != nil {
+						b.Fatal(err)
+					}
+					flops += stepFLOPs(a, pos, batch)
+				}
+				s := b.Elapsed().Seconds()
+				b.ReportMetric(float64(batch)*float64(b.N)/s, "tokens/s")
+				b.ReportMetric(flops/s/1e9, "GFLOP/s")
+				b.ReportMetric(float64(MatmulFLOPsPerToken(a)), "matmul-FLOP/token")
+			})
+		}
+	}
+}
+
+// TestDecodeStepAllocatesNothing: forward steps and whole generated batches
+// allocate nothing once the engine exists.
+func TestDecodeStepAllocatesNothing(t *testing.T) {
+	e := newTestEngine(t, testArch, 1, Options{Threads: 2, Slots: 2, MaxSeq: 16, MaxRows: 8})
+	toks, slots, pos, want := []int32{1, 2}, []int{0, 1}, []int{0, 0}, []int{0, 1}
+	allocs := testing.AllocsPerRun(20, func() {
+		if _, err := e.Forward(toks, slots, pos, want); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a forward step allocates %g times", allocs)
+	}
+	g, _ := NewGenerator(e, Decoding{Temperature: 1, TopK: 5, TopP: 0.9, RepetitionPenalty: 1.1}, true)
+	reqs := []Request{{Prompt: []int32{3, 4}, MaxNew: 8}, {Prompt: []int32{5}, MaxNew: 8}}
+	res := make([]Result, 2)
+	for i := range res {
+		res[i].Tokens, res[i].ITL = make([]int32, 0, 8), make([]int64, 0, 8)
+	}
+	var c int64
+	now := func() int64 { c++; return c }
+	allocs = testing.AllocsPerRun(10, func() {
+		if err := g.Run(t.Context(), reqs, res, now); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a generated batch allocates %g times", allocs)
+	}
+}

@@ -1,0 +1,11 @@
+//go:build amd64 && !purego
+
+package native
+
+import "golang.org/x/sys/cpu"
+
+// hasAVX2 says whether the AVX2+FMA kernel can run here.
+var hasAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+//go:noescape
+func dot4AVX2(x, w *float32, stride, n int, out *[4]float32)

@@ -1,0 +1,9 @@
+//go:build !amd64 || purego
+
+package native
+
+const hasAVX2 = false
+
+func dot4AVX2(x, w *float32, stride, n int, out *[4]float32) {
+	panic("native: no AVX2 kernel on this platform")
+}
