@@ -236,6 +236,7 @@ func (r *Runner) Preflight(ctx context.Context, exps []record.Experiment) error 
 			len(removed), strings.Join(removed, ", "))
 	}
 	images := map[string]bool{}
+	var gpuImages []string
 	gpu, py := false, false
 	for _, e := range mine {
 		img := r.Image(e)
@@ -245,10 +246,13 @@ func (r *Runner) Preflight(ctx context.Context, exps []record.Experiment) error 
 				Hint:    fmt.Sprintf("name one: --image %s=IMAGE or `runners: {%s: docker:IMAGE}` in the study", e.Backend, e.Backend)})
 			continue
 		}
-		images[img] = true
 		if python.GPUsNeeded(e.Config) > 0 {
 			gpu = true
+			if len(gpuImages) == 0 || gpuImages[len(gpuImages)-1] != img {
+				gpuImages = append(gpuImages, img)
+			}
 		}
+		images[img] = true
 		if python.IsBackend(e.Backend) {
 			py = true
 		}
@@ -263,10 +267,13 @@ func (r *Runner) Preflight(ctx context.Context, exps []record.Experiment) error 
 			probs = append(probs, *rerr)
 		}
 	}
-	if gpu && !hasNVIDIARuntime(info.Runtimes, info.DefaultRuntime) {
-		probs = append(probs, record.Error{Type: ErrGPUUnavailable,
-			Message: fmt.Sprintf("the Docker engine has no NVIDIA runtime (runtimes: %s), so containers cannot get GPUs", runtimeNames(info.Runtimes)),
-			Hint:    "install the NVIDIA Container Toolkit, then `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`"})
+	if gpu && !hasNVIDIARuntime(info.Runtimes, info.DefaultRuntime) && len(gpuImages) > 0 {
+		// No registered nvidia runtime; the toolkit's hook alone may still
+		// serve GPU device requests, so ask the engine for real.
+		if rerr := r.probeGPU(ctx, gpuImages[0]); rerr != nil {
+			rerr.Message = fmt.Sprintf("the Docker engine cannot give containers GPUs (runtimes: %s): %s", runtimeNames(info.Runtimes), rerr.Message)
+			probs = append(probs, *rerr)
+		}
 	}
 	if py {
 		if _, err := python.Extract(r.opts.CacheDir); err != nil {
@@ -281,6 +288,45 @@ func (r *Runner) Preflight(ctx context.Context, exps []record.Experiment) error 
 	}
 	if len(probs) > 0 {
 		return &PreflightError{Problems: probs}
+	}
+	return nil
+}
+
+// probeGPU starts a throw-away container of img asking for every GPU, running
+// nvidia-smi -L (which the NVIDIA toolkit injects). The engine refusing the
+// device request, or the probe failing, means runs cannot get GPUs.
+func (r *Runner) probeGPU(ctx context.Context, img string) *record.Error {
+	if _, rerr := r.ensureImage(ctx, img); rerr != nil {
+		return nil // reported as image_missing already
+	}
+	hint := "install the NVIDIA Container Toolkit, then `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`"
+	useInit := true
+	c, err := r.cli.ContainerCreate(ctx, &container.Config{Image: img, Entrypoint: []string{"nvidia-smi", "-L"},
+		Labels: map[string]string{LabelOwner: r.opts.Owner, LabelHost: r.host, LabelPID: r.ident, LabelRunID: "gpu-probe"}},
+		&container.HostConfig{Init: &useInit, LogConfig: container.LogConfig{Type: "none"},
+			Resources: container.Resources{DeviceRequests: []container.DeviceRequest{{Driver: "nvidia", Count: -1, Capabilities: [][]string{{"gpu"}}}}}}, nil, nil, "")
+	if err != nil {
+		e := classify(stageCreate, err, true)
+		e.Hint = hint
+		return e
+	}
+	bg := context.WithoutCancel(ctx)
+	defer func() { _ = r.cli.ContainerRemove(bg, c.ID, container.RemoveOptions{Force: true}) }()
+	waitCh, errCh := r.cli.ContainerWait(bg, c.ID, container.WaitConditionNextExit)
+	if err := r.cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		e := classify(stageStart, err, true)
+		e.Hint = hint
+		return e
+	}
+	select {
+	case w := <-waitCh:
+		if w.StatusCode != 0 {
+			return &record.Error{Type: ErrGPUUnavailable, Message: fmt.Sprintf("nvidia-smi -L in %s exited %d", img, w.StatusCode), Hint: hint}
+		}
+	case err := <-errCh:
+		return classify(stageWait, err, true)
+	case <-time.After(time.Minute):
+		return &record.Error{Type: ErrGPUUnavailable, Message: "nvidia-smi -L in " + img + " did not finish within a minute", Hint: hint}
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ import (
 var (
 	engineErr  error  // why the engine tests are skipped
 	testImage  string // llem-test/worker:<pid>, FROM scratch around testdata/worker
-	nativeImg  string // llem-test/native:<pid>, FROM scratch around the native worker (testdata/nativeworker)
+	nativeImg  string // llem-test/native:<pid>, FROM scratch around the native worker (scripts/docker/native)
 	testOwner  = fmt.Sprintf("llem-test-%d", os.Getpid())
 	testClient *client.Client
 )
@@ -91,7 +91,7 @@ func setupEngine() error {
 		return err
 	}
 	nativeImg = fmt.Sprintf("llem-test/native:%d", os.Getpid())
-	return buildScratchImage(cli, nativeImg, "./testdata/nativeworker")
+	return buildScratchImage(cli, nativeImg, "../../../scripts/docker/native")
 }
 
 // buildScratchImage builds pkg statically (CGO_ENABLED=0) and wraps it in an
