@@ -9,3 +9,6 @@ var hasAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
 //go:noescape
 func dot4AVX2(x, w *float32, stride, n int, out *[4]float32)
+
+//go:noescape
+func axpyAVX2(a float32, x, y *float32, n int)

@@ -67,3 +67,28 @@ reduce:
 	VMOVUPS X0, (DX)
 	VZEROUPPER
 	RET
+
+// func axpyAVX2(a float32, x, y *float32, n int)
+//
+// y[k] += a·x[k] for k < n, n a multiple of 8, one fused multiply-add per
+// element.
+TEXT ·axpyAVX2(SB), NOSPLIT, $0-32
+	VBROADCASTSS a+0(FP), Y0
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	MOVQ n+24(FP), CX
+	SHLQ $2, CX
+	XORQ AX, AX
+
+aloop:
+	CMPQ AX, CX
+	JGE  adone
+	VMOVUPS (DI)(AX*1), Y1
+	VFMADD231PS (SI)(AX*1), Y0, Y1
+	VMOVUPS Y1, (DI)(AX*1)
+	ADDQ $32, AX
+	JMP  aloop
+
+adone:
+	VZEROUPPER
+	RET

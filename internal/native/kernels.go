@@ -49,7 +49,7 @@ type job interface{ do(worker, lo, hi int) }
 
 func newPool(threads int) *pool {
 	if threads <= 0 {
-		threads = runtime.NumCPU()
+		threads = runtime.GOMAXPROCS(0)
 	}
 	p := &pool{threads: threads, start: make([]chan job, threads)}
 	for w := 1; w < threads; w++ {
@@ -229,20 +229,38 @@ func swiglu(g, u []float32) {
 
 // attendOne computes one head of one query row: softmax(q·Kᵀ/√d)·V over the
 // first n cached positions. k and v hold n rows of stride kvStride starting at
-// the head's offset. scores has room for n floats.
+// the head's offset. scores has room for n floats. With AVX2 (and d a
+// multiple of 16) the scores are the matmul kernel's dot products, four keys
+// at a time, and the weighted sum of values is fused multiply-adds.
 func attendOne(out, q, k, v []float32, n, d, kvStride int, scores []float32) {
 	scale := float32(1 / math.Sqrt(float64(d)))
 	q = q[:d]
+	avx := useAVX2 && d%16 == 0
+	if avx {
+		var acc [4]float32
+		j := 0
+		for ; j+4 <= n; j += 4 {
+			dot4AVX2(&q[0], &k[j*kvStride], kvStride, d, &acc)
+			scores[j], scores[j+1], scores[j+2], scores[j+3] = acc[0], acc[1], acc[2], acc[3]
+		}
+		for ; j < n; j++ {
+			dot4AVX2(&q[0], &k[j*kvStride], 0, d, &acc)
+			scores[j] = acc[0]
+		}
+	} else {
+		for j := 0; j < n; j++ {
+			kj := k[j*kvStride : j*kvStride+d]
+			var s float32
+			for i, qi := range q {
+				s += qi * kj[i]
+			}
+			scores[j] = s
+		}
+	}
 	mx := float32(math.Inf(-1))
 	for j := 0; j < n; j++ {
-		kj := k[j*kvStride : j*kvStride+d]
-		var s float32
-		for i, qi := range q {
-			s += qi * kj[i]
-		}
-		s *= scale
-		scores[j] = s
-		mx = max(mx, s)
+		scores[j] *= scale
+		mx = max(mx, scores[j])
 	}
 	var sum float64
 	for j := 0; j < n; j++ {
@@ -256,6 +274,10 @@ func attendOne(out, q, k, v []float32, n, d, kvStride int, scores []float32) {
 	for j := 0; j < n; j++ {
 		p := scores[j] * inv
 		vj := v[j*kvStride : j*kvStride+d]
+		if avx {
+			axpyAVX2(p, &vj[0], &out[0], d)
+			continue
+		}
 		for i := range out {
 			out[i] += p * vj[i]
 		}

@@ -2,15 +2,17 @@ package native
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
 )
 
 // testArch is small enough for a naive float64 reference to run in
-// milliseconds, with GQA (4 heads share 2 KV heads) and an FFN size that is
-// not a multiple of the kernel's tiles.
-var testArch = Arch{Layers: 2, HiddenSize: 32, Heads: 4, KVHeads: 2, FFNSize: 88, VocabSize: 300, MaxSeqLen: 64}
+// milliseconds, with GQA (4 heads share 2 KV heads), a head dimension of 16
+// (the AVX2 attention path) and an FFN size that is not a multiple of the
+// kernel's tiles.
+var testArch = Arch{Layers: 2, HiddenSize: 64, Heads: 4, KVHeads: 2, FFNSize: 88, VocabSize: 300, MaxSeqLen: 64}
 
 func randVec(r *rand.Rand, n int) []float32 {
 	v := make([]float32, n)
@@ -149,32 +151,37 @@ func testMatmul(t *testing.T, rows, in, out int) {
 	}
 }
 
+// TestAttendOneVsNaive covers both attention paths: head dimension 8 (plain
+// Go) and 32 (AVX2 where available), with n not a multiple of 4.
 func TestAttendOneVsNaive(t *testing.T) {
-	r := rand.New(rand.NewPCG(9, 10))
-	const d, n, stride = 8, 13, 24 // head at offset 0 of a 24-wide KV row
-	q, k, v := randVec(r, d), randVec(r, n*stride), randVec(r, n*stride)
-	out := make([]float32, d)
-	attendOne(out, q, k, v, n, d, stride, make([]float32, n))
-	s := make([]float64, n)
-	var mx, sum float64 = math.Inf(-1), 0
-	for j := range s {
-		for i := 0; i < d; i++ {
-			s[j] += float64(q[i]) * float64(k[j*stride+i])
+	for _, d := range []int{8, 32} {
+		r := rand.New(rand.NewPCG(9, uint64(d)))
+		const n = 13
+		stride := 3 * d // the head at offset 0 of a wider KV row
+		q, k, v := randVec(r, d), randVec(r, n*stride), randVec(r, n*stride)
+		out := make([]float32, d)
+		attendOne(out, q, k, v, n, d, stride, make([]float32, n))
+		s := make([]float64, n)
+		var mx, sum float64 = math.Inf(-1), 0
+		for j := range s {
+			for i := 0; i < d; i++ {
+				s[j] += float64(q[i]) * float64(k[j*stride+i])
+			}
+			s[j] /= math.Sqrt(float64(d))
+			mx = math.Max(mx, s[j])
 		}
-		s[j] /= math.Sqrt(d)
-		mx = math.Max(mx, s[j])
-	}
-	for j := range s {
-		s[j] = math.Exp(s[j] - mx)
-		sum += s[j]
-	}
-	want := make([]float64, d)
-	for j := range s {
-		for i := range want {
-			want[i] += s[j] / sum * float64(v[j*stride+i])
+		for j := range s {
+			s[j] = math.Exp(s[j] - mx)
+			sum += s[j]
 		}
+		want := make([]float64, d)
+		for j := range s {
+			for i := range want {
+				want[i] += s[j] / sum * float64(v[j*stride+i])
+			}
+		}
+		near(t, fmt.Sprintf("attention d=%d", d), out, want, 1e-5)
 	}
-	near(t, "attention", out, want, 1e-5)
 }
 
 // refForward is an independent float64 implementation of the whole model:
