@@ -224,6 +224,14 @@ func (d *Decoder) overlayStruct(v reflect.Value, n *yaml.Node, path string) {
 		p := join(path, key)
 		i, ok := si.byName[key]
 		if !ok {
+			// A dotted key (pytorch.batch_size: 4) reaches a nested field, as
+			// in a sweep; only when its first segment is a field here.
+			if segs := strings.Split(key, "."); len(segs) > 1 {
+				if _, known := si.byName[segs[0]]; known && !hasEmpty(segs) {
+					d.overlayPath(v, segs, k, val, p, path)
+					return
+				}
+			}
 			if v.Type() == reflect.TypeOf(Synthetic{}) && key == "n" {
 				d.Note("%s is ignored: the number of prompts is the top-level n", p)
 				return
@@ -667,4 +675,38 @@ func (d *Decoder) overlayPath(v reflect.Value, segs []string, keyNode, n *yaml.N
 	default:
 		d.Errorf(keyNode, errPath, "", "%s is a single value; it has no field %q", p, segs[1])
 	}
+}
+
+func hasEmpty(segs []string) bool {
+	for _, s := range segs {
+		if s == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// OverlayStruct decodes a mapping node onto any struct that follows this
+// package's tag conventions (json names, v rules, pointers for nullable
+// fields); the study package decodes its execution block with it.
+func (d *Decoder) OverlayStruct(dst any, n *yaml.Node, path string) {
+	d.start()
+	n = d.resolve(n, path)
+	if n == nil {
+		return
+	}
+	d.overlayStruct(reflect.ValueOf(dst).Elem(), n, path)
+}
+
+// Generic converts a node to a free-form JSON value (nil, bool, int64,
+// float64, string, []any, map[string]any) under the same limits.
+func (d *Decoder) Generic(n *yaml.Node, path string) (any, bool) {
+	d.start()
+	return d.generic(n, path, 0)
+}
+
+// Resolve follows aliases (counting them against the node budget).
+func (d *Decoder) Resolve(n *yaml.Node, path string) *yaml.Node {
+	d.start()
+	return d.resolve(n, path)
 }

@@ -49,7 +49,7 @@ func (c *Config) Finalize() (notes []string) {
 			c.Native = &Native{}
 			c.Native.setDefaults()
 		}
-		if a, ok := preset.Lookup(c.Model); ok {
+		if a, ok := preset.Lookup(c.Model); ok && !archComplete(c.Native) {
 			n := *c.Native // copy on write: sections may be shared between configs
 			fill := func(p **int, v int) {
 				if *p == nil {
@@ -207,4 +207,9 @@ func (c *Config) validateNative(add func(path, hint, format string, a ...any)) {
 				"%d input + %d output tokens exceed the model's max_seq_len %d", in, c.MaxOutputTokens, *n.MaxSeqLen)
 		}
 	}
+}
+
+func archComplete(n *Native) bool {
+	return n.Layers != nil && n.HiddenSize != nil && n.Heads != nil && n.KVHeads != nil &&
+		n.FFNSize != nil && n.VocabSize != nil && n.MaxSeqLen != nil
 }

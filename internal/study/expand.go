@@ -17,9 +17,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"gopkg.in/yaml.v3"
 
@@ -37,10 +40,15 @@ const (
 
 // Study is an expanded study, ready to stream its runs.
 type Study struct {
-	File           string
-	Dir            string // base: paths are relative to it
-	Name           string
-	Hash           string // 16 hex: SHA-256 of the canonical JSON list of unique configs
+	File string
+	Dir  string // base: paths are relative to it
+	Name string
+	// Hash is the study hash: the first 16 hex digits of the SHA-256 of the
+	// canonical JSON list of the unique configs' ids, in expansion order
+	// (["id1","id2",...]). Each id is itself the SHA-256 of a config, so the
+	// hash covers the ordered list of unique configs; name, execution block
+	// and runners are not part of it.
+	Hash           string
 	NCycles        int
 	Order          string
 	Seed           uint64 // shuffle seed (the effective one)
@@ -70,6 +78,7 @@ type Study struct {
 	seed          *uint64
 
 	kept      []uint32 // generator positions of the unique configs, in expansion order
+	ids       []uint64 // their ids (the first 8 bytes of the SHA-256)
 	skipped   []uint32 // generator positions of the invalid configs
 	skipNotes []string // first reasons, for the summary
 	dupNotes  []string
@@ -113,7 +122,7 @@ func Expand(file string, data []byte, opts Options) (*Study, error) {
 func (s *Study) Notes() []string { return s.notes }
 
 // gen builds the config at generator position i (not yet finalized).
-func (s *Study) gen(i int) (config.Config, string) {
+func (s *Study) gen(d *config.Decoder, i int) (config.Config, string) {
 	c := s.base
 	for _, b := range s.blocks {
 		if i >= b.size {
@@ -130,34 +139,33 @@ func (s *Study) gen(i int) (config.Config, string) {
 			rem /= n
 		}
 		for k, a := range b.dims {
-			s.dec.OverlayAt(&c, a.segs, a.keyNode, a.values[idx[k]], a.paths[idx[k]])
+			d.Apply(&c, a.patches[idx[k]])
 		}
 		return c, "sweep"
 	}
-	s.dec.Overlay(&c, s.explicit[i], s.explicitPaths[i])
+	d.Overlay(&c, s.explicit[i], s.explicitPaths[i])
 	return c, s.explicitPaths[i]
 }
 
-// effective builds, finalizes and validates the config at position i; it
-// returns its canonical JSON or the reasons it is invalid.
-func (s *Study) effective(i int, buf []byte) (config.Config, []byte, config.Errors) {
-	c, _ := s.gen(i)
-	es := append(config.Errors(nil), s.dec.Errors()...)
-	s.dec.Reset()
-	for _, n := range c.Finalize() {
-		s.note(n)
-	}
+// effective builds, finalizes and validates the config at position i with
+// decoder d; it returns the config, its canonical JSON appended to buf (nil
+// when invalid), the reasons it is invalid, and remarks.
+func (s *Study) effective(d *config.Decoder, i int, buf []byte) (config.Config, []byte, config.Errors, []string) {
+	c, _ := s.gen(d, i)
+	es := append(config.Errors(nil), d.Errors()...)
+	d.Reset()
+	notes := c.Finalize()
 	if len(es) == 0 {
 		es = c.Validate()
 	}
 	if len(es) > 0 {
-		return c, nil, es
+		return c, nil, es, notes
 	}
 	b, err := c.AppendCanonical(buf[:0])
 	if err != nil {
-		return c, nil, config.Errors{{Message: err.Error()}}
+		return c, nil, config.Errors{{Message: err.Error()}}, notes
 	}
-	return c, b, nil
+	return c, b, nil, notes
 }
 
 func (s *Study) note(n string) {
@@ -174,46 +182,96 @@ func (s *Study) note(n string) {
 // Label is the short description of a config used in summaries.
 func Label(c *config.Config) string { return c.Backend + ", " + c.Precision }
 
+// chunk is how many generator positions a worker handles at a time.
+const chunk = 512
+
+// pass1Chunk is a worker's result for one chunk of generator positions.
+type pass1Chunk struct {
+	lo      int
+	ids     []uint64 // the ids of the valid configs
+	pos     []uint32 // their positions
+	cfgs    []config.Config
+	skipped []uint32
+	reasons []string
+	notes   []string
+}
+
 func (s *Study) firstPass(columns bool) error {
 	ids := make(map[uint64]uint32)
 	h := sha256.New()
 	h.Write([]byte{'['})
-	buf := make([]byte, 0, 4096)
 	if columns {
 		s.Widths = map[string]int{"model": len("model"), "backend": len("backend"), "precision": len("precision")}
 		for _, c := range s.Columns {
 			s.Widths[c] = len(c)
 		}
 	}
-	for i := 0; i < s.generated; i++ {
-		c, b, es := s.effective(i, buf)
-		if len(es) > 0 {
-			s.Skipped++
-			s.skipped = append(s.skipped, uint32(i))
+	decs := s.decoders()
+	bufs := make([][]byte, len(decs))
+	var idb [8]byte
+	nChunks := (s.generated + chunk - 1) / chunk
+	err := ordered(nChunks, func(w, k int, _ *atomic.Bool) *pass1Chunk {
+		lo, hi := k*chunk, min((k+1)*chunk, s.generated)
+		r := &pass1Chunk{lo: lo}
+		buf := bufs[w]
+		for i := lo; i < hi; i++ {
+			c, b, es, notes := s.effective(decs[w], i, buf)
+			r.notes = append(r.notes, notes...)
+			if len(es) > 0 {
+				r.skipped = append(r.skipped, uint32(i))
+				if len(r.reasons) < 10 {
+					r.reasons = append(r.reasons, fmt.Sprintf("%s: %s", Label(&c), es[0].Error()))
+				}
+				continue
+			}
+			buf = b
+			sum := sha256.Sum256(b)
+			r.ids = append(r.ids, binary.BigEndian.Uint64(sum[:8]))
+			r.pos = append(r.pos, uint32(i))
+			if columns {
+				r.cfgs = append(r.cfgs, c)
+			}
+		}
+		bufs[w] = buf
+		return r
+	}, func(_ int, r *pass1Chunk) error {
+		for _, n := range r.notes {
+			s.note(n)
+		}
+		s.Skipped += len(r.skipped)
+		s.skipped = append(s.skipped, r.skipped...)
+		for _, n := range r.reasons {
 			if len(s.skipNotes) < 10 {
-				s.skipNotes = append(s.skipNotes, fmt.Sprintf("%s: %s", Label(&c), es[0].Error()))
+				s.skipNotes = append(s.skipNotes, n)
 			}
-			continue
 		}
-		buf = b
-		sum := sha256.Sum256(b)
-		id := binary.BigEndian.Uint64(sum[:8])
-		if first, dup := ids[id]; dup {
-			s.Duplicates++
-			if len(s.dupNotes) < 5 {
-				s.dupNotes = append(s.dupNotes, fmt.Sprintf("%s duplicates %s (id %016x): kept once", s.where(i), s.where(int(first)), id))
+		for j, id := range r.ids {
+			if first, dup := ids[id]; dup {
+				s.Duplicates++
+				if len(s.dupNotes) < 5 {
+					s.dupNotes = append(s.dupNotes, fmt.Sprintf("%s duplicates %s (id %016x): kept once", s.where(int(r.pos[j])), s.where(int(first)), id))
+				}
+				continue
 			}
-			continue
+			ids[id] = r.pos[j]
+			if len(s.kept) > 0 {
+				h.Write([]byte{','})
+			}
+			var q [18]byte
+			q[0], q[17] = '"', '"'
+			binary.BigEndian.PutUint64(idb[:], id)
+			hex.Encode(q[1:17], idb[:])
+			h.Write(q[:])
+			s.kept = append(s.kept, r.pos[j])
+			s.ids = append(s.ids, id)
+			if columns {
+				s.widen(&r.cfgs[j])
+			}
 		}
-		ids[id] = uint32(i)
-		if len(s.kept) > 0 {
-			h.Write([]byte{','})
-		}
-		h.Write(b)
-		s.kept = append(s.kept, uint32(i))
-		if columns {
-			s.widen(&c)
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	h.Write([]byte{']'})
 	s.Unique = len(s.kept)
@@ -231,6 +289,16 @@ func (s *Study) firstPass(columns bool) error {
 	}
 	s.prefix = s.recordPrefix()
 	return nil
+}
+
+// decoders returns one decoder per worker (a decoder is not safe for
+// concurrent use).
+func (s *Study) decoders() []*config.Decoder {
+	d := make([]*config.Decoder, runtime.GOMAXPROCS(0))
+	for i := range d {
+		d[i] = config.NewDecoder(s.File)
+	}
+	return d
 }
 
 func (s *Study) widen(c *config.Config) {
@@ -321,75 +389,139 @@ type Run struct {
 	Runner     record.Runner
 }
 
-// Each calls fn for every run in execution order.
-func (s *Study) Each(fn func(*Run) error) error {
-	var r Run
-	buf := make([]byte, 0, 4096)
-	seq := 0
-	U := len(s.kept)
-	emit := func(pos uint32, cycle int, cycleStart bool) error {
-		c, b, es := s.effective(int(pos), buf)
-		if len(es) > 0 { // cannot happen: it was valid in the first pass
-			return fmt.Errorf("config at %s became invalid: %v", s.where(int(pos)), es)
-		}
-		buf = b
-		sum := sha256.Sum256(b)
-		var id [16]byte
-		hex.Encode(id[:], sum[:8])
-		r.Seq, r.Cycle, r.Config, r.Canonical = seq, cycle, &c, b
-		r.ID = string(id[:])
-		r.RunID = r.ID + "-c" + strconv.Itoa(cycle)
-		r.CycleStart = cycleStart || seq == 0
-		r.GapBeforeS = 0
-		if seq > 0 {
-			r.GapBeforeS = s.ExperimentGapS
-			if cycleStart {
-				r.GapBeforeS += s.CycleGapS
-			}
-		}
-		r.Runner = s.Runner(c.Backend)
-		seq++
-		return fn(&r)
-	}
+// slot is one run in execution order: the index j of its config in the
+// unique list, its cycle, and whether it starts a pass over the configs.
+type slot struct {
+	j          uint32
+	cycle      int
+	cycleStart bool
+}
+
+// schedule calls fn with the runs of each stretch of the execution order: the
+// whole sequential order at once, else one cycle at a time (a shuffled cycle
+// is a fresh Fisher–Yates permutation from the one generator).
+func (s *Study) schedule(fn func(n int, at func(r int) slot) error) error {
+	U, C := len(s.kept), s.NCycles
 	switch s.Order {
 	case OrderSequential:
-		for _, pos := range s.kept {
-			for cy := 1; cy <= s.NCycles; cy++ {
-				if err := emit(pos, cy, false); err != nil {
-					return err
-				}
-			}
-		}
+		return fn(U*C, func(r int) slot { return slot{uint32(r / C), r%C + 1, false} })
 	case OrderInterleaved:
-		for cy := 1; cy <= s.NCycles; cy++ {
-			for j, pos := range s.kept {
-				if err := emit(pos, cy, j == 0); err != nil {
-					return err
-				}
+		for cy := 1; cy <= C; cy++ {
+			if err := fn(U, func(r int) slot { return slot{uint32(r), cy, r == 0} }); err != nil {
+				return err
 			}
 		}
-	default:
-		rng := NewSplitMix64(s.Seed)
-		perm := make([]uint32, U)
-		for cy := 1; cy <= s.NCycles; cy++ {
-			copy(perm, s.kept)
-			Shuffle(perm, rng)
-			for j, pos := range perm {
-				if err := emit(pos, cy, j == 0); err != nil {
-					return err
-				}
-			}
+		return nil
+	}
+	rng := NewSplitMix64(s.Seed)
+	perm := make([]uint32, U)
+	for cy := 1; cy <= C; cy++ {
+		for j := range perm {
+			perm[j] = uint32(j)
+		}
+		Shuffle(perm, rng)
+		if err := fn(U, func(r int) slot { return slot{perm[r], cy, r == 0} }); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// run fills r for the run at execution position seq.
+func (s *Study) run(d *config.Decoder, r *Run, c *config.Config, seq int, sl slot, buf []byte) ([]byte, error) {
+	cfg, b, es, _ := s.effective(d, int(s.kept[sl.j]), buf)
+	if len(es) > 0 { // cannot happen: it was valid in the first pass
+		return buf, fmt.Errorf("config at %s became invalid: %v", s.where(int(s.kept[sl.j])), es)
+	}
+	*c = cfg
+	var id [16]byte
+	var raw [8]byte
+	binary.BigEndian.PutUint64(raw[:], s.ids[sl.j])
+	hex.Encode(id[:], raw[:])
+	r.Seq, r.Cycle, r.Config, r.Canonical = seq, sl.cycle, c, b
+	r.ID = string(id[:])
+	r.RunID = r.ID + "-c" + strconv.Itoa(sl.cycle)
+	r.CycleStart = sl.cycleStart || seq == 0
+	r.GapBeforeS = 0
+	if seq > 0 {
+		r.GapBeforeS = s.ExperimentGapS
+		if sl.cycleStart {
+			r.GapBeforeS += s.CycleGapS
+		}
+	}
+	r.Runner = s.Runner(c.Backend)
+	return b, nil
+}
+
+// Each calls fn for every run in execution order, on the calling goroutine.
+func (s *Study) Each(fn func(*Run) error) error {
+	var r Run
+	var c config.Config
+	buf := make([]byte, 0, 4096)
+	d := config.NewDecoder(s.File)
+	seq := 0
+	return s.schedule(func(n int, at func(int) slot) error {
+		for i := 0; i < n; i++ {
+			var err error
+			if buf, err = s.run(d, &r, &c, seq, at(i), buf); err != nil {
+				return err
+			}
+			seq++
+			if err := fn(&r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writeRuns writes every run as an NDJSON experiment record, building the
+// records on every core and writing them in order.
+func (s *Study) writeRuns(w io.Writer) error {
+	decs := s.decoders()
+	seq0 := 0
+	return s.schedule(func(n int, at func(int) slot) error {
+		type out struct {
+			b   []byte
+			err error
+		}
+		nChunks := (n + chunk - 1) / chunk
+		err := ordered(nChunks, func(wk, k int, stop *atomic.Bool) out {
+			if stop.Load() {
+				return out{}
+			}
+			lo, hi := k*chunk, min((k+1)*chunk, n)
+			var o out
+			o.b = make([]byte, 0, (hi-lo)*1800)
+			var r Run
+			var c config.Config
+			buf := make([]byte, 0, 4096)
+			for i := lo; i < hi; i++ {
+				if buf, o.err = s.run(decs[wk], &r, &c, seq0+i, at(i), buf); o.err != nil {
+					return o
+				}
+				o.b = s.AppendRecord(o.b, &r)
+			}
+			return o
+		}, func(_ int, o out) error {
+			if o.err != nil {
+				return o.err
+			}
+			_, err := w.Write(o.b)
+			return err
+		})
+		seq0 += n
+		return err
+	})
 }
 
 // EachSkipped calls fn with a skipped record for every invalid config, in
 // expansion order.
 func (s *Study) EachSkipped(fn func(*record.Skipped) error) error {
 	buf := make([]byte, 0, 4096)
+	d := config.NewDecoder(s.File)
 	for _, pos := range s.skipped {
-		c, _, es := s.effective(int(pos), buf)
+		c, _, es, _ := s.effective(d, int(pos), buf)
 		raw, err := c.AppendCanonical(nil)
 		if err != nil {
 			raw = []byte("null")

@@ -49,6 +49,7 @@ type axis struct {
 	scope   string // backend name for a backend-scoped axis, "" for a universal one
 	values  []*yaml.Node
 	paths   []string // error path of each value: sweep.<key>[i]
+	patches []*config.Patch
 }
 
 // block is the product of the axes of one backend.
@@ -457,8 +458,7 @@ func (s *Study) loadSweep(n *yaml.Node) {
 	// only combine values known to decode.
 	for _, a := range s.axes {
 		for j, v := range a.values {
-			scratch := s.base
-			d.OverlayAt(&scratch, a.segs, a.keyNode, v, a.paths[j])
+			a.patches = append(a.patches, d.NewPatch(&s.base, a.segs, a.keyNode, v, a.paths[j]))
 			if len(d.Errors()) > 0 {
 				s.errs = append(s.errs, d.Errors()...)
 				d.Reset()

@@ -28,16 +28,10 @@ func (s *Study) WriteNDJSON(w io.Writer, emitSkipped bool) error {
 			return err
 		}
 	}
-	line := make([]byte, 0, 4096)
-	err := s.Each(func(r *Run) error {
-		line = s.AppendRecord(line[:0], r)
-		_, err := bw.Write(line)
-		return err
-	})
-	if err != nil {
+	if err := bw.Flush(); err != nil {
 		return err
 	}
-	return bw.Flush()
+	return s.writeRuns(w)
 }
 
 // WriteTable writes the human preview: the study line, the runs with their
