@@ -462,6 +462,60 @@ func (d *Decoder) overlayValue(v reflect.Value, f *field, n *yaml.Node, path str
 // scalar decodes a scalar node into v (string, bool, int, int64, float64),
 // checking the field's rule. It reports whether v was set.
 func (d *Decoder) scalar(v reflect.Value, f *field, n *yaml.Node, path string) bool {
+	before := len(d.errs)
+	ok := d.scalar1(v, f, n, path)
+	for _, e := range d.errs[before:] {
+		if e.Hint == "" {
+			e.Hint = "write e.g. " + lastSeg(path) + ": " + example(f.rule, v.Kind())
+		}
+	}
+	return ok
+}
+
+func lastSeg(path string) string {
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		path = path[i+1:]
+	}
+	if i := strings.IndexByte(path, '['); i > 0 {
+		path = path[:i]
+	}
+	return path
+}
+
+// example is a valid value for a rule, for hints.
+func example(r rule, k reflect.Kind) string {
+	switch {
+	case len(r.enum) > 0:
+		return r.enum[0]
+	case len(r.oneof) > 0:
+		return strconv.FormatInt(r.oneof[0], 10)
+	case k == reflect.Bool:
+		return "true"
+	case k == reflect.String:
+		return `"..."`
+	}
+	x := 0.0
+	switch {
+	case r.hasMin && r.hasMax:
+		x = (r.min + r.max) / 2
+	case r.hasMin:
+		x = r.min
+		if r.minExclusive {
+			x++
+		}
+	case r.hasMax:
+		x = r.max
+		if r.maxExclusive {
+			x--
+		}
+	}
+	if k == reflect.Int || k == reflect.Int64 {
+		x = math.Ceil(x)
+	}
+	return strconv.FormatFloat(x, 'f', -1, 64)
+}
+
+func (d *Decoder) scalar1(v reflect.Value, f *field, n *yaml.Node, path string) bool {
 	r := f.rule
 	if n.Kind != yaml.ScalarNode {
 		d.Errorf(n, path, "", "expected %s, got %s", r.expected(kindWord(v.Kind())), kindName(n))
