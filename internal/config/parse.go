@@ -100,9 +100,14 @@ func FromNode(file string, n *yaml.Node) (*Config, []string, error) {
 	if es := c.Validate(); len(es) > 0 {
 		for _, e := range es {
 			e.File = file
-			if k := posOf(d.Pos, e.Path); k != nil {
-				e.Line, e.Col = k.Line, k.Column
+			k := posOf(d.Pos, e.Path)
+			if k == nil {
+				k = d.Pos["model"] // the model decides the native architecture
 			}
+			if k == nil {
+				k = n
+			}
+			e.Line, e.Col = k.Line, k.Column
 		}
 		return nil, notes, es
 	}

@@ -171,7 +171,7 @@ func (c *Config) Validate() Errors {
 	if c.Warmup.ConvergenceDetection && c.Warmup.MinPrompts > c.Warmup.MaxPrompts {
 		add("warmup.min_prompts", "lower min_prompts or raise max_prompts", "min_prompts %d is above max_prompts %d", c.Warmup.MinPrompts, c.Warmup.MaxPrompts)
 	}
-	if n := c.Native; n != nil && c.Backend == BackendNative {
+	if n := c.Native; n != nil && c.Backend == BackendNative && c.Model != "" {
 		c.validateNative(add)
 	}
 	return es

@@ -191,7 +191,8 @@ func Fields(path string) ([]string, error) {
 // TopLevelFields lists the config's top-level keys.
 func TopLevelFields() []string { f, _ := Fields(""); return f }
 
-// Suggest returns the candidate closest to s within Levenshtein distance 3
+// Suggest returns the candidate closest to s within edit distance 3
+// (Levenshtein, with a swap of neighbours counted as one edit)
 // (case-insensitive match first), or "".
 func Suggest(s string, candidates []string) string {
 	best, bestD := "", 4
@@ -213,6 +214,7 @@ func Suggest(s string, candidates []string) string {
 
 func levenshtein(a, b string) int {
 	ra, rb := []rune(a), []rune(b)
+	pprev := make([]int, len(rb)+1)
 	prev := make([]int, len(rb)+1)
 	cur := make([]int, len(rb)+1)
 	for j := range prev {
@@ -226,8 +228,12 @@ func levenshtein(a, b string) int {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			// A swap of two neighbours counts as one edit (fp61 → fp16).
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				cur[j] = min(cur[j], pprev[j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
+		pprev, prev, cur = prev, cur, pprev
 	}
 	return prev[len(rb)]
 }
