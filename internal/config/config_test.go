@@ -38,9 +38,9 @@ func parseErr(t *testing.T, src string) Errors {
 // The effective config of the smallest experiment, byte for byte (golden).
 func TestEffectiveConfigGolden(t *testing.T) {
 	for name, src := range map[string]string{
-		"native-default": "model: llem-tiny\n",
+		"native-default":  "model: llem-tiny\n",
 		"pytorch-default": "model: gpt2\nbackend: pytorch\n",
-		"vllm-extras": "model: m\nbackend: vllm\nvllm: {engine: {max_num_seqs: 64, attention: {backend: FLASHINFER}, custom_knob: 3}, zeta: [1, {b: 2, a: 1}]}\n",
+		"vllm-extras":     "model: m\nbackend: vllm\nvllm: {engine: {max_num_seqs: 64, attention: {backend: FLASHINFER}, custom_knob: 3}, zeta: [1, {b: 2, a: 1}]}\n",
 	} {
 		c := mustParse(t, src)
 		b, err := c.Canonical()
