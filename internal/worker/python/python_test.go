@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/schemas"
 )
@@ -222,12 +223,18 @@ func jsonEqual(a, b []byte) bool {
 	return reflect.DeepEqual(x, y)
 }
 
+// decoderFull sets every decoder field but preset, which the config package
+// expands before a worker sees the config.
+func decoderFull() map[string]any {
+	return map[string]any{"temperature": 0.7, "do_sample": true, "top_k": 20, "top_p": 0.9,
+		"repetition_penalty": 1.2, "min_p": 0.05, "min_new_tokens": 2, "preset": nil}
+}
+
 func baseConfig(backend, model string) map[string]any {
 	return map[string]any{
 		"model": model, "backend": backend, "n": 3, "precision": "fp16", "random_seed": 7,
 		"max_input_tokens": 3, "max_output_tokens": 5,
-		"decoder": map[string]any{"temperature": 0.7, "do_sample": true, "top_k": 20, "top_p": 0.9,
-			"repetition_penalty": 1.2, "min_p": 0.05, "min_new_tokens": 2, "preset": nil},
+		"decoder": decoderFull(),
 		"warmup": map[string]any{"enabled": true, "n_warmup": 2, "thermal_floor_seconds": 0, "convergence_detection": false,
 			"cv_threshold": 0.05, "max_prompts": 20, "window_size": 3, "min_prompts": 1},
 		"passthrough_kwargs": nil,
@@ -236,10 +243,9 @@ func baseConfig(backend, model string) map[string]any {
 
 var prompts3 = []string{"alpha beta gamma delta", "one two", "x yy zzz wwww vvvvv"}
 
-func TestPyTorchWorkerWiresEveryField(t *testing.T) {
-	needPython(t)
-	cfg := baseConfig("pytorch", "org/fake-moe")
-	cfg["pytorch"] = map[string]any{
+// pytorchFull sets every pytorch field (and one extra key).
+func pytorchFull() map[string]any {
+	return map[string]any{
 		"batch_size": 2, "attn_implementation": "sdpa", "torch_compile": true, "torch_compile_mode": "reduce-overhead",
 		"torch_compile_backend": "eager", "load_in_4bit": true, "load_in_8bit": false, "bnb_4bit_compute_dtype": "bfloat16",
 		"bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": true, "use_cache": true, "cache_implementation": "static",
@@ -248,6 +254,12 @@ func TestPyTorchWorkerWiresEveryField(t *testing.T) {
 		"trust_remote_code": false, "num_processes": 1,
 		"low_cpu_mem_usage": true, // an extra key: forwarded to from_pretrained
 	}
+}
+
+func TestPyTorchWorkerWiresEveryField(t *testing.T) {
+	needPython(t)
+	cfg := baseConfig("pytorch", "org/fake-moe")
+	cfg["pytorch"] = pytorchFull()
 	cfg["passthrough_kwargs"] = map[string]any{"attn_dropout": 0.25}
 	w := runWorker(t, "pytorch", cfg, prompts3, true, t.TempDir(), nil)
 	if w.exit != 0 {
@@ -382,18 +394,52 @@ func writeSafetensors(t *testing.T, tensors map[string][]int) string {
 	return dir
 }
 
-func TestVLLMWorkerWiresEveryField(t *testing.T) {
-	needPython(t)
-	model := writeSafetensors(t, map[string][]int{"model.embed_tokens.weight": {200, 16}, "model.layers.0.mlp.up_proj.weight": {32, 16}, "lm_head.weight": {200, 16}})
-	cfg := baseConfig("vllm", model)
-	engine := map[string]any{
+// vllmEngineScalars sets every plain vllm.engine field. (kv_cache_memory_bytes
+// and gpu_memory_utilization exclude each other in a valid config; the worker
+// forwards both, which is what is tested.)
+func vllmEngineScalars() map[string]any {
+	return map[string]any{
 		"gpu_memory_utilization": 0.8, "swap_space": 2.0, "cpu_offload_gb": 1.0, "block_size": 32, "kv_cache_dtype": "fp8",
 		"enforce_eager": true, "enable_chunked_prefill": false, "max_num_seqs": 64, "max_num_batched_tokens": 4096,
 		"max_model_len": 2048, "tensor_parallel_size": 2, "pipeline_parallel_size": 1, "enable_prefix_caching": true,
 		"quantization": "fp8", "offload_group_size": 0, "offload_num_in_group": 1,
-		"offload_prefetch_step": 1, "disable_custom_all_reduce": true, "kv_cache_memory_bytes": nil,
+		"offload_prefetch_step": 1, "disable_custom_all_reduce": true, "kv_cache_memory_bytes": 1 << 30,
 		"compilation_config": map[string]any{"level": 3},
 	}
+}
+
+func vllmAttentionFull() map[string]any {
+	return map[string]any{"backend": "FLASHINFER", "flash_attn_version": 3, "flash_attn_max_num_splits_for_cuda_graph": 16,
+		"use_prefill_decode_attention": true, "use_prefill_query_quantization": false, "use_cudnn_prefill": true,
+		"disable_flashinfer_prefill": false, "disable_flashinfer_q_quantization": true, "use_trtllm_attention": false,
+		"use_trtllm_ragged_deepseek_prefill": true}
+}
+
+// attentionConfigWant is vllmAttentionFull without backend (sent as attention_backend).
+func attentionConfigWant() map[string]any {
+	a := vllmAttentionFull()
+	delete(a, "backend")
+	return a
+}
+
+func vllmSamplingFull() map[string]any {
+	return map[string]any{"max_tokens": 4, "min_tokens": 1, "presence_penalty": 0.5, "frequency_penalty": 0.25, "ignore_eos": true, "n": 1, "logprobs": 2}
+}
+
+func vllmBeamFull() map[string]any {
+	return map[string]any{"beam_width": 3, "length_penalty": 0.9, "early_stopping": true, "max_tokens": 6}
+}
+
+func trtFull() map[string]any {
+	return map[string]any{"max_batch_size": 4, "tp_size": 1, "quantization": "int4_awq", "engine_path": nil,
+		"kv_cache_free_gpu_memory_fraction": 0.5}
+}
+
+func TestVLLMWorkerWiresEveryField(t *testing.T) {
+	needPython(t)
+	model := writeSafetensors(t, map[string][]int{"model.embed_tokens.weight": {200, 16}, "model.layers.0.mlp.up_proj.weight": {32, 16}, "lm_head.weight": {200, 16}})
+	cfg := baseConfig("vllm", model)
+	engine := vllmEngineScalars()
 	full := map[string]any{}
 	for k, v := range engine {
 		full[k] = v
@@ -401,11 +447,10 @@ func TestVLLMWorkerWiresEveryField(t *testing.T) {
 	full["speculative_model"] = "org/draft"
 	full["num_speculative_tokens"] = 3
 	full["offload_params"] = []string{"w1", "w2"}
-	full["attention"] = map[string]any{"backend": "FLASHINFER", "flash_attn_version": 3, "use_cudnn_prefill": true,
-		"flash_attn_max_num_splits_for_cuda_graph": nil}
+	full["attention"] = vllmAttentionFull()
 	full["enable_lora"] = false // extra engine key
 	cfg["vllm"] = map[string]any{"engine": full,
-		"sampling":    map[string]any{"max_tokens": 4, "min_tokens": 1, "presence_penalty": 0.5, "frequency_penalty": 0.25, "ignore_eos": true, "n": 1, "logprobs": 2},
+		"sampling":    vllmSamplingFull(),
 		"beam_search": nil, "extra_top_level": 1}
 	w := runWorker(t, "vllm", cfg, prompts3, true, t.TempDir(), nil)
 	if w.exit != 0 {
@@ -416,7 +461,7 @@ func TestVLLMWorkerWiresEveryField(t *testing.T) {
 	wantLLM := map[string]any{"model": model, "dtype": "float16", "trust_remote_code": true, "seed": 7,
 		"speculative_config": map[string]any{"model": "org/draft", "num_speculative_tokens": 3},
 		"offload_params":     map[string]any{"__set__": []string{"w1", "w2"}}, "attention_backend": "FLASHINFER",
-		"attention_config": map[string]any{"flash_attn_version": 3, "use_cudnn_prefill": true},
+		"attention_config": attentionConfigWant(),
 		"enable_lora":      false, "extra_top_level": 1}
 	for k, v := range engine {
 		if v != nil {
@@ -424,7 +469,7 @@ func TestVLLMWorkerWiresEveryField(t *testing.T) {
 		}
 	}
 	wants(t, "LLM", llm, wantLLM)
-	for _, k := range []string{"speculative_model", "num_speculative_tokens", "attention", "kv_cache_memory_bytes", "sampling"} {
+	for _, k := range []string{"speculative_model", "num_speculative_tokens", "attention", "sampling"} {
 		if _, ok := llm[k]; ok {
 			t.Errorf("LLM got %s", k)
 		}
@@ -479,13 +524,13 @@ func TestVLLMWorkerBeamSearch(t *testing.T) {
 	cfg := baseConfig("vllm", "org/fake")
 	cfg["decoder"] = map[string]any{"temperature": 0.0, "top_k": 0}
 	cfg["vllm"] = map[string]any{"engine": nil, "sampling": nil,
-		"beam_search": map[string]any{"beam_width": 3, "length_penalty": 0.9, "early_stopping": true, "max_tokens": 6}}
+		"beam_search": vllmBeamFull()}
 	w := runWorker(t, "vllm", cfg, prompts3, true, t.TempDir(), nil)
 	if w.exit != 0 {
 		t.Fatalf("exit %d\n%s", w.exit, w.stderr)
 	}
 	checkProtocolOrder(t, w.events)
-	wants(t, "BeamSearchParams", w.find("BeamSearchParams")[0].Kwargs, map[string]any{"beam_width": 3, "length_penalty": 0.9, "early_stopping": true, "max_tokens": 6})
+	wants(t, "BeamSearchParams", w.find("BeamSearchParams")[0].Kwargs, vllmBeamFull())
 	if len(w.find("LLM.beam_search")) != 1 || len(w.find("engine.add_request")) != 0 {
 		t.Error("beam search must go through LLM.beam_search")
 	}
@@ -502,8 +547,7 @@ func TestVLLMWorkerBeamSearch(t *testing.T) {
 func TestTensorRTWorkerBuildsThenLoadsCachedEngine(t *testing.T) {
 	needPython(t)
 	cfg := baseConfig("tensorrt", "org/fake")
-	cfg["tensorrt"] = map[string]any{"max_batch_size": 4, "tp_size": 1, "quantization": "int4_awq", "engine_path": nil,
-		"kv_cache_free_gpu_memory_fraction": 0.5}
+	cfg["tensorrt"] = trtFull()
 	cache := t.TempDir()
 	w := runWorker(t, "tensorrt", cfg, prompts3, true, cache, nil)
 	if w.exit != 0 {
@@ -640,5 +684,61 @@ func TestGPUsNeeded(t *testing.T) {
 		if got := GPUsNeeded(json.RawMessage(cfg)); got != want {
 			t.Errorf("GPUsNeeded(%s) = %d, want %d", cfg, got, want)
 		}
+	}
+}
+
+// TestEveryConfigFieldIsExercised keeps the worker tests in step with the
+// config schema (internal/config): every field of every backend section and of
+// the decoder must be set, non-null, in the configs the wiring tests run, so a
+// field added to the schema fails here until a test proves it reaches the
+// engine.
+func TestEveryConfigFieldIsExercised(t *testing.T) {
+	eng := vllmEngineScalars()
+	eng["speculative_model"], eng["num_speculative_tokens"], eng["offload_params"], eng["attention"] = "d", 1, []string{"w"}, vllmAttentionFull()
+	trt := trtFull()
+	trt["engine_path"] = "covered by TestTensorRTWorkerGivenEnginePath"
+	dec := decoderFull()
+	dec["preset"] = "expanded by internal/config before any worker runs"
+	pt := pytorchFull()
+	for path, m := range map[string]map[string]any{
+		"pytorch": pt, "vllm.engine": eng, "vllm.engine.attention": vllmAttentionFull(), "vllm.sampling": vllmSamplingFull(),
+		"vllm.beam_search": vllmBeamFull(), "tensorrt": trt, "decoder": dec,
+	} {
+		fields, err := config.Fields(path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		for _, f := range fields {
+			if v, ok := m[f]; !ok || v == nil {
+				t.Errorf("config field %s.%s is not exercised by the worker tests", path, f)
+			}
+		}
+	}
+	vf, _ := config.Fields("vllm")
+	for _, f := range vf {
+		if f != "engine" && f != "sampling" && f != "beam_search" {
+			t.Errorf("config field vllm.%s is not exercised by the worker tests", f)
+		}
+	}
+}
+
+func TestTensorRTWorkerGivenEnginePath(t *testing.T) {
+	needPython(t)
+	engine := t.TempDir()
+	cfg := baseConfig("tensorrt", "org/fake")
+	cfg["tensorrt"] = map[string]any{"max_batch_size": 4, "tp_size": 2, "quantization": nil, "engine_path": engine}
+	w := runWorker(t, "tensorrt", cfg, prompts3, true, t.TempDir(), nil)
+	if w.exit != 0 {
+		t.Fatalf("exit %d: %s", w.exit, w.stderr)
+	}
+	checkProtocolOrder(t, w.events)
+	l := w.find("_tensorrt_engine.LLM")
+	if len(l) != 1 || l[0].Kwargs["model"] != engine || l[0].Kwargs["tensor_parallel_size"] != float64(2) || len(w.find("LLM.save")) != 0 {
+		t.Fatalf("given engine not loaded as is: %+v", w.calls)
+	}
+	cfg["tensorrt"].(map[string]any)["engine_path"] = filepath.Join(engine, "missing")
+	w = runWorker(t, "tensorrt", cfg, prompts3, true, t.TempDir(), nil)
+	if e := w.events[len(w.events)-1]; w.exit == 0 || e.Code != "engine_missing" {
+		t.Fatalf("missing engine_path: exit %d %+v", w.exit, e)
 	}
 }
