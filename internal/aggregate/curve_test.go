@@ -425,3 +425,36 @@ func TestAccuracyQuantisedCounter(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCurve: any row sequence (out of order, nulls, counter jumps) never
+// panics, and energy is additive over adjacent windows: [a,c] = [a,b] + [b,c].
+func FuzzCurve(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, int64(3), int64(40), int64(90))
+	f.Fuzz(func(t *testing.T, data []byte, a, b, c int64) {
+		a, b, c = a%200, b%200, c%200
+		if !(a < b && b < c) {
+			return
+		}
+		cv := NewCurve(SortedUnique([]int64{a, b, c}))
+		tt := int64(0)
+		for i := 0; i+2 < len(data); i += 3 {
+			tt += int64(data[i]%16) - 2 // mostly forward, sometimes back
+			cv.Add(tt, float64(data[i+1]), data[i+1]%5 != 0, float64(data[i+2])*float64(i), data[i+2]%7 != 0)
+		}
+		cv.Finish()
+		ac, ab, bc := cv.Span(a, c), cv.Span(a, b), cv.Span(b, c)
+		if ac.IntegralJ != nil && ab.IntegralJ != nil && bc.IntegralJ != nil {
+			if d := *ac.IntegralJ - *ab.IntegralJ - *bc.IntegralJ; math.Abs(d) > 1e-9*(1+math.Abs(*ac.IntegralJ)) {
+				t.Fatalf("integral not additive: %v vs %v + %v", *ac.IntegralJ, *ab.IntegralJ, *bc.IntegralJ)
+			}
+		}
+		if ac.CounterJ != nil && ab.CounterJ != nil && bc.CounterJ != nil {
+			if d := *ac.CounterJ - *ab.CounterJ - *bc.CounterJ; math.Abs(d) > 1e-9*(1+math.Abs(*ac.CounterJ)) {
+				t.Fatalf("counter not additive: %v vs %v + %v", *ac.CounterJ, *ab.CounterJ, *bc.CounterJ)
+			}
+		}
+		if ac.Samples != ab.Samples+bc.Samples {
+			t.Fatalf("samples %d != %d + %d", ac.Samples, ab.Samples, bc.Samples)
+		}
+	})
+}
