@@ -537,8 +537,8 @@ func (s *Study) plan() {
 				"axis is scoped to backend %s, but the sweep's experiments use %s", a.scope, strings.Join(backends, ", "))
 		}
 	}
-	if len(s.axes) == 0 && len(s.explicit) > 0 {
-		backends = nil // only explicit experiments
+	if len(s.axes) == 0 && (len(s.explicit) > 0 || s.isStudy && s.base.Model == "") {
+		backends = nil // only explicit experiments, or an empty study
 	}
 	total := 0
 	for _, b := range backends {
