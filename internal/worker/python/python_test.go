@@ -341,6 +341,7 @@ func TestPyTorchWorkerGreedyDropsSampling(t *testing.T) {
 	cfg := baseConfig("pytorch", "org/dense")
 	cfg["decoder"] = map[string]any{"temperature": 0.0, "do_sample": true, "top_k": 50, "top_p": 1.0, "repetition_penalty": 1.0}
 	cfg["warmup"] = map[string]any{"enabled": false}
+	cfg["lora"] = map[string]any{"adapter_id": "org/adapter", "adapter_path": nil, "merge_weights": true}
 	w := runWorker(t, "pytorch", cfg, prompts3, true, t.TempDir(), nil)
 	if w.exit != 0 {
 		t.Fatalf("exit %d: %s", w.exit, w.stderr)
@@ -354,6 +355,9 @@ func TestPyTorchWorkerGreedyDropsSampling(t *testing.T) {
 		if _, ok := g[k]; ok {
 			t.Errorf("greedy generate got %s", k)
 		}
+	}
+	if p := w.find("PeftModel.from_pretrained"); len(p) != 1 || p[0].Args[0] != "org/adapter" || len(w.find("PeftModel.merge_and_unload")) != 1 {
+		t.Errorf("lora adapter not applied and merged: %+v", w.calls)
 	}
 	fp := w.find("AutoModelForCausalLM.from_pretrained")[0].Kwargs
 	wants(t, "defaults", fp, map[string]any{"device_map": "auto", "trust_remote_code": true})
@@ -530,7 +534,16 @@ func TestVLLMWorkerBeamSearch(t *testing.T) {
 		t.Fatalf("exit %d\n%s", w.exit, w.stderr)
 	}
 	checkProtocolOrder(t, w.events)
-	wants(t, "BeamSearchParams", w.find("BeamSearchParams")[0].Kwargs, vllmBeamFull())
+	beam := vllmBeamFull()
+	delete(beam, "early_stopping") // not a BeamSearchParams field in vLLM 0.11 (the stand-in's signature)
+	wants(t, "BeamSearchParams", w.find("BeamSearchParams")[0].Kwargs, beam)
+	unsupported := false
+	for _, e := range w.events {
+		unsupported = unsupported || (e.Event == record.EventWarning && e.Code == "unsupported_field" && strings.Contains(e.Message, "vllm.beam_search.early_stopping"))
+	}
+	if !unsupported {
+		t.Error("a field the engine does not accept must be named in a warning")
+	}
 	if len(w.find("LLM.beam_search")) != 1 || len(w.find("engine.add_request")) != 0 {
 		t.Error("beam search must go through LLM.beam_search")
 	}

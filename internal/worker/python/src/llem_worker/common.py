@@ -49,6 +49,27 @@ def split_extra(sec, known):
     return known_vals, extra
 
 
+def fit_kwargs(target, kw, proto, where):
+    """The kwargs target (a class or function) accepts. A config field this version of the
+    engine does not know is dropped with a warning event naming it, rather than crashing the run
+    or vanishing silently. Targets taking **kwargs, or without a readable signature, get all."""
+    import inspect
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return kw
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return kw
+    out = {}
+    for k, v in kw.items():
+        if k in params:
+            out[k] = v
+        else:
+            proto.warning("unsupported_field", "%s.%s is not accepted by this engine version's %s; ignored" % (
+                where, k, getattr(target, "__name__", str(target))))
+    return out
+
+
 def is_greedy(decoder):
     return decoder.get("temperature", 1.0) == 0 or decoder.get("do_sample", True) is False
 

@@ -10,7 +10,7 @@ per-token and finish times are observed as the engine produces them, whether or 
 version fills RequestOutput.metrics.
 """
 from .common import (TORCH_DTYPES, WorkerError, count_parameters, experts_of, facts_from_config,
-                     host_memory, is_greedy, model_dir, ns, nvml_used, run_warmup, safetensors_numels,
+                     fit_kwargs, host_memory, is_greedy, model_dir, ns, nvml_used, run_warmup, safetensors_numels,
                      section, split_extra)
 
 ENGINE_KNOWN = {"gpu_memory_utilization", "swap_space", "cpu_offload_gb", "block_size", "kv_cache_dtype",
@@ -94,9 +94,9 @@ def run(proto, doc, cfg, prompts):
     tok = llm.get_tokenizer()
     token_prompts = [{"prompt_token_ids": list(tok.encode(p))[:max_in]} for p in prompts]
     if beam:
-        params = vllm.BeamSearchParams(**beam_kwargs(cfg))
+        params = vllm.BeamSearchParams(**fit_kwargs(vllm.BeamSearchParams, beam_kwargs(cfg), proto, "vllm.beam_search"))
     else:
-        params = vllm.SamplingParams(**sampling_kwargs(cfg))
+        params = vllm.SamplingParams(**fit_kwargs(vllm.SamplingParams, sampling_kwargs(cfg), proto, "vllm.sampling"))
 
     one = vllm.SamplingParams(max_tokens=1, temperature=0.0)
 

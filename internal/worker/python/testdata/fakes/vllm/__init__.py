@@ -22,7 +22,12 @@ class SamplingParams(_Params):
 
 
 class BeamSearchParams(_Params):
-    pass
+    # The signature of vLLM 0.11's BeamSearchParams: no early_stopping.
+    def __init__(self, beam_width, max_tokens, ignore_eos=False, temperature=0.0, length_penalty=1.0,
+                 include_stop_str_in_output=False):
+        kw = dict(beam_width=beam_width, max_tokens=max_tokens, ignore_eos=ignore_eos, temperature=temperature,
+                  length_penalty=length_penalty, include_stop_str_in_output=include_stop_str_in_output)
+        super().__init__(**kw)
 
 
 class _Tok:
