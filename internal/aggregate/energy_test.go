@@ -75,3 +75,15 @@ func TestComputeIdle(t *testing.T) {
 		t.Errorf("net floored: %v", *n)
 	}
 }
+
+func TestScopeOf(t *testing.T) {
+	for _, c := range [][3]string{
+		{"nvml", "GPU-1234", "gpu"}, {"rapl", "package-0", "cpu_package"}, {"rapl", "package-1", "cpu_package"},
+		{"rapl", "dram-0", "dram"}, {"rapl", "package-0-dram", "dram"}, {"rapl", "core-0", "cpu_core"},
+		{"rapl", "uncore-0", "cpu_uncore"}, {"estimate", "cpu", "cpu_estimate"}, {"", "GPU-ab", "gpu"},
+	} {
+		if got := ScopeOf(c[0], c[1]); got != c[2] {
+			t.Errorf("ScopeOf(%s, %s) = %s, want %s", c[0], c[1], got, c[2])
+		}
+	}
+}

@@ -58,17 +58,18 @@ func ScopeOf(source, device string) string {
 		}
 		return record.ScopeCPUEst
 	}
+	// RAPL domains are named package-N, core-N, uncore-N, dram-N; names
+	// such as package-0-dram are matched by their subdomain.
+	d := strings.ToLower(device)
 	switch {
-	case strings.HasPrefix(device, "dram"):
-		return record.ScopeDRAM
-	case strings.HasPrefix(device, "uncore"):
-		return record.ScopeCPUUncore
-	case strings.HasPrefix(device, "core"):
-		return record.ScopeCPUCore
-	case strings.HasPrefix(device, "package"), strings.HasPrefix(device, "psys"):
-		return record.ScopeCPUPackage
 	case strings.HasPrefix(device, "GPU-"):
 		return record.ScopeGPU
+	case strings.Contains(d, "dram"):
+		return record.ScopeDRAM
+	case strings.Contains(d, "uncore"):
+		return record.ScopeCPUUncore
+	case strings.Contains(d, "core"):
+		return record.ScopeCPUCore
 	}
 	return record.ScopeCPUPackage
 }
