@@ -208,7 +208,7 @@ func TestFieldErrors(t *testing.T) {
 		{"model: x\nbackend: pytorh\n", `t.yaml:2:10: backend: expected one of native, pytorch, vllm, tensorrt, got "pytorh" (hint: did you mean "pytorch"?)`},
 		{"model: x\ndecoder: {temprature: 1}\n", `t.yaml:2:11: decoder.temprature: unknown field "temprature" (hint: did you mean "temperature"?)`},
 		{"model: x\nn: 99999999999999999999\n", `t.yaml:2:4: n: integer 99999999999999999999 is out of range (±2^53) (hint: write e.g. n: 1)`},
-		{"model: x\ndecoder: {top_p: .nan}\n", `t.yaml:2:18: decoder.top_p: expected a finite number ≥ 0 and ≤ 1, got the number .nan (hint: write e.g. top_p: 0.5)`},
+		{"model: x\ndecoder: {top_p: .nan}\n", `t.yaml:2:18: decoder.top_p: expected a finite number ≥ 0 and ≤ 1, got the number .nan (hint: write e.g. top_p: 0)`},
 		{"model: x\nwarmup: {enabled: yes}\n", `t.yaml:2:19: warmup.enabled: expected true or false, got the string "yes" (hint: write e.g. enabled: true)`},
 	}
 	for _, c := range cases {

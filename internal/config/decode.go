@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -37,6 +38,7 @@ type Decoder struct {
 	budget    int
 	exhausted bool
 	noted     map[string]bool
+	genRoot   string
 }
 
 // NewDecoder returns a decoder whose errors name file.
@@ -216,7 +218,7 @@ func (d *Decoder) pairs(n *yaml.Node, path string, fn func(key string, k, v *yam
 
 func (d *Decoder) overlayStruct(v reflect.Value, n *yaml.Node, path string) {
 	if n.Kind != yaml.MappingNode {
-		d.Errorf(n, path, "", "expected a mapping, got %s", kindName(n))
+		d.Errorf(n, path, fmt.Sprintf("write %s: {<field>: <value>, ...}", lastSeg(path)), "expected a mapping, got %s", kindName(n))
 		return
 	}
 	si := infoOf(v.Type())
@@ -317,8 +319,11 @@ func (d *Decoder) generic(n *yaml.Node, path string, depth int) (any, bool) {
 	if n == nil || !d.spend(n, path) {
 		return nil, false
 	}
+	if depth == 0 {
+		d.genRoot = path
+	}
 	if depth > MaxDepth {
-		d.Errorf(n, path, "", "values nested more than %d levels deep are not supported", MaxDepth)
+		d.Errorf(n, d.genRoot, "flatten the value", "values nested more than %d levels deep are not supported", MaxDepth)
 		return nil, false
 	}
 	switch n.Kind {
@@ -496,8 +501,6 @@ func example(r rule, k reflect.Kind) string {
 	}
 	x := 0.0
 	switch {
-	case r.hasMin && r.hasMax:
-		x = (r.min + r.max) / 2
 	case r.hasMin:
 		x = r.min
 		if r.minExclusive {
@@ -592,6 +595,10 @@ func (d *Decoder) scalar1(v reflect.Value, f *field, n *yaml.Node, path string) 
 		}
 		v.SetInt(i)
 	case reflect.Float64:
+		if _, err := strconv.ParseFloat(n.Value, 64); tag == "!!str" && errors.Is(err, strconv.ErrRange) {
+			d.Errorf(n, path, "", "number %s is out of range: expected a finite number", clip(n.Value))
+			return false
+		}
 		if tag != "!!int" && tag != "!!float" {
 			d.Errorf(n, path, "", "expected %s, got %s", r.expected("a number"), kindName(n))
 			return false
@@ -691,6 +698,10 @@ func (d *Decoder) overlayPath(v reflect.Value, segs []string, keyNode, n *yaml.N
 		if si.extra >= 0 {
 			d.setExtra(v.Field(si.extra), segs, keyNode, n, errPath, si.names)
 			return
+		}
+		// The path does not exist: name the axis or key, not one of its values.
+		if i := strings.LastIndexByte(errPath, '['); i > 0 && strings.HasSuffix(errPath, "]") {
+			errPath = errPath[:i]
 		}
 		d.unknown(keyNode, errPath, seg, si.names)
 		if len(segs) > 0 && fieldPath != "" {

@@ -35,7 +35,7 @@ func ParseYAML(file string, data []byte) (*yaml.Node, error) {
 	n := &doc
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
-			return nil, &Error{File: file, Line: 1, Col: 1, Message: "the file is empty"}
+			return nil, &Error{File: file, Line: 1, Col: 1, Message: "the file is empty", Hint: "write a mapping such as: model: llem-tiny"}
 		}
 		n = n.Content[0]
 	}
@@ -46,7 +46,8 @@ func ParseYAML(file string, data []byte) (*yaml.Node, error) {
 		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 			return nil, &Error{File: file, Line: n.Line, Col: n.Column, Message: "the file is empty", Hint: "write a mapping such as: model: llem-tiny"}
 		}
-		return nil, &Error{File: file, Line: n.Line, Col: n.Column, Message: "expected a mapping at the top level, got " + kindName(n)}
+		return nil, &Error{File: file, Line: n.Line, Col: n.Column, Message: "expected a mapping at the top level, got " + kindName(n),
+			Hint: "write a mapping such as: model: llem-tiny"}
 	}
 	return n, nil
 }
