@@ -59,7 +59,7 @@ func NewEngine(m *Model, opt Options) (*Engine, error) {
 		e.kc[l] = make([]float32, opt.Slots*opt.MaxSeq*e.kvDim)
 		e.vc[l] = make([]float32, opt.Slots*opt.MaxSeq*e.kvDim)
 	}
-	e.cos, e.sin = ropeTable(opt.MaxSeq, m.HeadDim)
+	e.cos, e.sin = ropeTable(opt.MaxSeq, m.HeadDim, m.RopeTheta)
 	e.x, e.xn = make([]float32, r*a.HiddenSize), make([]float32, r*a.HiddenSize)
 	e.q, e.att = make([]float32, r*qd), make([]float32, r*qd)
 	e.k, e.v = make([]float32, r*e.kvDim), make([]float32, r*e.kvDim)
@@ -134,7 +134,7 @@ func (e *Engine) Forward(tokens []int32, slots, pos, want []int) ([]float32, err
 	for li := range m.Layers {
 		L := &m.Layers[li]
 		kc, vc := e.kc[li], e.vc[li]
-		rmsnorm(e.xn, e.x, L.AttnNorm, n, h)
+		rmsnorm(e.xn, e.x, L.AttnNorm, n, h, m.NormEps)
 		e.p.matmul(e.q, e.xn, L.WQ, n, h, qd)
 		e.p.matmul(e.k, e.xn, L.WK, n, h, kvd)
 		e.p.matmul(e.v, e.xn, L.WV, n, h, kvd)
@@ -150,7 +150,7 @@ func (e *Engine) Forward(tokens []int32, slots, pos, want []int) ([]float32, err
 		e.p.run(len(e.units), &e.aj)
 		e.p.matmul(e.xn, e.att, L.WO, n, qd, h)
 		add(e.x[:n*h], e.xn[:n*h])
-		rmsnorm(e.xn, e.x, L.MLPNorm, n, h)
+		rmsnorm(e.xn, e.x, L.MLPNorm, n, h, m.NormEps)
 		e.p.matmul(e.g, e.xn, L.WGate, n, h, f)
 		e.p.matmul(e.u, e.xn, L.WUp, n, h, f)
 		swiglu(e.g[:n*f], e.u[:n*f])
@@ -158,7 +158,7 @@ func (e *Engine) Forward(tokens []int32, slots, pos, want []int) ([]float32, err
 		add(e.x[:n*h], e.xn[:n*h])
 	}
 	for i, r := range want {
-		rmsnorm(e.last[i*h:(i+1)*h], e.x[r*h:(r+1)*h], m.Norm, 1, h)
+		rmsnorm(e.last[i*h:(i+1)*h], e.x[r*h:(r+1)*h], m.Norm, 1, h, m.NormEps)
 	}
 	e.p.matmul(e.logits, e.last, m.LMHead, len(want), h, a.VocabSize)
 	e.fwdRows += n

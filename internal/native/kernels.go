@@ -175,14 +175,14 @@ func (m *matmulJob) doAVX2(lo, hi int) {
 // rmsnorm sets y = x / sqrt(mean(x²) + eps) ⊙ g for each row of x.
 // The sum of squares is accumulated in float64: it costs nothing next to
 // the matrix products and keeps long rows exact enough.
-func rmsnorm(y, x, g []float32, rows, n int) {
+func rmsnorm(y, x, g []float32, rows, n int, eps float64) {
 	for r := 0; r < rows; r++ {
 		xr, yr := x[r*n:(r+1)*n], y[r*n:(r+1)*n]
 		var ss float64
 		for _, v := range xr {
 			ss += float64(v) * float64(v)
 		}
-		s := float32(1 / math.Sqrt(ss/float64(n)+NormEps))
+		s := float32(1 / math.Sqrt(ss/float64(n)+eps))
 		for i, v := range xr {
 			yr[i] = v * s * g[i]
 		}
@@ -190,11 +190,11 @@ func rmsnorm(y, x, g []float32, rows, n int) {
 }
 
 // ropeTable returns cos and sin of pos·θ^(−2i/d) for pos < maxSeq, i < d/2.
-func ropeTable(maxSeq, d int) (cos, sin []float32) {
+func ropeTable(maxSeq, d int, theta float64) (cos, sin []float32) {
 	half := d / 2
 	cos, sin = make([]float32, maxSeq*half), make([]float32, maxSeq*half)
 	for i := 0; i < half; i++ {
-		freq := math.Pow(RopeTheta, -2*float64(i)/float64(d))
+		freq := math.Pow(theta, -2*float64(i)/float64(d))
 		for p := 0; p < maxSeq; p++ {
 			a := float64(p) * freq
 			cos[p*half+i], sin[p*half+i] = float32(math.Cos(a)), float32(math.Sin(a))

@@ -22,7 +22,8 @@ import (
 // Arch is the architecture of a model: the preset's fields.
 type Arch = preset.Arch
 
-// Fixed hyper-parameters of the synthetic models (Llama-2's values).
+// Hyper-parameters of the synthetic models (Llama-2's values); a loaded
+// checkpoint brings its own.
 const (
 	RopeTheta = 10000.0
 	NormEps   = 1e-5
@@ -52,12 +53,29 @@ type Layer struct {
 
 // Model is an architecture and its weights.
 type Model struct {
-	Arch    Arch
-	HeadDim int
-	Embed   []float32 // [vocab][hidden]
-	Layers  []Layer
-	Norm    []float32 // [hidden]
-	LMHead  []float32 // [vocab][hidden]; untied from Embed, as in Llama-2
+	Arch      Arch
+	HeadDim   int
+	RopeTheta float64
+	NormEps   float64
+	Embed     []float32 // [vocab][hidden]
+	Layers    []Layer
+	Norm      []float32 // [hidden]
+	LMHead    []float32 // [vocab][hidden]; untied from Embed, as in Llama-2
+	Tied      bool      // LMHead is Embed (a checkpoint with tie_word_embeddings)
+}
+
+// Params is the model's parameter count (a tied LM head counted once).
+func (m *Model) Params() int64 {
+	if m.Tied {
+		return Params(m.Arch) - int64(m.Arch.VocabSize)*int64(m.Arch.HiddenSize)
+	}
+	return Params(m.Arch)
+}
+
+// NonEmbeddingParams is Params less the token embedding (PaLM convention:
+// a tied LM head is the embedding, so it is left out too).
+func (m *Model) NonEmbeddingParams() int64 {
+	return m.Params() - int64(m.Arch.VocabSize)*int64(m.Arch.HiddenSize)
 }
 
 // Validate checks that an architecture is one the engine can run.
@@ -135,7 +153,7 @@ func NewSynthetic(a Arch, seed int64) (*Model, error) {
 	}
 	hd := a.HiddenSize / a.Heads
 	h, q, kv, f, v := a.HiddenSize, a.Heads*hd, a.KVHeads*hd, a.FFNSize, a.VocabSize
-	m := &Model{Arch: a, HeadDim: hd, Layers: make([]Layer, a.Layers)}
+	m := &Model{Arch: a, HeadDim: hd, RopeTheta: RopeTheta, NormEps: NormEps, Layers: make([]Layer, a.Layers)}
 
 	type job struct {
 		dst []float32
@@ -188,4 +206,4 @@ func NewSynthetic(a Arch, seed int64) (*Model, error) {
 }
 
 // Bytes is the memory the weights take.
-func (m *Model) Bytes() int64 { return 4 * Params(m.Arch) }
+func (m *Model) Bytes() int64 { return 4 * m.Params() }

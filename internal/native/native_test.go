@@ -39,7 +39,7 @@ func TestRMSNorm(t *testing.T) {
 	const rows, n = 3, 37
 	x, g := randVec(r, rows*n), randVec(r, n)
 	y := make([]float32, rows*n)
-	rmsnorm(y, x, g, rows, n)
+	rmsnorm(y, x, g, rows, n, NormEps)
 	want := make([]float64, rows*n)
 	for row := 0; row < rows; row++ {
 		var ms float64
@@ -59,7 +59,7 @@ func TestRMSNorm(t *testing.T) {
 func TestRoPE(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	const d, heads, maxSeq = 16, 3, 50
-	cos, sin := ropeTable(maxSeq, d)
+	cos, sin := ropeTable(maxSeq, d, RopeTheta)
 	for _, pos := range []int{0, 1, 7, 49} {
 		x := randVec(r, heads*d)
 		want := make([]float64, heads*d)

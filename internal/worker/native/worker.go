@@ -147,12 +147,6 @@ func readInput() (*record.WorkerInput, *config.Config, error) {
 // archOf is the architecture of the config's native section, which the
 // config package has filled from the model's preset.
 func archOf(n *config.Native) (eng.Arch, error) {
-	if n == nil {
-		return eng.Arch{}, fail(CodeInput, cli.ExitUsage, "", "config has no native section")
-	}
-	if n.WeightsPath != nil {
-		return eng.Arch{}, fail(CodeUnsupported, cli.ExitUsage, "leave weights_path unset to run the synthetic model", "native.weights_path: loading checkpoints is not implemented yet")
-	}
 	get := func(name string, p *int) (int, error) {
 		if p == nil {
 			return 0, fail(CodeInput, cli.ExitUsage, "name a preset model (llem-tiny, llem-small) or set every architecture field", "native.%s is null", name)
@@ -180,6 +174,27 @@ func archOf(n *config.Native) (eng.Arch, error) {
 	return a, nil
 }
 
+// checkArch warns where the config's native section names an architecture
+// field the checkpoint contradicts: the checkpoint wins.
+func (w *worker) checkArch(n *config.Native, a eng.Arch) error {
+	for _, f := range []struct {
+		name string
+		p    *int
+		v    int
+	}{
+		{"layers", n.Layers, a.Layers}, {"hidden_size", n.HiddenSize, a.HiddenSize}, {"heads", n.Heads, a.Heads},
+		{"kv_heads", n.KVHeads, a.KVHeads}, {"ffn_size", n.FFNSize, a.FFNSize}, {"vocab_size", n.VocabSize, a.VocabSize},
+		{"max_seq_len", n.MaxSeqLen, a.MaxSeqLen},
+	} {
+		if f.p != nil && *f.p != f.v {
+			if err := w.warn("arch_mismatch", "native.%s is %d but the checkpoint has %d; using the checkpoint's", f.name, *f.p, f.v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // DecodingOf maps the config's decoder section onto the engine's sampler.
 func DecodingOf(d config.DecoderConfig) eng.Decoding {
 	out := eng.Decoding{Greedy: d.Greedy(), Temperature: d.Temperature, TopK: d.TopK, TopP: d.TopP, RepetitionPenalty: d.RepetitionPenalty}
@@ -202,27 +217,48 @@ func (w *worker) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	arch, err := archOf(cfg.Native)
-	if err != nil {
-		return err
-	}
 	nat := cfg.Native
+	if nat == nil {
+		return fail(CodeInput, cli.ExitUsage, "", "config has no native section")
+	}
 	dec := DecodingOf(cfg.Decoder)
 	if err := dec.Check(); err != nil {
 		return fail(CodeUnsupported, cli.ExitUsage, "", "%v", err)
 	}
 	maxOut := cfg.MaxOutputTokens
-	if maxOut >= arch.MaxSeqLen {
-		return fail(CodeUnsupported, cli.ExitUsage, "lower max_output_tokens or raise native.max_seq_len", "max_output_tokens %d leaves no room for a prompt in max_seq_len %d", maxOut, arch.MaxSeqLen)
-	}
 	if cfg.Decoder.MinNewTokens != nil && !nat.IgnoreEOS {
 		if err := w.warn("ignored", "decoder.min_new_tokens is not implemented by the native backend; generation may stop at end of sequence before it"); err != nil {
 			return err
 		}
 	}
 
-	// Tokenise outside every measured window. Truncation: max_input_tokens,
-	// and the room max_seq_len leaves after max_output_tokens.
+	// load: weights (synthetic, or a checkpoint), tokenisation, engine state
+	if err := w.phase(record.PhaseLoad, record.EdgeStart); err != nil {
+		return err
+	}
+	var model *eng.Model
+	if nat.WeightsPath != nil {
+		if model, err = eng.LoadLlama(*nat.WeightsPath); err != nil {
+			return fail(CodeUnsupported, cli.ExitUsage, "native.weights_path names a directory with config.json and model.safetensors (or its shards and index)", "%v", err)
+		}
+		if err := w.checkArch(nat, model.Arch); err != nil {
+			return err
+		}
+	} else {
+		arch, err := archOf(nat)
+		if err != nil {
+			return err
+		}
+		if model, err = eng.NewSynthetic(arch, nat.Seed); err != nil {
+			return fail(CodeUnsupported, cli.ExitUsage, "", "%v", err)
+		}
+	}
+	arch := model.Arch
+	if maxOut >= arch.MaxSeqLen {
+		return fail(CodeUnsupported, cli.ExitUsage, "lower max_output_tokens or raise native.max_seq_len", "max_output_tokens %d leaves no room for a prompt in max_seq_len %d", maxOut, arch.MaxSeqLen)
+	}
+	// Truncation: max_input_tokens, and the room max_seq_len leaves after
+	// max_output_tokens.
 	tok := eng.NewTokenizer(arch.VocabSize)
 	limit := min(cfg.MaxInputTokens, arch.MaxSeqLen-maxOut)
 	prompts := make([][]int32, len(in.Prompts))
@@ -241,15 +277,6 @@ func (w *worker) run(ctx context.Context) error {
 	}
 	batch := min(nat.BatchSize, len(prompts))
 	fmt.Fprintf(w.log, "native worker: %s, %d prompts (%d truncated to %d tokens), batch %d, %d threads\n", cfg.Model, len(prompts), cut, limit, batch, threadsOf(nat.Threads))
-
-	// load
-	if err := w.phase(record.PhaseLoad, record.EdgeStart); err != nil {
-		return err
-	}
-	model, err := eng.NewSynthetic(arch, nat.Seed)
-	if err != nil {
-		return fail(CodeUnsupported, cli.ExitUsage, "", "%v", err)
-	}
 	e, err := eng.NewEngine(model, eng.Options{Threads: nat.Threads, Slots: batch, MaxSeq: longest + maxOut, MaxRows: batch * longest})
 	if err != nil {
 		return fail(CodeUnsupported, cli.ExitUsage, "", "%v", err)
@@ -265,8 +292,8 @@ func (w *worker) run(ctx context.Context) error {
 	hd := arch.HiddenSize / arch.Heads
 	if err := w.emit(record.Event{Event: record.EventModel, Model: &record.ModelFacts{
 		Name:                   cfg.Model,
-		Parameters:             ptr(eng.Params(arch)),
-		NonEmbeddingParameters: ptr(eng.NonEmbeddingParams(arch)),
+		Parameters:             ptr(model.Params()),
+		NonEmbeddingParameters: ptr(model.NonEmbeddingParams()),
 		Layers:                 &arch.Layers, HiddenSize: &arch.HiddenSize, Heads: &arch.Heads, KVHeads: &arch.KVHeads,
 		HeadDim: &hd, FFNSize: &arch.FFNSize, VocabSize: &arch.VocabSize, DType: "float32",
 	}}); err != nil {

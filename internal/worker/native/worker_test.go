@@ -15,6 +15,7 @@ import (
 	"github.com/llem/llem/internal/cli"
 	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/dataset"
+	eng "github.com/llem/llem/internal/native"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/schemas"
 )
@@ -184,6 +185,48 @@ func TestSameTokensAcrossThreads(t *testing.T) {
 		} else if !bytes.Equal(b, first) {
 			t.Fatalf("threads %d: outputs differ:\n%s\nvs\n%s", th, b, first)
 		}
+	}
+}
+
+// TestCheckpoint: the synthetic model saved as a safetensors checkpoint and
+// run through native.weights_path gives the same tokens as the synthetic run.
+func TestCheckpoint(t *testing.T) {
+	dir := setup(t, 2, "")
+	if code, _, stderr := runMain(t, context.Background()); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	want, _ := os.ReadFile(filepath.Join(dir, OutputsFile))
+
+	dir = setup(t, 2, "")
+	p := os.Getenv(EnvExperiment)
+	b, _ := os.ReadFile(p)
+	var in record.WorkerInput
+	json.Unmarshal(b, &in)
+	cfg, err := config.Decode(in.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch := eng.Arch{Layers: 2, HiddenSize: 32, Heads: 4, KVHeads: 2, FFNSize: 64, VocabSize: 300, MaxSeqLen: 128}
+	m, err := eng.NewSynthetic(arch, cfg.Native.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := filepath.Join(dir, "ckpt")
+	if err := eng.SaveLlama(m, ck); err != nil {
+		t.Fatal(err)
+	}
+	q, _ := json.Marshal(ck)
+	b = bytes.Replace(b, []byte(`"weights_path":null`), []byte(`"weights_path":`+string(q)), 1)
+	os.WriteFile(p, b, 0o644)
+	code, evs, stderr := runMain(t, context.Background())
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, OutputsFile)); !bytes.Equal(got, want) || len(got) == 0 {
+		t.Fatalf("checkpoint run outputs:\n%s\nsynthetic:\n%s", got, want)
+	}
+	if *evs[3].Model.Parameters != eng.Params(arch) {
+		t.Fatalf("model facts %+v", evs[3].Model)
 	}
 }
 
