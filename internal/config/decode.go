@@ -39,7 +39,15 @@ type Decoder struct {
 	exhausted bool
 	noted     map[string]bool
 	genRoot   string
+	limit     int // node budget of one call; 0: MaxNodes
+	started   int
 }
+
+// SetLimit sets the node budget of each later call (0: MaxNodes).
+func (d *Decoder) SetLimit(n int) { d.limit = n }
+
+// Cost returns the nodes the last call visited, aliases expanded.
+func (d *Decoder) Cost() int { return d.started - d.budget }
 
 // NewDecoder returns a decoder whose errors name file.
 func NewDecoder(file string) *Decoder { return &Decoder{File: file} }
@@ -71,7 +79,13 @@ func (d *Decoder) Note(format string, a ...any) {
 	}
 }
 
-func (d *Decoder) start() { d.budget, d.exhausted = MaxNodes, false }
+func (d *Decoder) start() {
+	d.budget = MaxNodes
+	if d.limit > 0 {
+		d.budget = d.limit
+	}
+	d.started, d.exhausted = d.budget, false
+}
 
 // spend charges one visited node; false once the budget is gone.
 func (d *Decoder) spend(n *yaml.Node, path string) bool {

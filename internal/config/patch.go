@@ -19,6 +19,9 @@ type Patch struct {
 	fast    bool
 	hops    []int // field indexes from Config to the leaf
 	value   reflect.Value
+	// Cost is the YAML nodes one application visits (aliases expanded): 1
+	// for a fast patch.
+	Cost int
 }
 
 // NewPatch decodes n for the path segs on a copy of base, reporting problems
@@ -28,6 +31,7 @@ func (d *Decoder) NewPatch(base *Config, segs []string, keyNode, n *yaml.Node, e
 	scratch := *base
 	before := len(d.errs)
 	d.OverlayAt(&scratch, segs, keyNode, n, errPath)
+	p.Cost = d.Cost()
 	if len(d.errs) > before {
 		return p
 	}
@@ -71,6 +75,7 @@ func (d *Decoder) NewPatch(base *Config, segs []string, keyNode, n *yaml.Node, e
 		p.value = reflect.New(ft).Elem()
 		p.value.Set(v)
 		p.fast = true
+		p.Cost = 1
 	}
 	return p
 }

@@ -76,6 +76,8 @@ type Study struct {
 	generated     int
 	runners       map[string]record.Runner
 	seed          *uint64
+	prepCost      int
+	explicitCost  int
 
 	kept      []uint32 // generator positions of the unique configs, in expansion order
 	ids       []uint64 // their ids (the first 8 bytes of the SHA-256)
@@ -98,7 +100,7 @@ func Expand(file string, data []byte, opts Options) (*Study, error) {
 	}
 	s.load(data, opts)
 	if len(s.errs) == 0 {
-		s.plan()
+		s.plan(opts.MaxConfigs)
 	}
 	if len(s.errs) > 0 {
 		return nil, s.errs

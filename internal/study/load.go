@@ -20,6 +20,16 @@ var studyKeys = []string{"name", "base", "version", "sweep", "experiments", "exe
 // MaxConfigs bounds the configs one study may generate (before validation).
 const MaxConfigs = 50_000_000
 
+// Bounds on the work a hostile file can ask for through YAML aliases: one
+// sweep value or experiment entry may expand to at most MaxValueNodes nodes,
+// all of them together to MaxPrepareNodes, and the whole expansion (configs ×
+// nodes decoded per config) to MaxWorkNodes.
+const (
+	MaxValueNodes   = 10_000
+	MaxPrepareNodes = 2_000_000
+	MaxWorkNodes    = 200_000_000
+)
+
 // Options are the command line's overrides.
 type Options struct {
 	Sets   []string // path=value, a shared field (dotted paths reach sections) or name
@@ -29,6 +39,8 @@ type Options struct {
 	NoGaps bool
 	// Columns computes the widths of the swept fields for the table format.
 	Columns bool
+	// MaxConfigs bounds the configs generated (0: the package's MaxConfigs).
+	MaxConfigs int
 }
 
 // Execution is the study's execution block as the file wrote it (nil = unset).
@@ -50,6 +62,7 @@ type axis struct {
 	values  []*yaml.Node
 	paths   []string // error path of each value: sweep.<key>[i]
 	patches []*config.Patch
+	cost    int // the most nodes one of its values costs to apply
 }
 
 // block is the product of the axes of one backend.
@@ -456,9 +469,19 @@ func (s *Study) loadSweep(n *yaml.Node) {
 	}
 	// Type-check every value once, at its own position; product points then
 	// only combine values known to decode.
+	d.SetLimit(MaxValueNodes)
+	defer d.SetLimit(0)
 	for _, a := range s.axes {
 		for j, v := range a.values {
-			a.patches = append(a.patches, d.NewPatch(&s.base, a.segs, a.keyNode, v, a.paths[j]))
+			p := d.NewPatch(&s.base, a.segs, a.keyNode, v, a.paths[j])
+			a.patches = append(a.patches, p)
+			if p.Cost > a.cost {
+				a.cost = p.Cost
+			}
+			if s.prepCost += p.Cost; s.prepCost > MaxPrepareNodes {
+				s.errorf(v, a.paths[j], "remove repeated aliases", "the sweep's values expand to more than %d YAML nodes", MaxPrepareNodes)
+				return
+			}
 			if len(d.Errors()) > 0 {
 				s.errs = append(s.errs, d.Errors()...)
 				d.Reset()
@@ -506,7 +529,14 @@ func (s *Study) loadExperiments(n *yaml.Node) {
 			continue
 		}
 		scratch := s.base
+		d.SetLimit(MaxValueNodes)
 		d.Overlay(&scratch, e, p)
+		d.SetLimit(0)
+		s.explicitCost += d.Cost()
+		if s.prepCost += d.Cost(); s.prepCost > MaxPrepareNodes {
+			s.errorf(e, p, "remove repeated aliases", "the experiments expand to more than %d YAML nodes", MaxPrepareNodes)
+			return
+		}
 		if len(d.Errors()) > 0 {
 			s.errs = append(s.errs, d.Errors()...)
 			d.Reset()
@@ -519,7 +549,10 @@ func (s *Study) loadExperiments(n *yaml.Node) {
 
 // plan computes the blocks: the backends of the study and, for each, the
 // product of the universal axes and its own scoped axes.
-func (s *Study) plan() {
+func (s *Study) plan(limit int) {
+	if limit <= 0 {
+		limit = MaxConfigs
+	}
 	var backends []string
 	if s.backendAxis != nil {
 		for _, v := range s.backendAxis.values {
@@ -549,15 +582,23 @@ func (s *Study) plan() {
 			}
 			bl.dims = append(bl.dims, a)
 			hi, lo := bits.Mul64(uint64(bl.size), uint64(len(a.values)))
-			if hi != 0 || lo > MaxConfigs {
-				s.errorf(a.keyNode, "sweep", "split the study into smaller ones (llem-exec merges streams)", "the sweep generates more than %d configs", MaxConfigs)
+			if hi != 0 || lo > uint64(limit) {
+				s.errorf(a.keyNode, "sweep", "split the study into smaller ones (llem-exec merges streams)", "the sweep generates more than %d configs", limit)
 				return
 			}
 			bl.size = int(lo)
 		}
+		work := 0
+		for _, a := range bl.dims {
+			work += a.cost
+		}
+		if hi, lo := bits.Mul64(uint64(bl.size), uint64(work)); hi != 0 || lo > MaxWorkNodes {
+			s.errorf(s.axes[0].keyNode, "sweep", "use fewer or smaller values, or split the study", "expanding the sweep would decode more than %d YAML nodes", MaxWorkNodes)
+			return
+		}
 		total += bl.size
-		if total > MaxConfigs {
-			s.errorf(nil, "sweep", "split the study into smaller ones", "the sweep generates more than %d configs", MaxConfigs)
+		if total > limit {
+			s.errorf(s.axes[0].keyNode, "sweep", "split the study into smaller ones", "the sweep generates more than %d configs", limit)
 			return
 		}
 		s.blocks = append(s.blocks, bl)
