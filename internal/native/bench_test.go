@@ -32,7 +32,8 @@ func presetArch(b *testing.B, name string) Arch {
 // largest products of each preset (the FFN's gate/up: [rows × hidden] ·
 // [ffn × hidden]ᵀ, and down: [rows × ffn] · [hidden × ffn]ᵀ) at 1, 8 and 256
 // rows (decode at batch 1 and 8, a prefill chunk), with both engine kernels
-// (AVX2+FMA assembly, and gonum's SSE dot product in the engine's blocking).
+// (AVX2+FMA assembly with and without the row-pair kernel, and gonum's SSE
+// dot product in the engine's blocking).
 // Run with -cpu 1,2 to give both the same cores: gonum spreads Sgemm over
 // GOMAXPROCS goroutines, the engine over its threads, which this benchmark
 // sets to GOMAXPROCS.
@@ -49,15 +50,15 @@ func BenchmarkMatmul(b *testing.B) {
 				flops := 2 * float64(rows*sh.in*sh.out)
 				shape := fmt.Sprintf("%s/%s/%dx%dx%d", name, sh.what, rows, sh.in, sh.out)
 				for _, k := range []struct {
-					name string
-					avx2 bool
-				}{{"engine-avx2", true}, {"engine-gonumdot", false}} {
+					name       string
+					avx2, pair bool
+				}{{"engine-avx2", true, true}, {"engine-avx2-nopair", true, false}, {"engine-gonumdot", false, false}} {
 					if k.avx2 && !hasAVX2 {
 						continue
 					}
 					b.Run(k.name+"/"+shape, func(b *testing.B) {
-						defer func(v bool) { useAVX2 = v }(useAVX2)
-						useAVX2 = k.avx2
+						defer func(v, p bool) { useAVX2, pairKernel = v, p }(useAVX2, pairKernel)
+						useAVX2, pairKernel = k.avx2, k.pair
 						p := newPool(runtime.GOMAXPROCS(0))
 						defer p.close()
 						for b.Loop() {

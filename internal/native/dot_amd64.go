@@ -12,3 +12,6 @@ func dot4AVX2(x, w *float32, stride, n int, out *[4]float32)
 
 //go:noescape
 func axpyAVX2(a float32, x, y *float32, n int)
+
+//go:noescape
+func dot3x2AVX2(x0, x1, w *float32, stride, n int, out *[6]float32)

@@ -17,9 +17,9 @@ import (
 // so the result is bit for bit the same whatever the number of threads.
 //
 // Two kernels compute the dot products. Where the CPU has AVX2 and FMA
-// (checked at start-up), a hand-written assembly kernel (dot_amd64.s) takes
-// four weight rows against one activation row with 8-lane fused
-// multiply-adds. Elsewhere (or built with -tags purego), gonum's blas/gonum
+// (checked at start-up), hand-written assembly kernels (dot_amd64.s) take
+// three weight rows against two activation rows, or four against one, with
+// 8-lane fused multiply-adds. Elsewhere (or built with -tags purego), gonum's blas/gonum
 // Sgemv does it, whose inner loop is gonum's SSE DotUnitary. Both beat
 // gonum's own Sgemm on these shapes — its 64×64 k-blocking re-reads and
 // re-writes C for every block of k — see docs/native.md for the figures. The
@@ -33,6 +33,10 @@ const (
 // useAVX2 selects the AVX2+FMA kernel where the CPU has it; tests and
 // benchmarks turn it off to compare with the gonum path.
 var useAVX2 = hasAVX2
+
+// pairKernel sends pairs of activation rows through dot3x2AVX2; off, every
+// row goes through dot4AVX2 (same bits, for benchmarks).
+var pairKernel = true
 
 // pool runs units of work over a fixed set of goroutines, started once, so
 // that a forward step spawns nothing and allocates nothing: a job is a
@@ -127,30 +131,70 @@ func (m *matmulJob) do(_, lo, hi int) {
 	}
 }
 
-// doAVX2 computes units with the AVX2+FMA kernel: four weight rows at a time
-// against each activation row of the block (the four rows stay in L1 while
-// the block's activation rows stream past). The tail of k beyond the last
-// multiple of 16 is added in Go, in order; out-rows beyond the last multiple
-// of 4 run the same kernel with stride 0. So each element has one fixed
-// sequence of operations.
+// doAVX2 computes units with the AVX2+FMA kernels. Activation rows go in
+// pairs through dot3x2AVX2 (three weight rows at a time, each weight chunk
+// loaded once for both rows); a row left over goes through dot4AVX2. Both
+// kernels do the same arithmetic per element, and the tail of k beyond the
+// last multiple of 16 is added in Go, in order; weight rows beyond the last
+// full group run the kernel with stride 0. So each element has one fixed
+// sequence of operations whatever rows, threads or batch surround it.
 func (m *matmulJob) doAVX2(lo, hi int) {
 	in, out, nr := m.in, m.out, m.nr
 	n16 := in &^ 15
 	var acc [4]float32
+	var acc6 [6]float32
+	tail := func(s float32, x, w []float32) float32 {
+		for k := n16; k < len(x); k++ {
+			s += x[k] * w[k]
+		}
+		return s
+	}
 	for u := lo; u < hi; u++ {
 		t, rb := u/nr, u%nr
 		o0, o1 := t*outTile, min((t+1)*outTile, out)
 		r0, r1 := rb*rowBlock, min((rb+1)*rowBlock, m.rows)
-		for o := o0; o < o1; o += 4 {
-			nrow, stride := min(4, o1-o), in
-			if nrow < 4 {
+		pairsEnd := r0
+		if pairKernel {
+			pairsEnd = r0 + (r1-r0)&^1
+		}
+		for o := o0; o < o1; o += 3 {
+			nrow, stride := min(3, o1-o), in
+			if nrow < 3 {
 				stride = 0
 			}
-			for r := r0; r < r1; r++ {
-				x := m.x[r*in : (r+1)*in]
-				y := m.y[r*out+o : r*out+o+nrow]
+			for r := r0; r < pairsEnd; r += 2 {
+				x0, x1 := m.x[r*in:(r+1)*in], m.x[(r+1)*in:(r+2)*in]
 				for i := range nrow {
 					wi := m.w[(o+i)*in : (o+i+1)*in]
+					j := i
+					if stride == 0 {
+						j = 0
+					}
+					if i == 0 || stride == 0 {
+						if n16 > 0 {
+							dot3x2AVX2(&x0[0], &x1[0], &wi[0], stride, n16, &acc6)
+						} else {
+							acc6 = [6]float32{}
+						}
+					}
+					m.y[r*out+o+i] = tail(acc6[j], x0, wi)
+					m.y[(r+1)*out+o+i] = tail(acc6[3+j], x1, wi)
+				}
+			}
+		}
+		for r := pairsEnd; r < r1; r++ { // the odd row left (all rows without pairKernel)
+			x := m.x[r*in : (r+1)*in]
+			for o := o0; o < o1; o += 4 {
+				nrow, stride := min(4, o1-o), in
+				if nrow < 4 {
+					stride = 0
+				}
+				for i := range nrow {
+					wi := m.w[(o+i)*in : (o+i+1)*in]
+					j := i
+					if stride == 0 {
+						j = 0
+					}
 					if i == 0 || stride == 0 {
 						if n16 > 0 {
 							dot4AVX2(&x[0], &wi[0], stride, n16, &acc)
@@ -158,14 +202,7 @@ func (m *matmulJob) doAVX2(lo, hi int) {
 							acc = [4]float32{}
 						}
 					}
-					s := acc[i]
-					if stride == 0 {
-						s = acc[0]
-					}
-					for k := n16; k < in; k++ {
-						s += x[k] * wi[k]
-					}
-					y[i] = s
+					m.y[r*out+o+i] = tail(acc[j], x, wi)
 				}
 			}
 		}

@@ -115,7 +115,40 @@ func TestMatmulAndThreads(t *testing.T) {
 		}
 		useAVX2 = avx
 		for _, in := range []int{5, 16, 45, 384} {
-			testMatmul(t, 70, in, 130)
+			for _, rows := range []int{1, 70, 71} {
+				testMatmul(t, rows, in, 130)
+			}
+		}
+	}
+}
+
+// TestKernelsAgree: the two AVX2 kernels give the same bits per element,
+// which is what lets a matrix product mix them.
+func TestKernelsAgree(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("no AVX2+FMA on this CPU")
+	}
+	r := rand.New(rand.NewPCG(3, 3))
+	const n = 96
+	x0, x1, w := randVec(r, n), randVec(r, n), randVec(r, 4*n)
+	var a4 [4]float32
+	var a6 [6]float32
+	dot3x2AVX2(&x0[0], &x1[0], &w[0], n, n, &a6)
+	for i := 0; i < 3; i++ {
+		dot4AVX2(&x0[0], &w[i*n], 0, n, &a4)
+		if math.Float32bits(a4[0]) != math.Float32bits(a6[i]) {
+			t.Fatalf("x0·w%d: dot4 %g, dot3x2 %g", i, a4[0], a6[i])
+		}
+		dot4AVX2(&x1[0], &w[i*n], 0, n, &a4)
+		if math.Float32bits(a4[0]) != math.Float32bits(a6[3+i]) {
+			t.Fatalf("x1·w%d: dot4 %g, dot3x2 %g", i, a4[0], a6[3+i])
+		}
+		var want float64
+		for k := 0; k < n; k++ {
+			want += float64(x1[k]) * float64(w[i*n+k])
+		}
+		if math.Abs(float64(a6[3+i])-want) > 1e-4 {
+			t.Fatalf("x1·w%d = %g, want %g", i, a6[3+i], want)
 		}
 	}
 }
