@@ -10,7 +10,7 @@ type Options struct {
 	Threads int // goroutines for matrix products and attention; 0 = all cores
 	Slots   int // sequences that can be in flight at once (the batch size)
 	MaxSeq  int // positions per sequence (prompt + output); ≤ the model's MaxSeqLen
-	MaxRows int // token rows one Forward call may carry (prefill: Σ prompt lengths)
+	MaxRows int // token rows one Forward call may carry (≥ Slots); a longer prefill is split
 }
 
 // Engine runs a model's forward pass. Every buffer, the KV cache included,
@@ -41,8 +41,8 @@ type attnUnit struct{ row, head int }
 // NewEngine allocates an engine for m.
 func NewEngine(m *Model, opt Options) (*Engine, error) {
 	a := m.Arch
-	if opt.Slots < 1 || opt.MaxRows < 1 {
-		return nil, fmt.Errorf("native: engine needs at least one slot and one row (slots %d, rows %d)", opt.Slots, opt.MaxRows)
+	if opt.Slots < 1 || opt.MaxRows < opt.Slots {
+		return nil, fmt.Errorf("native: engine needs at least one slot and a row per slot (slots %d, rows %d)", opt.Slots, opt.MaxRows)
 	}
 	if opt.MaxSeq < 1 || opt.MaxSeq > a.MaxSeqLen {
 		return nil, fmt.Errorf("native: sequence length %d outside 1..max_seq_len (%d)", opt.MaxSeq, a.MaxSeqLen)

@@ -37,6 +37,8 @@ type Generator struct {
 	want      []int
 	active    []int
 	lengths   []int
+	wantSlot  []int
+	first     []float32 // [slots][vocab]: each prompt's first-token logits
 }
 
 // NewGenerator returns a generator on e.
@@ -54,6 +56,8 @@ func NewGenerator(e *Engine, dec Decoding, ignoreEOS bool) (*Generator, error) {
 	g.want = make([]int, 0, e.opt.Slots)
 	g.active = make([]int, 0, e.opt.Slots)
 	g.lengths = make([]int, e.opt.Slots)
+	g.wantSlot = make([]int, 0, e.opt.Slots)
+	g.first = make([]float32, e.opt.Slots*e.m.Arch.VocabSize)
 	return g, nil
 }
 
@@ -65,25 +69,29 @@ func (g *Generator) Run(ctx context.Context, reqs []Request, res []Result, now f
 	if len(reqs) == 0 || len(reqs) > e.opt.Slots || len(res) < len(reqs) {
 		return fmt.Errorf("native: batch of %d requests for %d slots", len(reqs), e.opt.Slots)
 	}
-	rows := 0
 	for i, r := range reqs {
 		if len(r.Prompt) == 0 || r.MaxNew < 1 || len(r.Prompt)+r.MaxNew > e.opt.MaxSeq {
 			return fmt.Errorf("native: request %d: %d prompt tokens + %d new tokens do not fit 1..%d positions", i, len(r.Prompt), r.MaxNew, e.opt.MaxSeq)
 		}
-		rows += len(r.Prompt)
-	}
-	if rows > e.opt.MaxRows {
-		return fmt.Errorf("native: batch has %d prompt tokens, more than the engine's %d rows", rows, e.opt.MaxRows)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	v := e.m.Arch.VocabSize
 	t0 := now()
-	g.tokens, g.slots, g.pos, g.want = g.tokens[:0], g.slots[:0], g.pos[:0], g.want[:0]
+	// Prefill: the prompts' rows in Forward calls of at most MaxRows rows (a
+	// long prompt spans several; its cache fills in order). Each prompt's
+	// last-row logits are kept in g.first until every prompt is in.
+	g.tokens, g.slots, g.pos, g.want, g.wantSlot = g.tokens[:0], g.slots[:0], g.pos[:0], g.want[:0], g.wantSlot[:0]
 	for i, r := range reqs {
 		s := g.samplers[i]
 		s.reset(r.Seed)
 		for p, t := range r.Prompt {
+			if len(g.tokens) == e.opt.MaxRows {
+				if err := g.prefill(); err != nil {
+					return err
+				}
+			}
 			g.tokens = append(g.tokens, t)
 			g.slots = append(g.slots, i)
 			g.pos = append(g.pos, p)
@@ -92,16 +100,16 @@ func (g *Generator) Run(ctx context.Context, reqs []Request, res []Result, now f
 			}
 		}
 		g.want = append(g.want, len(g.tokens)-1)
+		g.wantSlot = append(g.wantSlot, i)
 		g.lengths[i] = len(r.Prompt)
 		res[i].Tokens, res[i].ITL = res[i].Tokens[:0], res[i].ITL[:0]
 		res[i].TStart, res[i].TFirst, res[i].TEnd = t0, 0, 0
 	}
-	logits, err := e.Forward(g.tokens, g.slots, g.pos, g.want)
-	if err != nil {
+	if err := g.prefill(); err != nil {
 		return err
 	}
+	logits := g.first
 	g.active = g.active[:0]
-	v := e.m.Arch.VocabSize
 	for i := range reqs {
 		g.active = append(g.active, i)
 	}
@@ -124,6 +132,23 @@ func (g *Generator) Run(ctx context.Context, reqs []Request, res []Result, now f
 		}
 		g.pick(reqs, res, logits, v, now)
 	}
+	return nil
+}
+
+// prefill runs the rows gathered so far and keeps the wanted rows' logits.
+func (g *Generator) prefill() error {
+	if len(g.tokens) == 0 {
+		return nil
+	}
+	v := g.e.m.Arch.VocabSize
+	logits, err := g.e.Forward(g.tokens, g.slots, g.pos, g.want)
+	if err != nil {
+		return err
+	}
+	for j, slot := range g.wantSlot {
+		copy(g.first[slot*v:(slot+1)*v], logits[j*v:(j+1)*v])
+	}
+	g.tokens, g.slots, g.pos, g.want, g.wantSlot = g.tokens[:0], g.slots[:0], g.pos[:0], g.want[:0], g.wantSlot[:0]
 	return nil
 }
 

@@ -557,3 +557,36 @@ func TestRunCancelled(t *testing.T) {
 		t.Fatalf("Run after cancel: %v", err)
 	}
 }
+
+// TestChunkedPrefill: prefill split into Forward calls of a few rows (long
+// prompts spanning several) gives the same tokens as one call.
+func TestChunkedPrefill(t *testing.T) {
+	tok := NewTokenizer(testArch.VocabSize)
+	prompts := [][]int32{tok.Encode(nil, "a longer prompt of some bytes", -1), tok.Encode(nil, "short", -1), tok.Encode(nil, "x", -1)}
+	run := func(maxRows int) [][]int32 {
+		e := newTestEngine(t, testArch, 42, Options{Threads: 2, Slots: 3, MaxSeq: 64, MaxRows: maxRows})
+		g, err := NewGenerator(e, Decoding{Temperature: 0.8, TopK: 10, TopP: 1, RepetitionPenalty: 1}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs := make([]Request, 3)
+		for i := range reqs {
+			reqs[i] = Request{Prompt: prompts[i], MaxNew: 9, Seed: uint64(i)}
+		}
+		res := make([]Result, 3)
+		var c int64
+		if err := g.Run(context.Background(), reqs, res, func() int64 { c++; return c }); err != nil {
+			t.Fatal(err)
+		}
+		return [][]int32{res[0].Tokens, res[1].Tokens, res[2].Tokens}
+	}
+	want := run(64)
+	for _, rows := range []int{3, 4, 7} {
+		got := run(rows)
+		for i := range want {
+			if !equal(got[i], want[i]) {
+				t.Fatalf("max rows %d, request %d: %v, want %v", rows, i, got[i], want[i])
+			}
+		}
+	}
+}

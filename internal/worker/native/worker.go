@@ -277,7 +277,11 @@ func (w *worker) run(ctx context.Context) error {
 	}
 	batch := min(nat.BatchSize, len(prompts))
 	fmt.Fprintf(w.log, "native worker: %s, %d prompts (%d truncated to %d tokens), batch %d, %d threads\n", cfg.Model, len(prompts), cut, limit, batch, threadsOf(nat.Threads))
-	e, err := eng.NewEngine(model, eng.Options{Threads: nat.Threads, Slots: batch, MaxSeq: longest + maxOut, MaxRows: batch * longest})
+	rows := batch * longest
+	if rows > maxPrefillRows { // longer prefills run in chunks: activations stay bounded
+		rows = max(maxPrefillRows, batch)
+	}
+	e, err := eng.NewEngine(model, eng.Options{Threads: nat.Threads, Slots: batch, MaxSeq: longest + maxOut, MaxRows: rows})
 	if err != nil {
 		return fail(CodeUnsupported, cli.ExitUsage, "", "%v", err)
 	}
@@ -391,6 +395,10 @@ func writeOutputs(path string, tok eng.Tokenizer, outputs [][]int32) error {
 	}
 	return f.Close()
 }
+
+// maxPrefillRows bounds the token rows of one forward call: 4096 rows of
+// llem-small's activations are about 60 MiB.
+const maxPrefillRows = 4096
 
 // requestSeed gives request id its own sampling stream: its tokens depend on
 // random_seed and its id, not on the batch it ran in.
