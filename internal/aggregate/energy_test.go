@@ -1,6 +1,8 @@
 package aggregate
 
 import (
+	"math"
+	"os"
 	"testing"
 
 	"github.com/llem/llem/internal/record"
@@ -84,6 +86,31 @@ func TestScopeOf(t *testing.T) {
 	} {
 		if got := ScopeOf(c[0], c[1]); got != c[2] {
 			t.Errorf("ScopeOf(%s, %s) = %s, want %s", c[0], c[1], got, c[2])
+		}
+	}
+}
+
+// A sampler that crashed mid-write leaves a stream cut inside a batch: the
+// reader keeps every whole batch before the cut.
+func TestTruncatedStream(t *testing.T) {
+	dir := t.TempDir()
+	p := dir + "/s.arrows"
+	devs := []device{{name: "GPU-a", source: "nvml", counter: true, powerReading: true, power: func(int64) float64 { return 100 }}}
+	writeSamples(t, p, "100", simulate(devs, 10000*ms, 100*ms, nil), 10)
+	b, _ := os.ReadFile(p)
+	for _, cut := range []int{len(b) - 8, len(b) - 100, len(b) / 2} {
+		os.WriteFile(p, b[:cut], 0o644)
+		src, err := OpenArrow(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tracks, err := Pass(src, []int64{t0 + 1000*ms, t0 + 2000*ms}, nil)
+		src.Close()
+		if err != nil {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+		if sp := tracks[0].Curve.Span(t0+1000*ms, t0+2000*ms); sp.CounterJ == nil || math.Abs(*sp.CounterJ-100) > 1e-9 {
+			t.Errorf("cut at %d: counter %v", cut, deref(sp.CounterJ))
 		}
 	}
 }

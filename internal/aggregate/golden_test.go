@@ -321,3 +321,44 @@ func TestWindowsMode(t *testing.T) {
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// Streams merged from several files, the baseline arriving after the runs
+// that need it: the same energy records as one ordered stream.
+func TestMergedFiles(t *testing.T) {
+	root := t.TempDir()
+	stream := buildStudy(t, root)
+	ref, _, code := runCmd(t, stream, "--root", root, "--no-request-files")
+	if code != 0 {
+		t.Fatal("reference run failed")
+	}
+	var runs, rest []byte
+	for _, l := range strings.SplitAfter(string(stream), "\n") {
+		if strings.Contains(l, `"kind":"run"`) {
+			runs = append(runs, l...)
+		} else {
+			rest = append(rest, l...)
+		}
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "runs.ndjson"), runs, 0o644)
+	os.WriteFile(filepath.Join(dir, "rest.ndjson"), rest, 0o644)
+	out, stderr, code := runCmd(t, nil, "--root", root, "--no-request-files", filepath.Join(dir, "runs.ndjson"), filepath.Join(dir, "rest.ndjson"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	pick := func(s, kind string) []string {
+		var o []string
+		for _, l := range strings.Split(s, "\n") {
+			if strings.Contains(l, `"kind":"`+kind+`"`) {
+				o = append(o, l)
+			}
+		}
+		return o
+	}
+	for _, k := range []string{"energy", "summary", "experiment"} {
+		a, b := pick(ref, k), pick(out, k)
+		if strings.Join(a, "\n") != strings.Join(b, "\n") {
+			t.Errorf("%s records differ when merged from files (%d vs %d)", k, len(a), len(b))
+		}
+	}
+}
