@@ -479,7 +479,7 @@ func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, erro
 	}()
 
 	// Attach before start, so not one byte of output is missed.
-	hj, err := r.cli.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	hj, err := r.cli.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
 		res.Err = ctxErr(ctx, classify(stageAttach, err, false))
 		return res, nil
@@ -621,6 +621,7 @@ func (r *Runner) containerConfig(spec runner.Spec, img string) (*container.Confi
 		"LLEM_EXPERIMENT=" + inContainer,
 		"LLEM_RUN_DIR=" + MountRun,
 		"PYTHONUNBUFFERED=1",
+		"LLEM_STDIN_WATCHDOG=1",
 	}
 	var entry []string
 	if python.IsBackend(exp.Backend) {
@@ -676,10 +677,15 @@ func (r *Runner) containerConfig(spec runner.Spec, img string) (*container.Confi
 		Labels:     labels,
 		User:       user,
 		Entrypoint: entry,
-		// A worker's stdin is never read; closing it lets one that does
-		// notice the end at once.
-		OpenStdin: false,
-		Tty:       false,
+		// The worker's stdin is this process's attach connection, never
+		// written to: when llem-exec dies (even by SIGKILL) the connection
+		// drops, the engine closes stdin (StdinOnce), and a worker watching
+		// it (LLEM_STDIN_WATCHDOG=1; the Python workers do) exits instead of
+		// holding GPUs until the next pre-flight sweep.
+		OpenStdin:   true,
+		StdinOnce:   true,
+		AttachStdin: true,
+		Tty:         false,
 	}
 	useInit := true
 	hcfg := &container.HostConfig{

@@ -165,18 +165,18 @@ func waitHello(t *testing.T, out *syncBuf) {
 func TestRunTimeout(t *testing.T) {
 	needEngine(t)
 	r := newTestRunner(t, Options{})
-	spec, out, _ := testSpec(t, "hang")
+	spec, out, errb := testSpec(t, "hang")
+	spec.Grace = 20 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	t0 := time.Now()
 	res, err := r.Run(ctx, spec)
-	el := time.Since(t0)
 	if err != nil || res.Err == nil || res.Err.Type != ErrTimeout {
 		t.Fatalf("want timeout, got %v %+v", err, res.Err)
 	}
-	// SIGTERM through the init ends the worker well before the grace.
-	if !res.Signaled || el > 3*time.Second+spec.Grace {
-		t.Fatalf("signaled %v exit %d after %s", res.Signaled, res.ExitCode, el)
+	// SIGTERM reached the worker through the init (it says so and exits 143),
+	// long before the grace would have brought SIGKILL.
+	if !res.Signaled || !strings.Contains(errb.String(), "test worker: got SIGTERM") {
+		t.Fatalf("signaled %v exit %d, stderr %q", res.Signaled, res.ExitCode, errb.String())
 	}
 	if !strings.Contains(out.String(), `"event":"hello"`) {
 		t.Fatalf("stdout %q", out.String())
@@ -200,7 +200,7 @@ func TestRunStubbornKilledAfterGrace(t *testing.T) {
 	if res.Err == nil || res.Err.Type != ErrInterrupted || !res.Signaled {
 		t.Fatalf("want interrupted+signaled, got %+v signaled %v", res.Err, res.Signaled)
 	}
-	if el < spec.Grace || el > spec.Grace+15*time.Second {
+	if el < spec.Grace || el > spec.Grace+time.Minute {
 		t.Fatalf("a worker ignoring SIGTERM must get the grace (%s) then SIGKILL; took %s", spec.Grace, el)
 	}
 	assertGone(t, res)

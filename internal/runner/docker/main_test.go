@@ -19,6 +19,8 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
+
+	"github.com/llem/llem/internal/record"
 )
 
 // The suite runs against the real Docker engine. TestMain checks it is
@@ -36,6 +38,18 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		// A child playing llem-exec (see TestKilledOwner): the parent's engine,
+		// images and owner; the parent checks what it leaves behind.
+		cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+		if err != nil {
+			os.Exit(1)
+		}
+		testClient = cli
+		testOwner = os.Getenv("LLEM_TEST_OWNER")
+		pyImage = os.Getenv("LLEM_TEST_PYIMAGE")
+		os.Exit(m.Run())
+	}
 	code := func() int {
 		if err := setupEngine(); err != nil {
 			banner := fmt.Sprintf("\n%s\n!!! Docker engine NOT reachable: %v\n!!! The docker runner's engine tests are SKIPPED.\n!!! Run `bash scripts/test-setup.sh` (starts the engine) to run them.\n%s\n",
@@ -180,4 +194,22 @@ func writeExperiment(t *testing.T, exp any) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func unmarshalInput(t *testing.T, b []byte) record.WorkerInput {
+	t.Helper()
+	var in record.WorkerInput
+	if err := json.Unmarshal(b, &in); err != nil {
+		t.Fatal(err)
+	}
+	return in
 }

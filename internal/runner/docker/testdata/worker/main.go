@@ -4,7 +4,7 @@
 //
 //	succeed   hello, load, model, measure with one request per prompt, memory, done; exit 0
 //	crash     hello, load start, an error event, exit 3
-//	hang      hello, then sleep forever (SIGTERM ends it: exit 143 via the init)
+//	hang      hello, then wait for SIGTERM: says so on stderr, exits 143
 //	stubborn  hello, then sleep forever ignoring SIGTERM (only SIGKILL ends it)
 //	hugelog   LLEM_TEST_LOG_MB MiB of text on stderr, then as succeed
 //	oom       allocate and touch memory until killed
@@ -58,7 +58,11 @@ func main() {
 		os.Exit(3)
 	case "hang":
 		fmt.Fprintln(os.Stderr, "test worker: hanging")
-		sleepForever()
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		<-term
+		fmt.Fprintln(os.Stderr, "test worker: got SIGTERM")
+		os.Exit(143)
 	case "stubborn":
 		signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
 		fmt.Fprintln(os.Stderr, "test worker: hanging, ignoring SIGTERM")

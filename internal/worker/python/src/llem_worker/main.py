@@ -1,8 +1,10 @@
 """Dispatch to a backend, with the protocol's error handling: any failure becomes an `error`
 event and a non-zero exit; SIGTERM (llem-exec's timeout or interrupt) ends the run the same way."""
 import importlib
+import os
 import signal
 import sys
+import threading
 import traceback
 
 from .common import WorkerError, load_input
@@ -19,6 +21,19 @@ def _on_term(signum, frame):
     raise Terminated()
 
 
+def _watch_stdin():
+    """stdin is llem-exec's connection (the docker runner attaches it and never writes): its end
+    means llem-exec is gone, so this worker ends too, as if it had been sent SIGTERM."""
+    # The raw fd, not sys.stdin: a daemon thread blocked inside a buffered reader aborts the
+    # interpreter's shutdown ("could not acquire lock for <stdin>").
+    try:
+        while os.read(0, 65536):
+            pass
+    except OSError:
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(argv):
     proto = Protocol()
     if len(argv) != 1 or argv[0] not in BACKENDS:
@@ -26,6 +41,8 @@ def main(argv):
         return 2
     backend = argv[0]
     signal.signal(signal.SIGTERM, _on_term)
+    if os.environ.get("LLEM_STDIN_WATCHDOG") == "1":
+        threading.Thread(target=_watch_stdin, name="llem-stdin-watchdog", daemon=True).start()
     try:
         mod = importlib.import_module("llem_worker." + BACKENDS[backend])
         doc, cfg, prompts = load_input()
