@@ -240,3 +240,34 @@ func TestFieldLookup(t *testing.T) {
 		t.Error("absent section")
 	}
 }
+
+// The memoizing Encoder writes the same bytes as AppendCanonical over a
+// sequence of configs that share and replace sections.
+func TestEncoderMatchesCanonical(t *testing.T) {
+	srcs := []string{
+		"model: llem-tiny\n",
+		"model: llem-tiny\nn: 5\n",
+		"model: llem-small\nnative: {threads: 2}\n",
+		"model: gpt2\nbackend: pytorch\npytorch: {x: 1}\n",
+		"model: gpt2\nbackend: pytorch\npytorch: {x: 2}\n",
+		"model: m\nbackend: vllm\nvllm: {engine: {max_num_seqs: 4}}\ndecoder: {preset: creative}\n",
+		"model: llem-tiny\n",
+	}
+	var enc Encoder
+	base := mustParse(t, srcs[0])
+	for round := 0; round < 2; round++ {
+		for _, s := range srcs {
+			c := mustParse(t, s)
+			if round == 1 { // share sections with a base, as a sweep does
+				cp := *base
+				cp.N = c.N
+				c = &cp
+			}
+			want, _ := c.Canonical()
+			got, err := enc.Append(nil, c)
+			if err != nil || string(got) != string(want) {
+				t.Fatalf("%q: encoder differs:\n%s\n%s", s, got, want)
+			}
+		}
+	}
+}

@@ -43,13 +43,41 @@ func (c *Config) Finalize() (notes []string) {
 		notes = append(notes, fmt.Sprintf("energy.backend %s is read as nvml: llem samples NVML itself", *b))
 		c.Energy.Backend = ptr("nvml")
 	}
+	c.EnsureSection()
+	if s := c.Dataset.Synthetic; s != nil {
+		if s.Distribution == "lognormal" && s.Sigma == nil {
+			n := *s
+			n.Sigma = ptr(0.5)
+			c.Dataset.Synthetic = &n
+		} else if s.Distribution != "lognormal" && s.Sigma != nil {
+			// sigma means nothing for fixed lengths: drop it, so that it does not
+			// split one experiment into two ids.
+			n := *s
+			n.Sigma = nil
+			c.Dataset.Synthetic = &n
+		}
+	}
+	return notes
+}
+
+// EnsureSection creates the section of the config's own backend when it is
+// missing, with its defaults, and fills the native architecture from a preset
+// model. Finalize calls it; a sweep calls it once on its base, so that the
+// configs it derives share the section.
+func (c *Config) EnsureSection() { c.ensureSection(true) }
+
+// CreateSection creates the section of the config's own backend when it is
+// missing, with its defaults (no preset architecture).
+func (c *Config) CreateSection() { c.ensureSection(false) }
+
+func (c *Config) ensureSection(fill bool) {
 	switch c.Backend {
 	case BackendNative:
 		if c.Native == nil {
 			c.Native = &Native{}
 			c.Native.setDefaults()
 		}
-		if a, ok := preset.Lookup(c.Model); ok && !archComplete(c.Native) {
+		if a, ok := preset.Lookup(c.Model); ok && fill && !archComplete(c.Native) {
 			n := *c.Native // copy on write: sections may be shared between configs
 			fill := func(p **int, v int) {
 				if *p == nil {
@@ -80,20 +108,6 @@ func (c *Config) Finalize() (notes []string) {
 			c.TensorRT.setDefaults()
 		}
 	}
-	if s := c.Dataset.Synthetic; s != nil {
-		if s.Distribution == "lognormal" && s.Sigma == nil {
-			n := *s
-			n.Sigma = ptr(0.5)
-			c.Dataset.Synthetic = &n
-		} else if s.Distribution != "lognormal" && s.Sigma != nil {
-			// sigma means nothing for fixed lengths: drop it, so that it does not
-			// split one experiment into two ids.
-			n := *s
-			n.Sigma = nil
-			c.Dataset.Synthetic = &n
-		}
-	}
-	return notes
 }
 
 // Validate checks the rules that involve more than one field (the original's

@@ -131,7 +131,7 @@ func (s *Study) gen(d *config.Decoder, i int) (config.Config, string) {
 			i -= b.size
 			continue
 		}
-		c.Backend = b.backend
+		c = b.base
 		// Mixed radix, last axis fastest: the first axis varies slowest.
 		rem := i
 		idx := make([]int, len(b.dims))
@@ -152,7 +152,8 @@ func (s *Study) gen(d *config.Decoder, i int) (config.Config, string) {
 // effective builds, finalizes and validates the config at position i with
 // decoder d; it returns the config, its canonical JSON appended to buf (nil
 // when invalid), the reasons it is invalid, and remarks.
-func (s *Study) effective(d *config.Decoder, i int, buf []byte) (config.Config, []byte, config.Errors, []string) {
+func (s *Study) effective(w *worker, i int, buf []byte) (config.Config, []byte, config.Errors, []string) {
+	d := w.dec
 	c, _ := s.gen(d, i)
 	es := append(config.Errors(nil), d.Errors()...)
 	d.Reset()
@@ -163,7 +164,7 @@ func (s *Study) effective(d *config.Decoder, i int, buf []byte) (config.Config, 
 	if len(es) > 0 {
 		return c, nil, es, notes
 	}
-	b, err := c.AppendCanonical(buf[:0])
+	b, err := w.enc.Append(buf[:0], &c)
 	if err != nil {
 		return c, nil, config.Errors{{Message: err.Error()}}, notes
 	}
@@ -293,14 +294,22 @@ func (s *Study) firstPass(columns bool) error {
 	return nil
 }
 
-// decoders returns one decoder per worker (a decoder is not safe for
-// concurrent use).
-func (s *Study) decoders() []*config.Decoder {
-	d := make([]*config.Decoder, runtime.GOMAXPROCS(0))
-	for i := range d {
-		d[i] = config.NewDecoder(s.File)
+// worker holds what one goroutine needs to build configs (neither a decoder
+// nor an encoder is safe for concurrent use).
+type worker struct {
+	dec *config.Decoder
+	enc config.Encoder
+}
+
+func (s *Study) newWorker() *worker { return &worker{dec: config.NewDecoder(s.File)} }
+
+// decoders returns one worker per core.
+func (s *Study) decoders() []*worker {
+	w := make([]*worker, runtime.GOMAXPROCS(0))
+	for i := range w {
+		w[i] = s.newWorker()
 	}
-	return d
+	return w
 }
 
 func (s *Study) widen(c *config.Config) {
@@ -430,7 +439,7 @@ func (s *Study) schedule(fn func(n int, at func(r int) slot) error) error {
 }
 
 // run fills r for the run at execution position seq.
-func (s *Study) run(d *config.Decoder, r *Run, c *config.Config, seq int, sl slot, buf []byte) ([]byte, error) {
+func (s *Study) run(d *worker, r *Run, c *config.Config, seq int, sl slot, buf []byte) ([]byte, error) {
 	cfg, b, es, _ := s.effective(d, int(s.kept[sl.j]), buf)
 	if len(es) > 0 { // cannot happen: it was valid in the first pass
 		return buf, fmt.Errorf("config at %s became invalid: %v", s.where(int(s.kept[sl.j])), es)
@@ -460,7 +469,7 @@ func (s *Study) Each(fn func(*Run) error) error {
 	var r Run
 	var c config.Config
 	buf := make([]byte, 0, 4096)
-	d := config.NewDecoder(s.File)
+	d := s.newWorker()
 	seq := 0
 	return s.schedule(func(n int, at func(int) slot) error {
 		for i := 0; i < n; i++ {
@@ -521,7 +530,7 @@ func (s *Study) writeRuns(w io.Writer) error {
 // expansion order.
 func (s *Study) EachSkipped(fn func(*record.Skipped) error) error {
 	buf := make([]byte, 0, 4096)
-	d := config.NewDecoder(s.File)
+	d := s.newWorker()
 	for _, pos := range s.skipped {
 		c, _, es, _ := s.effective(d, int(pos), buf)
 		raw, err := c.AppendCanonical(nil)

@@ -67,6 +67,7 @@ type axis struct {
 
 // block is the product of the axes of one backend.
 type block struct {
+	base    config.Config // the shared fields with this backend and its section
 	backend string
 	dims    []*axis
 	size    int
@@ -575,7 +576,22 @@ func (s *Study) plan(limit int) {
 	}
 	total := 0
 	for _, b := range backends {
-		bl := block{backend: b, size: 1}
+		bl := block{backend: b, size: 1, base: s.base}
+		bl.base.Backend = b
+		// Create the backend's section once, so that the block's configs share
+		// it (and its encoding); fill the preset architecture only when no
+		// axis changes the model.
+		modelAxis := false
+		for _, a := range s.axes {
+			if a.segs[0] == "model" {
+				modelAxis = true
+			}
+		}
+		if modelAxis {
+			bl.base.CreateSection()
+		} else {
+			bl.base.EnsureSection()
+		}
 		for _, a := range s.axes {
 			if a == s.backendAxis || a.scope != "" && a.scope != b {
 				continue
