@@ -590,3 +590,24 @@ func TestChunkedPrefill(t *testing.T) {
 		}
 	}
 }
+
+// TestExpf compares expf with math.Exp over the range the kernels use.
+func TestExpf(t *testing.T) {
+	worst := 0.0
+	for x := -87.0; x <= 88.7; x += 0.001 {
+		got, want := float64(expf(float32(x))), math.Exp(float64(float32(x)))
+		if rel := math.Abs(got-want) / want; rel > worst {
+			worst = rel
+		}
+	}
+	t.Logf("worst relative error %g", worst)
+	if worst > 3e-7 {
+		t.Fatalf("expf: worst relative error %g", worst)
+	}
+	if expf(-200) != 0 || !math.IsInf(float64(expf(100)), 1) || expf(0) != 1 {
+		t.Fatal("expf limits")
+	}
+	if v := expf(float32(math.NaN())); v == v {
+		t.Fatal("expf(NaN) is not NaN")
+	}
+}
