@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from .common import (WorkerError, count_parameters, experts_of, facts_from_config, host_memory,
+from .common import (WorkerError, count_parameters, experts_of, facts_from_config, fit_kwargs, host_memory,
                      is_greedy, model_dir, ns, nvml_used, run_warmup, safetensors_numels, section,
                      split_extra)
 
@@ -132,7 +132,7 @@ def run(proto, doc, cfg, prompts):
     max_in = int(cfg.get("max_input_tokens", 512))
     tok = llm.tokenizer
     token_prompts = [list(tok.encode(p))[:max_in] for p in prompts]
-    params = tllm.SamplingParams(**sampling_kwargs(cfg))
+    params = tllm.SamplingParams(**fit_kwargs(tllm.SamplingParams, sampling_kwargs(cfg), proto, "decoder"))
     one = tllm.SamplingParams(max_tokens=1, temperature=0.0)
 
     warm = run_warmup(cfg, lambda i: llm.generate([token_prompts[i % len(token_prompts)]], one), proto)
