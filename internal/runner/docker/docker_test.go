@@ -517,3 +517,40 @@ func fileUID(st os.FileInfo) int {
 	}
 	return -1
 }
+
+// TestRunConcurrent: side-by-side runs (llem-exec --parallel) share one
+// Runner; each gets its own container and its own stream.
+func TestRunConcurrent(t *testing.T) {
+	needEngine(t)
+	r := newTestRunner(t, Options{})
+	const n = 3
+	var wg sync.WaitGroup
+	results := make([]runner.Result, n)
+	outs := make([]*syncBuf, n)
+	specs := make([]runner.Spec, n)
+	for i := range specs {
+		specs[i], outs[i], _ = testSpec(t, "succeed")
+	}
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			results[i], _ = r.Run(context.Background(), specs[i])
+		}(i)
+	}
+	wg.Wait()
+	ids := map[string]bool{}
+	for i, res := range results {
+		if res.Err != nil || res.ExitCode != 0 {
+			t.Fatalf("run %d: %+v exit %d", i, res.Err, res.ExitCode)
+		}
+		ids[res.Container.ContainerID] = true
+		if evs := events(t, outs[i].String()); evs[len(evs)-1].Event != record.EventDone || len(evs) != 12 {
+			t.Fatalf("run %d: %d events, streams mixed?", i, len(evs))
+		}
+		assertGone(t, res)
+	}
+	if len(ids) != n {
+		t.Fatalf("containers %v", ids)
+	}
+}
