@@ -545,7 +545,7 @@ func TestRunConcurrent(t *testing.T) {
 			t.Fatalf("run %d: %+v exit %d", i, res.Err, res.ExitCode)
 		}
 		ids[res.Container.ContainerID] = true
-		if evs := events(t, outs[i].String()); evs[len(evs)-1].Event != record.EventDone || len(evs) != 12 {
+		if evs := events(t, outs[i].String()); evs[len(evs)-1].Event != record.EventDone || len(evs) != 11 {
 			t.Fatalf("run %d: %d events, streams mixed?", i, len(evs))
 		}
 		assertGone(t, res)
