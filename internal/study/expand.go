@@ -299,6 +299,11 @@ func (s *Study) firstPass(columns bool) error {
 type worker struct {
 	dec *config.Decoder
 	enc config.Encoder
+	// the last config built by run, reused while the order repeats it
+	has     bool
+	lastJ   uint32
+	lastCfg config.Config
+	lastB   []byte
 }
 
 func (s *Study) newWorker() *worker { return &worker{dec: config.NewDecoder(s.File)} }
@@ -440,11 +445,18 @@ func (s *Study) schedule(fn func(n int, at func(r int) slot) error) error {
 
 // run fills r for the run at execution position seq.
 func (s *Study) run(d *worker, r *Run, c *config.Config, seq int, sl slot, buf []byte) ([]byte, error) {
-	cfg, b, es, _ := s.effective(d, int(s.kept[sl.j]), buf)
-	if len(es) > 0 { // cannot happen: it was valid in the first pass
-		return buf, fmt.Errorf("config at %s became invalid: %v", s.where(int(s.kept[sl.j])), es)
+	var b []byte
+	if d.has && d.lastJ == sl.j {
+		// The sequential order repeats a config for each cycle: build it once.
+		*c, b = d.lastCfg, d.lastB
+	} else {
+		cfg, bb, es, _ := s.effective(d, int(s.kept[sl.j]), buf)
+		if len(es) > 0 { // cannot happen: it was valid in the first pass
+			return buf, fmt.Errorf("config at %s became invalid: %v", s.where(int(s.kept[sl.j])), es)
+		}
+		*c, b = cfg, bb
+		d.has, d.lastJ, d.lastCfg, d.lastB = true, sl.j, cfg, bb
 	}
-	*c = cfg
 	var id [16]byte
 	var raw [8]byte
 	binary.BigEndian.PutUint64(raw[:], s.ids[sl.j])

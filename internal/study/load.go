@@ -176,6 +176,9 @@ func (s *Study) load(data []byte, opts Options) {
 		s.loadExperiments(expNode)
 	}
 	s.isStudy = sweepNode != nil || expNode != nil
+	for _, n := range d.Notes {
+		s.note(n)
+	}
 }
 
 func asConfigError(err error) *config.Error {

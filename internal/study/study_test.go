@@ -401,3 +401,13 @@ func TestParallelMatchesSerial(t *testing.T) {
 		}
 	}
 }
+
+func TestNotes(t *testing.T) {
+	s := expand(t, "model: gpt2\nbackend: pytorch\npytorch: {batch_sise: 2}\nsweep:\n  dataset: [{n: 5, input_len: 8}]\n  energy.backend: [zeus]\n")
+	all := strings.Join(s.Summary(), "\n")
+	for _, want := range []string{`did you mean "batch_size"?`, "dataset[0].n is ignored", "energy.backend zeus is read as nvml"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("summary lacks %q:\n%s", want, all)
+		}
+	}
+}
