@@ -120,8 +120,8 @@ func TestRunSuccess(t *testing.T) {
 	if strings.Join(kinds, " ") != want {
 		t.Fatalf("events in order %v", kinds)
 	}
-	if evs[len(evs)-1].Totals.Requests != 3 || evs[len(evs)-1].Totals.InputTokens != 4+2+3 {
-		t.Fatalf("done totals %+v", evs[len(evs)-1].Totals)
+	if lastEv(t, evs).Totals.Requests != 3 || lastEv(t, evs).Totals.InputTokens != 4+2+3 {
+		t.Fatalf("done totals %+v", lastEv(t, evs).Totals)
 	}
 	if counts, err := schemas.CheckNDJSON([]byte(out.String())); err != nil || counts["event"] != len(evs) {
 		t.Fatalf("schema: %v %v", counts, err)
@@ -141,7 +141,7 @@ func TestRunCrash(t *testing.T) {
 		t.Fatalf("exit %d signaled %v", res.ExitCode, res.Signaled)
 	}
 	evs := events(t, out.String())
-	if last := evs[len(evs)-1]; last.Event != record.EventError || last.Code != "test_crash" {
+	if last := lastEv(t, evs); last.Event != record.EventError || last.Code != "test_crash" {
 		t.Fatalf("last event %+v", last)
 	}
 	if !strings.Contains(errb.String(), "test worker: crash") {
@@ -315,8 +315,8 @@ func TestRunHugeLog(t *testing.T) {
 		t.Fatalf("stderr carried %d bytes, want %d", errc.n.Load(), mb<<20)
 	}
 	evs := events(t, out.String())
-	if evs[len(evs)-1].Event != record.EventDone {
-		t.Fatalf("the events after a huge log are incomplete: last %+v", evs[len(evs)-1])
+	if lastEv(t, evs).Event != record.EventDone {
+		t.Fatalf("the events after a huge log are incomplete: last %+v", lastEv(t, evs))
 	}
 	t.Logf("huge log: %d MiB of stderr streamed in %s (%.0f MiB/s, container start to removal)", mb, el.Round(time.Millisecond), float64(mb)/el.Seconds())
 	assertGone(t, res)
@@ -545,7 +545,7 @@ func TestRunConcurrent(t *testing.T) {
 			t.Fatalf("run %d: %+v exit %d", i, res.Err, res.ExitCode)
 		}
 		ids[res.Container.ContainerID] = true
-		if evs := events(t, outs[i].String()); evs[len(evs)-1].Event != record.EventDone || len(evs) != 11 {
+		if evs := events(t, outs[i].String()); lastEv(t, evs).Event != record.EventDone || len(evs) != 11 {
 			t.Fatalf("run %d: %d events, streams mixed?", i, len(evs))
 		}
 		assertGone(t, res)

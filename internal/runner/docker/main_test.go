@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
@@ -100,6 +102,7 @@ func setupEngine() error {
 		return err
 	}
 	testClient = cli
+	removeStaleTestLeftovers(cli)
 	testImage = fmt.Sprintf("llem-test/worker:%d", os.Getpid())
 	if err := buildScratchImage(cli, testImage, "./testdata/worker"); err != nil {
 		return err
@@ -212,4 +215,48 @@ func unmarshalInput(t *testing.T, b []byte) record.WorkerInput {
 		t.Fatal(err)
 	}
 	return in
+}
+
+func lastEv(t *testing.T, evs []record.Event) record.Event {
+	t.Helper()
+	if len(evs) == 0 {
+		t.Fatal("the worker wrote no events")
+	}
+	return evs[len(evs)-1]
+}
+
+func firstEv(t *testing.T, evs []record.Event) record.Event {
+	t.Helper()
+	if len(evs) == 0 {
+		t.Fatal("the worker wrote no events")
+	}
+	return evs[0]
+}
+
+// removeStaleTestLeftovers removes what an earlier run of this suite that
+// died (a panic skips TestMain's cleanup) left: llem-test images and
+// containers tagged with a pid that is gone.
+func removeStaleTestLeftovers(cli *client.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dead := func(pidS string) bool {
+		pid, err := strconv.Atoi(pidS)
+		return err == nil && pid != os.Getpid() && !pidAlive(pid)
+	}
+	if list, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelOwner))}); err == nil {
+		for _, c := range list {
+			if p, ok := strings.CutPrefix(c.Labels[LabelOwner], "llem-test-"); ok && dead(p) {
+				_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+			}
+		}
+	}
+	if imgs, err := cli.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("reference", "llem-test/*"))}); err == nil {
+		for _, im := range imgs {
+			for _, tag := range im.RepoTags {
+				if i := strings.LastIndexByte(tag, ':'); i > 0 && dead(tag[i+1:]) {
+					_, _ = cli.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})
+				}
+			}
+		}
+	}
 }

@@ -50,10 +50,10 @@ func TestNativeWorkerInContainer(t *testing.T) {
 		t.Fatalf("run: %v %+v exit %d\nstdout %s\nstderr %s", err, res.Err, res.ExitCode, out.String(), errb.String())
 	}
 	evs := events(t, out.String())
-	if evs[0].Event != record.EventHello || evs[0].Backend != "native" {
+	if firstEv(t, evs).Event != record.EventHello || firstEv(t, evs).Backend != "native" {
 		t.Fatalf("first event %+v", evs[0])
 	}
-	done := evs[len(evs)-1]
+	done := lastEv(t, evs)
 	if done.Event != record.EventDone || done.Totals.Requests != 4 {
 		t.Fatalf("last event %+v", done)
 	}
@@ -103,7 +103,7 @@ func TestNativeWorkerInterrupted(t *testing.T) {
 		t.Fatalf("want interrupted, got %+v\n%s", res.Err, errb.String())
 	}
 	evs := events(t, out.String())
-	if last := evs[len(evs)-1]; last.Event != record.EventError || last.Code != "interrupted" {
+	if last := lastEv(t, evs); last.Event != record.EventError || last.Code != "interrupted" {
 		t.Fatalf("the native worker should end with an error event on SIGTERM, last %+v", last)
 	}
 	// (The error event proves SIGTERM reached the worker: SIGKILL leaves no last words.)

@@ -258,7 +258,7 @@ func TestPythonWorkersInContainer(t *testing.T) {
 				t.Fatalf("run: %v %+v exit %d\nstdout %s\nstderr %s", err, res.Err, res.ExitCode, out.String(), errb.String())
 			}
 			evs := events(t, out.String())
-			if evs[0].Event != record.EventHello || evs[0].Backend != tc.backend || evs[len(evs)-1].Event != record.EventDone {
+			if firstEv(t, evs).Event != record.EventHello || firstEv(t, evs).Backend != tc.backend || lastEv(t, evs).Event != record.EventDone {
 				t.Fatalf("events %s", out.String())
 			}
 			if _, err := schemas.CheckNDJSON([]byte(out.String())); err != nil {
