@@ -302,8 +302,8 @@ func TestPyTorchWorkerWiresEveryField(t *testing.T) {
 			"cache_implementation": "static", "num_beams": 1, "early_stopping": false, "length_penalty": 1.5,
 			"no_repeat_ngram_size": 3, "prompt_lookup_num_tokens": 4, "pad_token_id": 2})
 	}
-	if gens[2].Kwargs["batch"] != float64(2) || gens[3].Kwargs["batch"] != float64(1) {
-		t.Errorf("measured batches %v %v, want 2 then 1", gens[2].Kwargs["batch"], gens[3].Kwargs["batch"])
+	if gens[0].Kwargs["batch"] != float64(2) || gens[2].Kwargs["batch"] != float64(2) || gens[3].Kwargs["batch"] != float64(1) {
+		t.Errorf("warmup batch %v (want batch_size 2), measured batches %v %v (want 2 then 1)", gens[0].Kwargs["batch"], gens[2].Kwargs["batch"], gens[3].Kwargs["batch"])
 	}
 
 	// The stand-in model emits EOS after i+2 tokens for batch row i.

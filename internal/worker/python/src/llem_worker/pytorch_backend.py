@@ -137,7 +137,12 @@ def run(proto, doc, cfg, prompts):
             return model.generate(**enc, **gen_kw, pad_token_id=tok.pad_token_id,
                                   stopping_criteria=transformers.StoppingCriteriaList([crit]))
 
-    warm = run_warmup(cfg, lambda i: generate(encode([prompts[i % len(prompts)]]), []), proto)
+    def warm_call(i):
+        # A full batch, as measured: batch shapes (and a static cache) are compiled/warmed.
+        k = min(batch_size, len(prompts))
+        generate(encode([prompts[(i * k + j) % len(prompts)] for j in range(k)]), [])
+
+    warm = run_warmup(cfg, warm_call, proto)
 
     if cuda:
         for i in range(torch.cuda.device_count()):
