@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -552,5 +553,34 @@ func TestRunConcurrent(t *testing.T) {
 	}
 	if len(ids) != n {
 		t.Fatalf("containers %v", ids)
+	}
+}
+
+// BenchmarkRunOverhead is the cost of one run's container (create, attach,
+// start, a worker that does almost nothing, wait, inspect, remove):
+//
+//	go test -run '^$' -bench RunOverhead -benchtime 20x ./internal/runner/docker
+func BenchmarkRunOverhead(b *testing.B) {
+	if engineErr != nil {
+		b.Skip(engineErr)
+	}
+	r, err := New(Options{Owner: testOwner, Log: io.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	in := testExperiment("native")
+	dir := b.TempDir()
+	raw, _ := json.Marshal(in)
+	if err := os.WriteFile(filepath.Join(dir, "experiment.json"), raw, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	spec := runner.Spec{Experiment: in.Experiment, RunDir: dir, Env: []string{"LLEM_TEST_MODE=succeed"}, Grace: time.Second}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, err := r.Run(context.Background(), spec)
+		if err != nil || res.Err != nil || res.ExitCode != 0 {
+			b.Fatalf("%v %+v", err, res.Err)
+		}
 	}
 }
