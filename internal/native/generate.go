@@ -3,6 +3,7 @@ package native
 import (
 	"context"
 	"fmt"
+	"math"
 )
 
 // Request is one prompt to complete.
@@ -159,7 +160,11 @@ func (g *Generator) pick(reqs []Request, res []Result, logits []float32, v int, 
 	g.tokens = g.tokens[:0] // reused to hold this step's picks
 	for j, i := range g.active {
 		s := g.samplers[i]
-		tok := s.next(logits[j*v:(j+1)*v], g.dec)
+		l := logits[j*v : (j+1)*v]
+		if len(res[i].Tokens) < g.dec.MinNewTokens {
+			l[EOS] = float32(math.Inf(-1)) // as Hugging Face's MinNewTokensLengthLogitsProcessor
+		}
+		tok := s.next(l, g.dec)
 		s.see(tok)
 		g.tokens = append(g.tokens, tok)
 	}

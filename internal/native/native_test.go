@@ -540,6 +540,26 @@ func TestEOS(t *testing.T) {
 	}
 }
 
+// TestMinNewTokens: with EOS the greedy choice at every step (zero LM
+// head), min_new_tokens 4 makes the first 4 tokens something else, then EOS
+// ends the request.
+func TestMinNewTokens(t *testing.T) {
+	e := newTestEngine(t, testArch, 3, Options{Threads: 1, Slots: 1, MaxSeq: 64, MaxRows: 64})
+	clear(e.Model().LMHead)
+	g, err := NewGenerator(e, Decoding{Greedy: true, TopP: 1, RepetitionPenalty: 1, MinNewTokens: 4}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := make([]Result, 1)
+	var c int64
+	if err := g.Run(context.Background(), []Request{{Prompt: []int32{5}, MaxNew: 10}}, res, func() int64 { c++; return c }); err != nil {
+		t.Fatal(err)
+	}
+	if got := res[0].Tokens; len(got) != 5 || got[4] != EOS || got[0] == EOS || got[3] == EOS {
+		t.Fatalf("tokens %v, want 4 non-EOS then EOS", got)
+	}
+}
+
 func TestRunCancelled(t *testing.T) {
 	e := newTestEngine(t, testArch, 3, Options{Threads: 1, Slots: 1, MaxSeq: 64, MaxRows: 64})
 	g, _ := NewGenerator(e, Decoding{Greedy: true, TopP: 1, RepetitionPenalty: 1}, true)

@@ -16,6 +16,7 @@ type Decoding struct {
 	TopP              float64 // 1 = off
 	MinP              float64 // 0 = off
 	RepetitionPenalty float64 // 1 = off; Hugging Face's rule (divide positive logits, multiply negative)
+	MinNewTokens      int     // EOS cannot be chosen before this many tokens (0 = off)
 }
 
 // Check reports a decoding the sampler cannot honour.
@@ -31,6 +32,8 @@ func (d Decoding) Check() error {
 		return fmt.Errorf("decoder.min_p: %g, want in [0, 1]", d.MinP)
 	case !(d.RepetitionPenalty > 0):
 		return fmt.Errorf("decoder.repetition_penalty: %g, want > 0", d.RepetitionPenalty)
+	case d.MinNewTokens < 0:
+		return fmt.Errorf("decoder.min_new_tokens: %d, want ≥ 0", d.MinNewTokens)
 	}
 	return nil
 }

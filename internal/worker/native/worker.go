@@ -201,6 +201,9 @@ func DecodingOf(d config.DecoderConfig) eng.Decoding {
 	if d.MinP != nil {
 		out.MinP = *d.MinP
 	}
+	if d.MinNewTokens != nil {
+		out.MinNewTokens = *d.MinNewTokens
+	}
 	if out.Greedy {
 		out.Temperature, out.TopK, out.TopP, out.MinP = 0, 0, 1, 0
 	}
@@ -226,11 +229,6 @@ func (w *worker) run(ctx context.Context) error {
 		return fail(CodeUnsupported, cli.ExitUsage, "", "%v", err)
 	}
 	maxOut := cfg.MaxOutputTokens
-	if cfg.Decoder.MinNewTokens != nil && !nat.IgnoreEOS {
-		if err := w.warn("ignored", "decoder.min_new_tokens is not implemented by the native backend; generation may stop at end of sequence before it"); err != nil {
-			return err
-		}
-	}
 
 	// load: weights (synthetic, or a checkpoint), tokenisation, engine state
 	if err := w.phase(record.PhaseLoad, record.EdgeStart); err != nil {
