@@ -224,3 +224,29 @@ func TestSyntheticOrders(t *testing.T) {
 		t.Fatal("lognormal without sigma accepted")
 	}
 }
+
+// FuzzJSONL: any file content gives prompts or an error naming file:line,
+// never a panic, and every prompt returned is non-empty and trimmed.
+func FuzzJSONL(f *testing.F) {
+	f.Add([]byte(odd))
+	f.Add([]byte("{\"prompt\":\"a\"}\r\n\n{\"_x\":1}\n[1]\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "f.jsonl")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Load(cfgFor(p, 1, "grouped"), "")
+		if err != nil {
+			if !strings.Contains(err.Error(), p) {
+				t.Fatalf("error without the file name: %v", err)
+			}
+			return
+		}
+		for _, s := range got {
+			if s == "" || s != strings.TrimSpace(s) {
+				t.Fatalf("prompt %q", s)
+			}
+		}
+	})
+}
