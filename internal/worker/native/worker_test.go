@@ -16,6 +16,7 @@ import (
 	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/dataset"
 	eng "github.com/llem/llem/internal/native"
+	"github.com/llem/llem/internal/native/preset"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/schemas"
 )
@@ -227,6 +228,33 @@ func TestCheckpoint(t *testing.T) {
 	}
 	if *evs[3].Model.Parameters != eng.Params(arch) {
 		t.Fatalf("model facts %+v", evs[3].Model)
+	}
+}
+
+// TestPreset: a config naming llem-tiny and no architecture runs the
+// preset's architecture.
+func TestPreset(t *testing.T) {
+	cfg, _, err := config.Parse("p.yaml", []byte("model: llem-tiny\nn: 2\nmax_output_tokens: 3\ndataset: {input_len: 8, output_len: 3}\nwarmup: {enabled: false}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := cfg.Canonical()
+	b, _ := json.Marshal(record.WorkerInput{Experiment: record.Experiment{Kind: record.KindExperiment, Config: raw}})
+	p := filepath.Join(t.TempDir(), "experiment.json")
+	os.WriteFile(p, b, 0o644)
+	t.Setenv(EnvExperiment, p) // no prompts in the file: the worker resolves the dataset itself
+	t.Setenv(EnvRunDir, "")
+	code, evs, stderr := runMain(t, context.Background())
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	a, _ := preset.Lookup("llem-tiny")
+	m := evs[3].Model
+	if *m.Layers != a.Layers || *m.HiddenSize != a.HiddenSize || *m.VocabSize != a.VocabSize || *m.Parameters != eng.Params(a) {
+		t.Fatalf("model %+v, preset %+v", m, a)
+	}
+	if d := evs[len(evs)-1]; d.Totals.Requests != 2 || d.Totals.OutputTokens != 6 {
+		t.Fatalf("done %+v", d.Totals)
 	}
 }
 
