@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +18,6 @@ import (
 	"runtime"
 	"strconv"
 	"time"
-
-	"encoding/json"
 
 	"github.com/llem/llem/internal/cli"
 	"github.com/llem/llem/internal/config"
@@ -406,7 +405,7 @@ func requestSeed(seed int64, id int) uint64 {
 
 func threadsOf(n int) int {
 	if n <= 0 {
-		return runtime.NumCPU()
+		return runtime.GOMAXPROCS(0) // the engine's default
 	}
 	return n
 }
