@@ -631,3 +631,21 @@ func TestExpf(t *testing.T) {
 		t.Fatal("expf(NaN) is not NaN")
 	}
 }
+
+// TestParamsCountTensors: the parameter counts the worker reports are the
+// sizes of the tensors the model holds, for both presets.
+func TestParamsCountTensors(t *testing.T) {
+	for _, a := range []Arch{testArch, {Layers: 4, HiddenSize: 128, Heads: 4, KVHeads: 2, FFNSize: 352, VocabSize: 512, MaxSeqLen: 1024}} {
+		m, err := NewSynthetic(a, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(m.Embed) + len(m.Norm) + len(m.LMHead)
+		for _, l := range m.Layers {
+			n += len(l.AttnNorm) + len(l.WQ) + len(l.WK) + len(l.WV) + len(l.WO) + len(l.MLPNorm) + len(l.WGate) + len(l.WUp) + len(l.WDown)
+		}
+		if int64(n) != m.Params() || m.NonEmbeddingParams() != int64(n-len(m.Embed)) || m.Bytes() != 4*int64(n) {
+			t.Fatalf("%+v: tensors hold %d floats, Params %d, non-embedding %d", a, n, m.Params(), m.NonEmbeddingParams())
+		}
+	}
+}
