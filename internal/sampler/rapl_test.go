@@ -1,0 +1,171 @@
+package sampler
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llem/llem/internal/power"
+)
+
+// fakeRAPL builds a powercap tree: package 0 with core and dram subzones,
+// package 1, and a psys zone that is not reported.
+func fakeRAPL(t *testing.T, maxUJ uint64) string {
+	root := t.TempDir()
+	mk := func(zone, name string, uj uint64) {
+		d := filepath.Join(root, "class", "powercap", zone)
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, "name"), []byte(name+"\n"), 0o644)
+		os.WriteFile(filepath.Join(d, "energy_uj"), []byte(strconv.FormatUint(uj, 10)+"\n"), 0o644)
+		os.WriteFile(filepath.Join(d, "max_energy_range_uj"), []byte(strconv.FormatUint(maxUJ, 10)+"\n"), 0o644)
+	}
+	mk("intel-rapl:0", "package-0", maxUJ-1_000_000) // 1 J below the wrap
+	mk("intel-rapl:0:0", "core", 5)
+	mk("intel-rapl:0:1", "dram", 7)
+	mk("intel-rapl:1", "package-1", 0)
+	mk("intel-rapl:2", "psys", 0)
+	return root
+}
+
+func setUJ(t *testing.T, root, zone string, uj uint64) {
+	if err := os.WriteFile(filepath.Join(root, "class", "powercap", zone, "energy_uj"), []byte(strconv.FormatUint(uj, 10)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRAPLWrap(t *testing.T) {
+	const maxUJ = 262143328850
+	root := fakeRAPL(t, maxUJ)
+	r, err := newRAPL(root, func(m string) { t.Errorf("warning %s", m) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range r.Devices() {
+		names = append(names, d.Device+":"+d.Scope)
+	}
+	if got := strings.Join(names, " "); got != "package-0:cpu_package core-0:cpu_core dram-0:dram package-1:cpu_package" {
+		t.Fatalf("devices %s", got)
+	}
+	s0 := r.Read(nil)
+	if len(s0) != 4 || s0[0].Has&power.HasPower != 0 || s0[0].EnergyJ != 0 {
+		t.Fatalf("first read %+v", s0)
+	}
+	// package-0 wraps: from max−1 J to 2.5 J = 3.5 J + 1 µJ (the range is 0..max inclusive).
+	setUJ(t, root, "intel-rapl:0", 2_500_000)
+	setUJ(t, root, "intel-rapl:1", 4_000_000)
+	time.Sleep(20 * time.Millisecond)
+	s1 := r.Read(nil)
+	if math.Abs(s1[0].EnergyJ-3.500001) > 1e-9 || s1[3].EnergyJ != 4 {
+		t.Fatalf("energy after wrap %v, package-1 %v", s1[0].EnergyJ, s1[3].EnergyJ)
+	}
+	dt := float64(s1[0].T-s0[0].T) / 1e9
+	if s1[0].Has&power.HasPower == 0 || math.Abs(s1[0].PowerW-3.500001/dt) > 1e-6 {
+		t.Fatalf("power %v want %v", s1[0].PowerW, 3.5/dt)
+	}
+	// A domain whose file disappears is dropped once; the others go on.
+	os.Remove(filepath.Join(root, "class", "powercap", "intel-rapl:0:1", "energy_uj"))
+	var warned []string
+	r.warn = func(m string) { warned = append(warned, m) }
+	s2 := r.Read(nil)
+	s3 := r.Read(nil)
+	if len(s2) != 3 || len(s3) != 3 || len(warned) != 1 || !strings.Contains(warned[0], "dram-0 no longer sampled") {
+		t.Fatalf("%d %d %q", len(s2), len(s3), warned)
+	}
+}
+
+func TestRAPLNoPermission(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads mode-000 files")
+	}
+	root := fakeRAPL(t, 1000)
+	os.Chmod(filepath.Join(root, "class", "powercap", "intel-rapl:0", "energy_uj"), 0)
+	var warned []string
+	_, err := newRAPL(root, func(m string) { warned = append(warned, m) })
+	if err == nil || len(warned) != 1 || !strings.Contains(warned[0], "no permission") {
+		t.Fatalf("err %v warnings %q", err, warned)
+	}
+}
+
+// A session over the fake tree, read back: energy_j is cumulative and wrap-corrected.
+func TestRAPLSession(t *testing.T) {
+	root := fakeRAPL(t, 262143328850)
+	var buf bytes.Buffer
+	s, err := Start(Options{Interval: 5 * time.Millisecond, Sources: []string{"rapl"}, SysfsRoot: root}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	setUJ(t, root, "intel-rapl:0", 1_000_000) // wrapped: +2 J
+	time.Sleep(30 * time.Millisecond)
+	st, err := s.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Summary[0].CounterJ == nil || math.Abs(*st.Summary[0].CounterJ-2.000001) > 1e-9 {
+		t.Fatalf("package-0 energy %+v", st.Summary[0])
+	}
+	r, _ := power.NewReader(&buf, "b")
+	last := map[string]float64{}
+	for r.Next() {
+		b := r.Batch()
+		for i := 0; i < b.N; i++ {
+			last[r.Devices()[b.Dev[i]].Device] = b.EnergyJ[i]
+		}
+	}
+	if math.Abs(last["package-0"]-2.000001) > 1e-9 || last["core-0"] != 0 || r.Meta().Sources[0] != "rapl" {
+		t.Fatalf("%v %+v", last, r.Meta())
+	}
+}
+
+func TestEstimate(t *testing.T) {
+	proc := t.TempDir()
+	stat := func(user, sys, idle int) {
+		os.WriteFile(filepath.Join(proc, "stat"), []byte("cpu  "+strconv.Itoa(user)+" 0 "+strconv.Itoa(sys)+" "+strconv.Itoa(idle)+" 50 0 0 0 0 0\ncpu0 1 2 3 4\n"), 0o644)
+	}
+	stat(1000, 500, 9000)
+	e, err := newEstimate(proc, nil, 10, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s0 := e.Read(nil)
+	time.Sleep(50 * time.Millisecond)
+	stat(1100, 600, 9000) // 200 ticks = 2 CPU-seconds busy → 20 J at 10 W/core
+	s1 := e.Read(nil)
+	if s0[0].EnergyJ != 0 || s1[0].EnergyJ != 20 || s1[0].Source != "estimate" || !e.Devices()[0].Estimate {
+		t.Fatalf("%+v %+v", s0, s1)
+	}
+	// A process tree: utime+stime+cutime+cstime of each pid; comm with spaces.
+	os.MkdirAll(filepath.Join(proc, "42"), 0o755)
+	os.WriteFile(filepath.Join(proc, "42", "stat"), []byte("42 (my worker) R 1 42 42 0 -1 4194304 100 0 0 0 300 100 10 0 20 0 1 0 100 0 0\n"), 0o644)
+	pe, err := newEstimate(proc, func() []int { return []int{42, 999} }, 5, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sec, _ := pe.cpuSeconds(); sec != 4.1 {
+		t.Fatalf("process tree CPU seconds %v, want 4.1", sec)
+	}
+}
+
+// The estimate on this machine's real /proc, through a whole session.
+func TestEstimateRealProc(t *testing.T) {
+	var buf bytes.Buffer
+	s, err := Start(Options{Interval: 10 * time.Millisecond, Sources: []string{"estimate"}}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	st, err := s.Stop()
+	if err != nil || st.Rows < 15 {
+		t.Fatalf("rows %d err %v", st.Rows, err)
+	}
+	r, _ := power.NewReader(&buf, "b")
+	if !r.Meta().Estimate || !r.Meta().Devices[0].Estimate || r.Meta().HostInfo == nil || r.Meta().HostInfo.CPUs == 0 {
+		t.Fatalf("meta %+v", r.Meta())
+	}
+}
