@@ -1,6 +1,125 @@
-// Command llem-exec is a stage of the llem pipeline (see DESIGN.md). Not yet implemented.
+// Command llem-exec runs every experiment record of its input in a fresh
+// worker process, journals each state change under --out, and emits one run
+// record per run. Rerunning the same stream into the same --out resumes.
+//
+//	llem-expand study.yaml | llem-exec --out results | llem-aggregate
 package main
 
-import "github.com/llem/llem/internal/cli"
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
 
-func main() { cli.Main("llem-exec", cli.NotYet("llem-exec")) }
+	"github.com/llem/llem/internal/cli"
+	"github.com/llem/llem/internal/exec"
+	"github.com/llem/llem/internal/record"
+	"github.com/llem/llem/internal/runner"
+	"github.com/llem/llem/internal/runner/local"
+	"github.com/llem/llem/internal/worker/native"
+)
+
+type options struct {
+	Out        string        `long:"out" default:"results" description:"results directory; a study writes <out>/<study>-<hash8>/"`
+	Worker     []string      `long:"worker" value-name:"BACKEND=CMD" description:"worker command for a backend (split on spaces)"`
+	Timeout    time.Duration `long:"timeout" description:"per-run timeout (default max(600s, 2s x n))"`
+	Grace      time.Duration `long:"grace" default:"10s" description:"time between SIGTERM and SIGKILL for a worker"`
+	NoGaps     bool          `long:"no-gaps" description:"skip the thermal gaps between runs"`
+	SkipFailed bool          `long:"skip-failed" description:"on resume, do not rerun runs that failed"`
+	FailFast   bool          `long:"fail-fast" description:"stop at the first run that does not finish ok"`
+	KeepGoing  bool          `long:"keep-going" description:"go on after a failed run (the default)"`
+	DryRun     bool          `long:"dry-run" description:"run nothing; emit planned/done run records"`
+	Shard      string        `long:"shard" value-name:"i/n" description:"take the i-th (1-based) of n shares, by seq"`
+}
+
+func main() {
+	if len(os.Args) >= 3 && os.Args[1] == "__worker" && os.Args[2] == "native" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := native.Main(ctx, os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	cli.Main("llem-exec", run)
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var o options
+	files, err := cli.Parse("llem-exec", "[OPTIONS] [FILE...]", "Runs experiment records in isolated workers and emits run records.", &o, args, stdout)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	workers := map[string][]string{
+		"native":   {self, "__worker", "native"},
+		"pytorch":  {"python3", "-m", "llem_worker", "pytorch"},
+		"vllm":     {"python3", "-m", "llem_worker", "vllm"},
+		"tensorrt": {"python3", "-m", "llem_worker", "tensorrt"},
+	}
+	for _, w := range o.Worker {
+		b, c, ok := strings.Cut(w, "=")
+		if !ok || b == "" || len(strings.Fields(c)) == 0 {
+			return cli.Usagef("--worker %q: want BACKEND=CMD", w)
+		}
+		workers[b] = strings.Fields(c)
+	}
+	eo := exec.Options{Out: o.Out, Workers: workers, Runners: map[string]runner.Runner{"local": local.New()},
+		Timeout: o.Timeout, Grace: o.Grace, NoGaps: o.NoGaps, SkipFailed: o.SkipFailed,
+		FailFast: o.FailFast && !o.KeepGoing, DryRun: o.DryRun, Host: exec.HostFacts(), Progress: stderr}
+	if o.Shard != "" {
+		a, b, ok := strings.Cut(o.Shard, "/")
+		i, e1 := strconv.Atoi(a)
+		n, e2 := strconv.Atoi(b)
+		if !ok || e1 != nil || e2 != nil || n < 1 || i < 1 || i > n {
+			return cli.Usagef("--shard %q: want i/n with 1 <= i <= n", o.Shard)
+		}
+		eo.Shard = [2]int{i, n}
+	}
+	var inputs []*record.Reader
+	if len(files) == 0 {
+		files = []string{"-"}
+	}
+	for _, f := range files {
+		if f == "-" {
+			inputs = append(inputs, record.NewReader(stdin, "-"))
+			continue
+		}
+		fh, err := os.Open(f)
+		if err != nil {
+			return cli.Usage(err)
+		}
+		defer fh.Close()
+		inputs = append(inputs, record.NewReader(fh, f))
+	}
+
+	// First SIGINT/SIGTERM: cancel (workers get SIGTERM + grace); second: kill at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kill := make(chan struct{})
+	var n atomic.Int32
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	go func() {
+		for range sig {
+			switch n.Add(1) {
+			case 1:
+				fmt.Fprintln(stderr, "llem-exec: interrupt: stopping the current run (again to kill it at once)")
+				cancel()
+			case 2:
+				close(kill)
+			}
+		}
+	}()
+	eo.Kill = kill
+	eo.Interrupted = func() bool { return n.Load() > 0 }
+	return exec.Run(ctx, eo, inputs, stdout, stderr)
+}

@@ -36,6 +36,9 @@ type Spec struct {
 	// Grace is how long a worker gets between SIGTERM and SIGKILL when ctx is
 	// cancelled (interrupt or timeout).
 	Grace time.Duration
+	// Kill, when closed during the grace period, SIGKILLs the worker at once
+	// (a second interrupt). Nil means wait out the grace. Added by llem-exec.
+	Kill <-chan struct{}
 }
 
 // Result is how a worker ended.

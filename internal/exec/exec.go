@@ -1,0 +1,498 @@
+// Package exec is llem-exec's run loop: it reads experiment records, runs each
+// in a fresh worker through a runner.Runner, writes the run directory, journals
+// every state change (fsync'd) so a killed study resumes without losing or
+// repeating a finished run, and emits one run record per run.
+package exec
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/llem/llem/internal/cli"
+	"github.com/llem/llem/internal/record"
+	"github.com/llem/llem/internal/runner"
+)
+
+// Sampler records power into a file around each worker.
+type Sampler interface {
+	Start(path string) (SamplerSession, error)
+}
+
+// SamplerSession is one recording.
+type SamplerSession interface {
+	Stop() (SampleInfo, error)
+}
+
+// SampleInfo is what a recording covered.
+type SampleInfo struct {
+	Sources  []string
+	Devices  []string
+	Estimate bool
+}
+
+// Options configure a Run.
+type Options struct {
+	Out        string
+	Workers    map[string][]string // backend → argv
+	Runners    map[string]runner.Runner
+	Sampler    Sampler // nil: no samples
+	Timeout    time.Duration
+	Grace      time.Duration
+	NoGaps     bool
+	SkipFailed bool
+	FailFast   bool
+	DryRun     bool
+	Shard      [2]int // i/n, 1-based; zero = all
+	Select     func(record.Experiment) bool
+	Host       record.Host
+	GPUs       []string
+	Kill       <-chan struct{} // closed on a second interrupt
+	Interrupted func() bool     // true once the first interrupt came
+	Progress   io.Writer
+	LogMax     int64
+}
+
+var safeName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
+
+type study struct {
+	dir    string
+	states map[string]*runState
+	j      *journal
+	lk     *lock
+}
+
+// Run executes the stream read from inputs and writes records to stdout.
+func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writer, stderr io.Writer) error {
+	out := record.NewFlushingWriter(stdout)
+	var exps []record.Experiment
+	seen := map[string]string{}
+	for _, r := range inputs {
+		for r.Next() {
+			l := r.Line()
+			if l.Kind != record.KindExperiment {
+				if err := out.WriteRaw(l.Raw); err != nil {
+					return err
+				}
+				continue
+			}
+			var e record.Experiment
+			if err := l.Decode(&e); err != nil {
+				return cli.Usage(err)
+			}
+			if !safeName.MatchString(e.RunID) || e.RunID == "." || e.RunID == ".." {
+				return cli.Usage(&record.PosError{File: l.File, Line: l.No, Err: fmt.Errorf("field run_id: %q is not a safe folder name", e.RunID)})
+			}
+			if e.Study == "" || strings.ContainsAny(e.Study, "/\\\x00") || e.Study == "." || e.Study == ".." || len(e.StudyHash) < 8 {
+				return cli.Usage(&record.PosError{File: l.File, Line: l.No, Err: fmt.Errorf("field study: %q (hash %q) cannot name a study directory", e.Study, e.StudyHash)})
+			}
+			key := e.Study + "\x00" + e.StudyHash + "\x00" + e.RunID
+			if prev, dup := seen[key]; dup {
+				return cli.Usage(&record.PosError{File: l.File, Line: l.No, Err: fmt.Errorf("field run_id: %q repeats the run of %s", e.RunID, prev)})
+			}
+			seen[key] = fmt.Sprintf("%s:%d", l.File, l.No)
+			if o.Shard[1] > 0 && e.Seq%o.Shard[1] != o.Shard[0]-1 {
+				continue
+			}
+			if o.Select != nil && !o.Select(e) {
+				continue
+			}
+			exps = append(exps, e)
+		}
+		if err := r.Err(); err != nil {
+			return cli.Usage(err)
+		}
+	}
+	for _, e := range exps {
+		if _, ok := o.Workers[e.Backend]; !ok && e.Runner.Type != "docker" {
+			return cli.Usagef("no worker for backend %q (run %s); give one with --worker %s=CMD", e.Backend, e.RunID, e.Backend)
+		}
+		rt := e.Runner.Type
+		if rt == "" {
+			rt = "local"
+		}
+		if o.Runners[rt] == nil {
+			return cli.Usagef("run %s asks for runner %q, which this llem-exec does not have", e.RunID, rt)
+		}
+	}
+	warn := func(s string) { fmt.Fprintf(stderr, "llem-exec: warning: %s\n", s) }
+
+	studies := map[string]*study{}
+	for _, e := range exps {
+		dir := filepath.Join(o.Out, e.Study+"-"+e.StudyHash[:8])
+		if studies[dir] != nil {
+			continue
+		}
+		st := &study{dir: dir}
+		studies[dir] = st
+		if !o.DryRun {
+			if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o755); err != nil {
+				return err
+			}
+			lk, err := takeLock(filepath.Join(dir, "lock"), o.Host.Hostname)
+			if err != nil {
+				return err
+			}
+			st.lk = lk
+			defer lk.release()
+		}
+		states, err := readJournal(filepath.Join(dir, "journal.ndjson"), warn)
+		if err != nil {
+			return err
+		}
+		st.states = states
+		if !o.DryRun {
+			j, err := openJournal(filepath.Join(dir, "journal.ndjson"))
+			if err != nil {
+				return err
+			}
+			st.j = j
+			defer j.close()
+			if err := j.append(Entry{Op: "open", PID: os.Getpid(), Host: o.Host.Hostname}); err != nil {
+				return err
+			}
+		}
+	}
+	studyOf := func(e record.Experiment) *study {
+		return studies[filepath.Join(o.Out, e.Study+"-"+e.StudyHash[:8])]
+	}
+
+	// Pending: every run this session will take, journalled before any runs.
+	if !o.DryRun {
+		for _, st := range studies {
+			var pend []Entry
+			for _, e := range exps {
+				if studyOf(e) != st {
+					continue
+				}
+				if s := st.states[e.RunID]; s == nil {
+					seq := e.Seq
+					pend = append(pend, Entry{Op: "state", RunID: e.RunID, Seq: &seq, ID: e.ID, Status: record.StatusPending})
+				}
+			}
+			if len(pend) > 0 {
+				if err := st.j.append(pend...); err != nil {
+					return err
+				}
+			}
+		}
+	}
+
+	prog := newProgress(o.Progress, len(exps))
+	failed, interrupted := 0, false
+	ranOne := false
+	for _, e := range exps {
+		st := studyOf(e)
+		s := st.states[e.RunID]
+		runDir := filepath.Join(st.dir, "runs", e.RunID)
+		if abs, err := filepath.Abs(runDir); err == nil {
+			runDir = abs
+		}
+		if s != nil && s.Status == record.StatusOK {
+			if o.DryRun {
+				r := plannedRun(e, record.StatusDone, runDir, o.Host)
+				if err := out.Write(r); err != nil {
+					return err
+				}
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(runDir, "run.json"))
+			if err == nil {
+				var r record.Run
+				if err = json.Unmarshal(b, &r); err == nil {
+					if err := out.Write(r); err != nil {
+						return err
+					}
+					prog.done(e, record.StatusOK, true)
+					continue
+				}
+			}
+			warn(fmt.Sprintf("run %s is ok in the journal but its run.json cannot be read (%v); running it again", e.RunID, err))
+		}
+		if s != nil && s.Status == record.StatusFailed && o.SkipFailed {
+			prog.done(e, record.StatusFailed, true)
+			failed++
+			continue
+		}
+		if o.DryRun {
+			if err := out.Write(plannedRun(e, record.StatusPlanned, runDir, o.Host)); err != nil {
+				return err
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			interrupted = true
+			break
+		}
+		if ranOne && !o.NoGaps && e.GapBeforeS > 0 {
+			t := time.NewTimer(time.Duration(e.GapBeforeS * float64(time.Second)))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				interrupted = true
+			}
+			if interrupted {
+				break
+			}
+		}
+		ranOne = true
+		attempt := 1
+		if s != nil {
+			attempt = s.Attempts + 1
+		}
+		seq := e.Seq
+		if err := st.j.append(Entry{Op: "state", RunID: e.RunID, Seq: &seq, ID: e.ID, Status: record.StatusRunning, Attempt: attempt}); err != nil {
+			return err
+		}
+		prog.start(e)
+		r, err := runOne(ctx, o, e, runDir, attempt)
+		if err != nil {
+			return fmt.Errorf("run %s: %w", e.RunID, err)
+		}
+		if err := st.j.append(Entry{Op: "state", RunID: e.RunID, Seq: &seq, ID: e.ID, Status: r.Status, Attempt: attempt, Error: r.Error}); err != nil {
+			return err
+		}
+		if st.states[e.RunID] == nil {
+			st.states[e.RunID] = &runState{}
+		}
+		st.states[e.RunID].Status = r.Status
+		if err := out.Write(r); err != nil {
+			return err
+		}
+		prog.done(e, r.Status, false)
+		if r.Status == record.StatusInterrupted {
+			interrupted = true
+			break
+		}
+		if r.Status != record.StatusOK {
+			failed++
+			if o.FailFast {
+				break
+			}
+		}
+	}
+	if err := out.Flush(); err != nil {
+		return err
+	}
+	reason := "done"
+	if interrupted || ctx.Err() != nil {
+		reason = "interrupted"
+	} else if failed > 0 && o.FailFast {
+		reason = "fail-fast"
+	}
+	for _, st := range studies {
+		if st.j != nil {
+			st.j.append(Entry{Op: "close", PID: os.Getpid(), Reason: reason})
+		}
+	}
+	prog.finish()
+	switch {
+	case reason == "interrupted":
+		fmt.Fprintf(stderr, "llem-exec: interrupted; rerun the same stream with the same --out to resume\n")
+		return &cli.Error{Code: cli.ExitInterrupted}
+	case failed > 0:
+		fmt.Fprintf(stderr, "llem-exec: %d run(s) did not finish ok\n", failed)
+		return &cli.Error{Code: cli.ExitSomeFailed}
+	}
+	return nil
+}
+
+func plannedRun(e record.Experiment, status, runDir string, host record.Host) record.Run {
+	e.Kind = record.KindRun
+	return record.Run{Experiment: e, Status: status, RunDir: runDir, SampleFile: "samples.arrows",
+		EventsFile: "events.ndjson", Host: host}
+}
+
+// DefaultTimeout is max(600 s, 2 s × n) where n is the config's prompt count.
+func DefaultTimeout(cfg json.RawMessage) time.Duration {
+	var c struct {
+		N *int `json:"n"`
+	}
+	json.Unmarshal(cfg, &c)
+	t := 600 * time.Second
+	if c.N != nil {
+		t = time.Duration(math.Max(600, 2*float64(*c.N))) * time.Second
+	}
+	return t
+}
+
+// runOne runs one experiment and builds its run record; run.json is written
+// atomically last, so a run directory without run.json is an unfinished run.
+func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, attempt int) (record.Run, error) {
+	if err := os.RemoveAll(runDir); err != nil {
+		return record.Run{}, err
+	}
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return record.Run{}, err
+	}
+	in := record.WorkerInput{Experiment: e, Prompts: []string{}}
+	expFile := filepath.Join(runDir, "experiment.json")
+	if err := writeJSONAtomic(expFile, in); err != nil {
+		return record.Run{}, err
+	}
+	evf, err := os.Create(filepath.Join(runDir, "events.ndjson"))
+	if err != nil {
+		return record.Run{}, err
+	}
+	defer evf.Close()
+	lf, err := os.Create(filepath.Join(runDir, "worker.log"))
+	if err != nil {
+		return record.Run{}, err
+	}
+	defer lf.Close()
+	logMax := o.LogMax
+	if logMax <= 0 {
+		logMax = 256 << 20
+	}
+	lw := &logWriter{w: bufio.NewWriterSize(lf, 64<<10), max: logMax}
+	col := newCollector(evf, lw)
+
+	r := record.Run{Experiment: e, RunDir: runDir, SampleFile: "samples.arrows", EventsFile: "events.ndjson",
+		Host: o.Host, Attempt: attempt, Devices: o.GPUs, Samplers: []string{}, Warnings: []record.Flag{}}
+	r.Kind = record.KindRun
+
+	var sess SamplerSession
+	if o.Sampler != nil {
+		sess, err = o.Sampler.Start(filepath.Join(runDir, "samples.arrows"))
+		if err != nil {
+			r.Warnings = append(r.Warnings, record.Flag{Code: "sampler_failed", Message: "the sampler did not start: " + err.Error()})
+			sess = nil
+		}
+	}
+
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout(e.Config)
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	rt := e.Runner.Type
+	if rt == "" {
+		rt = "local"
+	}
+	argv := o.Workers[e.Backend]
+	grace := o.Grace
+	if grace <= 0 {
+		grace = 10 * time.Second
+	}
+	spec := runner.Spec{Experiment: e, RunDir: runDir, ExperimentFile: expFile, Command: argv,
+		GPUs: o.GPUs, Stdout: col, Stderr: lw, Grace: grace, Kill: o.Kill}
+	r.StartNS = time.Now().UnixNano()
+	res, err := o.Runners[rt].Run(rctx, spec)
+	r.EndNS = time.Now().UnixNano()
+	r.DurationS = float64(r.EndNS-r.StartNS) / 1e9
+	if err != nil {
+		return r, err
+	}
+	timedOut := errors.Is(rctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
+	intr := ctx.Err() != nil || (o.Interrupted != nil && o.Interrupted())
+
+	if sess != nil {
+		info, err := sess.Stop()
+		if err != nil {
+			r.Warnings = append(r.Warnings, record.Flag{Code: "sampler_failed", Message: "the sampler failed: " + err.Error()})
+		}
+		if info.Sources != nil {
+			r.Samplers = info.Sources
+		}
+		if len(info.Devices) > 0 {
+			r.Devices = info.Devices
+		}
+		r.Estimate = info.Estimate
+	}
+	if err := col.finish(); err != nil {
+		return r, err
+	}
+	lw.mu.Lock()
+	lw.w.Flush()
+	lw.mu.Unlock()
+	evf.Sync()
+	lf.Sync()
+
+	ph, pflags := col.phases()
+	r.Phases = ph
+	r.Totals, r.Warmup, r.ModelFacts, r.Memory = col.totals, col.warmup, col.model, col.memory
+	r.Warnings = append(r.Warnings, col.flags()...)
+	r.Warnings = append(r.Warnings, pflags...)
+	exit := res.ExitCode
+	wk := &record.Worker{Backend: e.Backend, Command: argv}
+	if !res.Signaled && res.Err == nil {
+		wk.ExitCode = &exit
+	}
+	if col.hello != nil {
+		wk.Version, wk.PID = col.hello.Version, col.hello.PID
+	}
+	r.Worker = wk
+	r.Container = res.Container
+	last := string(lw.lastLine)
+
+	switch {
+	case intr:
+		r.Status = record.StatusInterrupted
+		r.Error = &record.Error{Type: "interrupted", Message: "llem-exec was interrupted; the worker was stopped",
+			Hint: "rerun the same stream with the same --out to resume"}
+	case timedOut:
+		r.Status = record.StatusTimeout
+		r.Error = &record.Error{Type: "timeout", Message: fmt.Sprintf("worker exceeded the timeout of %s and was killed with its process group", timeout),
+			Hint: "raise --timeout if the experiment needs longer"}
+	case res.Err != nil:
+		r.Status = record.StatusFailed
+		r.Error = res.Err
+	case col.errEv != nil:
+		r.Status = record.StatusFailed
+		r.Error = &record.Error{Type: "worker_error", Code: col.errEv.Code, Message: nonEmpty(col.errEv.Message, col.errEv.Code), Hint: col.errEv.Hint}
+	case res.Signaled:
+		r.Status = record.StatusFailed
+		r.Error = &record.Error{Type: "crash", Message: "worker was killed by a signal without an error event" + lastLine(last), Hint: "see worker.log in the run directory"}
+	case exit != 0:
+		r.Status = record.StatusFailed
+		r.Error = &record.Error{Type: "crash", Message: fmt.Sprintf("worker exited with code %d without an error event%s", exit, lastLine(last)), Hint: "see worker.log in the run directory"}
+	case !col.done:
+		r.Status = record.StatusFailed
+		r.Error = &record.Error{Type: "no_done", Message: "worker exited 0 without a done event" + lastLine(last), Hint: "a worker must end a good run with a done event"}
+	default:
+		r.Status = record.StatusOK
+	}
+	if err := writeJSONAtomic(filepath.Join(runDir, "run.json"), r); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+func lastLine(s string) string {
+	if s == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (last stderr line: %q)", s)
+}
+
+// HostFacts fills what the Go runtime and the kernel say about this machine.
+func HostFacts() record.Host {
+	h := record.Host{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU()}
+	h.Hostname, _ = os.Hostname()
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		h.Kernel = strings.TrimSpace(string(b))
+	}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				h.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	return h
+}

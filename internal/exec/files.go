@@ -1,0 +1,210 @@
+package exec
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/llem/llem/internal/record"
+)
+
+// writeAtomic writes data to path via a temp file in the same directory:
+// write, fsync, close, rename, fsync the directory. A crash leaves either the
+// old file or the new one, never half of one.
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	ok = true
+	return syncDir(dir)
+}
+
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(path, append(b, '\n'))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err
+	}
+	return nil
+}
+
+// Entry is one line of journal.ndjson.
+type Entry struct {
+	T       int64         `json:"t"`
+	Op      string        `json:"op"` // open | state | close
+	RunID   string        `json:"run_id,omitempty"`
+	Seq     *int          `json:"seq,omitempty"`
+	ID      string        `json:"id,omitempty"`
+	Status  string        `json:"status,omitempty"`
+	Attempt int           `json:"attempt,omitempty"`
+	Error   *record.Error `json:"error,omitempty"`
+	PID     int           `json:"pid,omitempty"`
+	Host    string        `json:"host,omitempty"`
+	Reason  string        `json:"reason,omitempty"` // close: done | interrupted | fail-fast
+}
+
+// journal is the append-only, fsync'd log of a study directory.
+type journal struct {
+	f *os.File
+}
+
+// runState is what the journal says about one run.
+type runState struct {
+	Status   string
+	Attempts int
+}
+
+// readJournal replays path. A last line without a newline (the previous
+// llem-exec was killed mid-write) is reported through warn as file:line and
+// cut off; any other bad line is an error naming file:line:col.
+func readJournal(path string, warn func(string)) (map[string]*runState, error) {
+	states := map[string]*runState{}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return states, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	line := 0
+	for off := 0; off < len(b); {
+		line++
+		end := -1
+		for i := off; i < len(b); i++ {
+			if b[i] == '\n' {
+				end = i
+				break
+			}
+		}
+		if end < 0 {
+			warn(fmt.Sprintf("%s:%d: truncated record ignored (a previous llem-exec was killed while writing it)", path, line))
+			if err := os.Truncate(path, int64(off)); err != nil {
+				return nil, fmt.Errorf("%s: cut truncated record: %w", path, err)
+			}
+			break
+		}
+		raw := b[off:end]
+		off = end + 1
+		if len(raw) == 0 {
+			continue
+		}
+		var e Entry
+		if err := (record.Line{File: path, No: line, Raw: raw}).DecodeLax(&e); err != nil {
+			return nil, err
+		}
+		if e.Op != "state" || e.RunID == "" {
+			continue
+		}
+		st := states[e.RunID]
+		if st == nil {
+			st = &runState{}
+			states[e.RunID] = st
+		}
+		st.Status = e.Status
+		if e.Status == record.StatusRunning {
+			st.Attempts++
+		}
+	}
+	return states, nil
+}
+
+func openJournal(path string) (*journal, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &journal{f: f}, nil
+}
+
+// append writes entries as one write and fsyncs: a state change is durable
+// before anything that depends on it happens.
+func (j *journal) append(es ...Entry) error {
+	var buf []byte
+	now := time.Now().UnixNano()
+	for _, e := range es {
+		if e.T == 0 {
+			e.T = now
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		buf = append(append(buf, b...), '\n')
+	}
+	if _, err := j.f.Write(buf); err != nil {
+		return fmt.Errorf("journal %s: %w", j.f.Name(), err)
+	}
+	if err := j.f.Sync(); err != nil {
+		return fmt.Errorf("journal %s: %w", j.f.Name(), err)
+	}
+	return nil
+}
+
+func (j *journal) close() error { return j.f.Close() }
+
+// lock holds <study>/lock with flock; its content says who holds it.
+type lock struct{ f *os.File }
+
+func takeLock(path, host string) (*lock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		held, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s is held by another llem-exec (%s); wait for it or stop it", path, string(trimNL(held)))
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	info, _ := json.Marshal(map[string]any{"pid": os.Getpid(), "host": host, "time": time.Now().UTC().Format(time.RFC3339)})
+	f.Truncate(0)
+	f.WriteAt(append(info, '\n'), 0)
+	return &lock{f: f}, nil
+}
+
+func (l *lock) release() { l.f.Close() }
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
