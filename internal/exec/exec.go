@@ -43,24 +43,24 @@ type SampleInfo struct {
 
 // Options configure a Run.
 type Options struct {
-	Out        string
-	Workers    map[string][]string // backend → argv
-	Runners    map[string]runner.Runner
-	Sampler    Sampler // nil: no samples
-	Timeout    time.Duration
-	Grace      time.Duration
-	NoGaps     bool
-	SkipFailed bool
-	FailFast   bool
-	DryRun     bool
-	Shard      [2]int // i/n, 1-based; zero = all
-	Select     func(record.Experiment) bool
-	Host       record.Host
-	GPUs       []string
-	Kill       <-chan struct{} // closed on a second interrupt
+	Out         string
+	Workers     map[string][]string // backend → argv
+	Runners     map[string]runner.Runner
+	Sampler     Sampler // nil: no samples
+	Timeout     time.Duration
+	Grace       time.Duration
+	NoGaps      bool
+	SkipFailed  bool
+	FailFast    bool
+	DryRun      bool
+	Shard       [2]int // i/n, 1-based; zero = all
+	Select      func(record.Experiment) bool
+	Host        record.Host
+	GPUs        []string
+	Kill        <-chan struct{} // closed on a second interrupt
 	Interrupted func() bool     // true once the first interrupt came
-	Progress   io.Writer
-	LogMax     int64
+	Progress    io.Writer
+	LogMax      int64
 }
 
 var safeName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)

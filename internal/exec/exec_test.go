@@ -1,0 +1,188 @@
+package exec
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/llem/llem/internal/cli"
+	"github.com/llem/llem/internal/record"
+	"github.com/llem/llem/internal/runner"
+	"github.com/llem/llem/internal/runner/local"
+	"github.com/llem/llem/schemas"
+)
+
+var testWorker string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "llem-exec-test")
+	if err != nil {
+		panic(err)
+	}
+	testWorker = filepath.Join(dir, "testworker")
+	out, err := osexec.Command("go", "build", "-o", testWorker, "./testdata/testworker").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build testworker: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func expLine(seq int, behave string) string {
+	e := record.Experiment{Kind: "experiment", V: 1, Study: "t", StudyHash: "0123456789abcdef",
+		ID: fmt.Sprintf("%016x", seq), Seq: seq, Cycle: 1, NCycles: 1, RunID: fmt.Sprintf("r%03d-c1", seq),
+		Backend: "native", Model: "m", Runner: record.Runner{Type: "local"},
+		Config: json.RawMessage(fmt.Sprintf(`{"model":"m","backend":"native","behave":%q}`, behave))}
+	b, _ := json.Marshal(e)
+	return string(b) + "\n"
+}
+
+func opts(out string) Options {
+	return Options{Out: out, Workers: map[string][]string{"native": {testWorker}},
+		Runners: map[string]runner.Runner{"local": local.New()}, Timeout: 3 * time.Second,
+		Grace: 300 * time.Millisecond, Host: HostFacts()}
+}
+
+func runStream(t *testing.T, o Options, stream string) ([]record.Run, []byte, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := Run(context.Background(), o, []*record.Reader{record.NewReader(strings.NewReader(stream), "-")}, &out, &errb)
+	var runs []record.Run
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var r record.Run
+		if json.Unmarshal([]byte(l), &r) == nil && r.Kind == "run" {
+			runs = append(runs, r)
+		}
+	}
+	return runs, out.Bytes(), cli.Code(err)
+}
+
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f := strings.Fields(string(b))
+	return len(f) > 2 && f[2] != "Z"
+}
+
+func TestBehaviours(t *testing.T) {
+	cases := []struct {
+		behave, status, errType, msg, flag string
+	}{
+		{"succeed", "ok", "", "", ""},
+		{"error", "failed", "worker_error", "CUDA out of memory", ""},
+		{"crash", "failed", "crash", "exited with code 2", ""},
+		{"exit3", "failed", "crash", `code 3 without an error event (last stderr line: "giving up")`, ""},
+		{"nodone", "failed", "no_done", "without a done event", ""},
+		{"hang", "timeout", "timeout", "exceeded the timeout", ""},
+		{"ignoreterm", "timeout", "timeout", "exceeded the timeout", ""},
+		{"garbage", "ok", "", "", "worker_garbage_output"},
+		{"outoforder", "ok", "", "", "events_out_of_order"},
+		{"huge", "ok", "", "", "worker_garbage_output"},
+		{"grandchild", "ok", "", "", ""},
+	}
+	var stream string
+	for i, c := range cases {
+		stream += expLine(i, c.behave)
+	}
+	out := t.TempDir()
+	o := opts(out)
+	o.LogMax = 16 << 20
+	runs, raw, code := runStream(t, o, stream)
+	if code != cli.ExitSomeFailed {
+		t.Errorf("exit %d, want 3", code)
+	}
+	if _, err := schemas.CheckNDJSON(raw); err != nil {
+		t.Errorf("schema: %v", err)
+	}
+	if len(runs) != len(cases) {
+		t.Fatalf("%d run records, want %d", len(runs), len(cases))
+	}
+	for i, c := range cases {
+		r := runs[i]
+		if r.Status != c.status {
+			t.Errorf("%s: status %s, want %s (error %+v)", c.behave, r.Status, c.status, r.Error)
+		}
+		if c.errType != "" && (r.Error == nil || r.Error.Type != c.errType || !strings.Contains(r.Error.Message, c.msg)) {
+			t.Errorf("%s: error %+v, want %s containing %q", c.behave, r.Error, c.errType, c.msg)
+		}
+		if c.errType == "" && r.Error != nil {
+			t.Errorf("%s: unexpected error %+v", c.behave, r.Error)
+		}
+		if c.flag != "" {
+			found := false
+			for _, f := range r.Warnings {
+				found = found || f.Code == c.flag
+			}
+			if !found {
+				t.Errorf("%s: no %s warning in %+v", c.behave, c.flag, r.Warnings)
+			}
+		}
+		if c.status == "ok" && (r.Phases.Measure == nil || r.Totals == nil || r.Totals.OutputTokens != 2) {
+			t.Errorf("%s: phases %+v totals %+v", c.behave, r.Phases, r.Totals)
+		}
+		b, _ := os.ReadFile(filepath.Join(r.RunDir, "pids"))
+		for _, p := range strings.Fields(string(b)) {
+			pid, _ := strconv.Atoi(p)
+			if alive(pid) {
+				t.Errorf("%s: pid %d still running", c.behave, pid)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(r.RunDir, "run.json")); err != nil {
+			t.Errorf("%s: %v", c.behave, err)
+		}
+	}
+	if e := runs[1].Error; e != nil && (e.Code != "oom" || e.Hint != "lower batch_size") {
+		t.Errorf("worker error not surfaced as is: %+v", e)
+	}
+	if fi, err := os.Stat(filepath.Join(runs[9].RunDir, "worker.log")); err != nil || fi.Size() > 17<<20 {
+		t.Errorf("huge worker.log not capped: %v %v", fi.Size(), err)
+	}
+}
+
+func TestResumeAndDryRun(t *testing.T) {
+	out := t.TempDir()
+	stream := expLine(0, "succeed") + expLine(1, "exit3") + expLine(2, "succeed")
+	runs, _, code := runStream(t, opts(out), stream)
+	if code != 3 || len(runs) != 3 {
+		t.Fatalf("first pass: exit %d, %d runs", code, len(runs))
+	}
+	// Dry run: done for ok runs, planned for the failed one.
+	o := opts(out)
+	o.DryRun = true
+	runs, raw, code := runStream(t, o, stream)
+	if code != 0 || runs[0].Status != "done" || runs[1].Status != "planned" || runs[2].Status != "done" {
+		t.Errorf("dry run: exit %d %v", code, runs)
+	}
+	if _, err := schemas.CheckNDJSON(raw); err != nil {
+		t.Errorf("schema: %v", err)
+	}
+	// Resume with the failing run fixed: only it runs again.
+	stream2 := expLine(0, "succeed") + expLine(1, "succeed") + expLine(2, "succeed")
+	runs, _, code = runStream(t, opts(out), stream2)
+	if code != 0 || len(runs) != 3 {
+		t.Fatalf("resume: exit %d, %d runs", code, len(runs))
+	}
+	if runs[1].Attempt != 2 || runs[0].Attempt != 1 {
+		t.Errorf("attempts %d %d", runs[0].Attempt, runs[1].Attempt)
+	}
+	j, _ := os.ReadFile(filepath.Join(out, "t-01234567", "journal.ndjson"))
+	if n := strings.Count(string(j), `"status":"ok"`); n != 3 {
+		t.Errorf("%d ok lines in journal, want 3:\n%s", n, j)
+	}
+}
