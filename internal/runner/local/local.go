@@ -53,7 +53,9 @@ func (*Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, error)
 	}
 	cmd.Env = append(cmd.Env, spec.Env...)
 	cmd.Dir = spec.RunDir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a llem-exec killed with SIGKILL takes its worker with it, so a
+	// resumed study never races an orphan writing into the run directory.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 
 	outR, outW, err := os.Pipe()
 	if err != nil {

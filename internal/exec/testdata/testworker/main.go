@@ -43,6 +43,10 @@ func main() {
 	switch in.Config.Behave {
 	case "", "succeed":
 		good()
+	case "slow":
+		ev(`{"event":"phase","t":%d,"phase":"measure","edge":"start"}`, now())
+		time.Sleep(40 * time.Millisecond)
+		good()
 	case "error":
 		ev(`{"event":"error","t":%d,"code":"oom","message":"CUDA out of memory","hint":"lower batch_size"}`, now())
 		os.Exit(1)

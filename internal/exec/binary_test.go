@@ -1,0 +1,177 @@
+package exec
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"math/rand"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/llem/llem/internal/record"
+)
+
+func buildExec(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "llem-exec")
+	if out, err := osexec.Command("go", "build", "-o", bin, "../../cmd/llem-exec").CombinedOutput(); err != nil {
+		t.Fatalf("build llem-exec: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// journalStates returns the last status per run id and the ok count per run id.
+func journalStates(t *testing.T, path string) (map[string]string, map[string]int) {
+	t.Helper()
+	last, oks := map[string]string{}, map[string]int{}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return last, oks
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		var e Entry
+		if json.Unmarshal([]byte(l), &e) != nil || e.Op != "state" {
+			continue
+		}
+		last[e.RunID] = e.Status
+		if e.Status == record.StatusOK {
+			oks[e.RunID]++
+		}
+	}
+	return last, oks
+}
+
+// TestSIGKILLResume kills llem-exec with SIGKILL at 32 moments chosen by a
+// seeded generator, resuming each time, then lets it finish.
+func TestSIGKILLResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildExec(t)
+	const nRuns = 8
+	var stream string
+	for i := 0; i < nRuns; i++ {
+		stream += expLine(i, "slow")
+	}
+	out := t.TempDir()
+	study := filepath.Join(out, "t-01234567")
+	rng := rand.New(rand.NewSource(20261128))
+	args := []string{"--out", out, "--worker", "native=" + testWorker, "--grace", "200ms"}
+	check := func(kill int) {
+		last, oks := journalStates(t, filepath.Join(study, "journal.ndjson"))
+		for id, n := range oks {
+			if n > 1 {
+				t.Errorf("kill %d: run %s ok %d times in the journal", kill, id, n)
+			}
+		}
+		dirs, _ := os.ReadDir(filepath.Join(study, "runs"))
+		for _, d := range dirs {
+			st := last[d.Name()]
+			switch st {
+			case record.StatusOK:
+				b, err := os.ReadFile(filepath.Join(study, "runs", d.Name(), "run.json"))
+				var r record.Run
+				if err != nil || json.Unmarshal(b, &r) != nil || r.Status != "ok" {
+					t.Errorf("kill %d: %s is ok in the journal but run.json is %v", kill, d.Name(), err)
+				}
+			case record.StatusRunning:
+				// Half-written, and the journal says so: resume reruns it.
+			default:
+				t.Errorf("kill %d: run dir %s exists with journal state %q", kill, d.Name(), st)
+			}
+		}
+	}
+	for k := 0; k < 32; k++ {
+		cmd := osexec.Command(bin, args...)
+		cmd.Stdin = strings.NewReader(stream)
+		cmd.Stdout, cmd.Stderr = new(bytes.Buffer), new(bytes.Buffer)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Intn(400)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		check(k)
+	}
+	cmd := osexec.Command(bin, args...)
+	cmd.Stdin = strings.NewReader(stream)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("final run: %v\n%s", err, stderr.String())
+	}
+	check(-1)
+	seen := map[string]int{}
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		var r record.Run
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil || r.Kind != "run" {
+			t.Fatalf("bad line %q", sc.Text())
+		}
+		if r.Status != "ok" {
+			t.Errorf("%s: %s", r.RunID, r.Status)
+		}
+		seen[r.RunID]++
+	}
+	_, oks := journalStates(t, filepath.Join(study, "journal.ndjson"))
+	for i := 0; i < nRuns; i++ {
+		id := "r00" + strconv.Itoa(i) + "-c1"
+		if seen[id] != 1 || oks[id] != 1 {
+			t.Errorf("%s: %d times in the stream, %d ok in the journal; want 1 and 1", id, seen[id], oks[id])
+		}
+	}
+}
+
+// TestSIGINTBinary interrupts a built llem-exec while a worker hangs.
+func TestSIGINTBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildExec(t)
+	out := t.TempDir()
+	cmd := osexec.Command(bin, "--out", out, "--worker", "native="+testWorker, "--grace", "500ms")
+	cmd.Stdin = strings.NewReader(expLine(0, "succeed") + expLine(1, "ignoreterm") + expLine(2, "succeed"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(out, "t-01234567", "runs", "r001-c1", "pids")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, err := os.ReadFile(pidFile); err == nil && len(b) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("worker never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	if ee, ok := err.(*osexec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("exit %v, want 130\n%s", err, stderr.String())
+	}
+	b, _ := os.ReadFile(pidFile)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if alive(pid) {
+		t.Errorf("worker %d still running", pid)
+	}
+	last, _ := journalStates(t, filepath.Join(out, "t-01234567", "journal.ndjson"))
+	if last["r001-c1"] != "interrupted" || last["r002-c1"] != "pending" {
+		t.Errorf("journal states %v", last)
+	}
+	j, _ := os.ReadFile(filepath.Join(out, "t-01234567", "journal.ndjson"))
+	if !bytes.Contains(j, []byte(`"op":"close","pid"`)) || !bytes.Contains(j, []byte(`"reason":"interrupted"`)) {
+		t.Errorf("journal not closed as interrupted:\n%s", j)
+	}
+	if !strings.Contains(stdout.String(), `"status":"interrupted"`) {
+		t.Errorf("no interrupted run record:\n%s", stdout.String())
+	}
+}
