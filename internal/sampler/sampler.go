@@ -206,6 +206,11 @@ func Probe(opts Options) ([]DeviceInfo, *record.Host, error) {
 		devs = append(devs, s.Devices()...)
 		s.Close()
 	}
+	for _, d := range devs {
+		if d.GPU != nil {
+			host.GPUs = append(host.GPUs, *d.GPU)
+		}
+	}
 	return devs, host, nil
 }
 

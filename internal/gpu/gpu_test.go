@@ -1,0 +1,31 @@
+package gpu
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestSelect(t *testing.T) {
+	uuids := []string{"GPU-aaaa1111-0000", "GPU-bbbb2222-0000", "GPU-cccc3333-0000", "GPU-dddd4444-0000"}
+	s := func(v string) *string { return &v }
+	for _, c := range []struct {
+		cvd  *string
+		want []string
+		out  []int
+		bad  bool
+	}{
+		{nil, nil, []int{0, 1, 2, 3}, false},
+		{s("2,0"), nil, []int{2, 0}, false},
+		{s("GPU-cccc3333-0000,GPU-aaaa"), []string{"1"}, []int{0}, false}, // cuda:1 is the second visible
+		{s("3,9,1"), nil, []int{3}, false},                                // CUDA stops at the first invalid entry
+		{s(""), nil, []int{}, false},
+		{nil, []string{"GPU-bbbb2222-0000", "3", "3"}, []int{1, 3}, false},
+		{s("1"), []string{"GPU-aaaa1111-0000"}, nil, true}, // not visible
+		{nil, []string{"7"}, nil, true},
+	} {
+		got, err := Select(uuids, c.cvd, c.want)
+		if (err != nil) != c.bad || (!c.bad && !reflect.DeepEqual(got, c.out)) {
+			t.Errorf("cvd %v want %v: got %v %v", c.cvd, c.want, got, err)
+		}
+	}
+}

@@ -1,0 +1,163 @@
+package sampler
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/llem/llem/internal/gpu"
+	"github.com/llem/llem/internal/power"
+	"github.com/llem/llem/internal/record"
+)
+
+// ErrNoNVML means this machine (or this build) has no NVML: not a failure.
+var ErrNoNVML = gpu.ErrNoNVML
+
+// openGPU opens NVML; tests replace it with a scripted fake.
+var openGPU = gpu.Open
+
+// nvmlSource samples the selected GPUs.
+type nvmlSource struct {
+	lib  gpu.Lib
+	devs []*gpuDev
+	warn func(string)
+	rd   gpu.Reading
+}
+
+type gpuDev struct {
+	d    gpu.Device
+	info DeviceInfo
+	c    counter
+	dead bool
+}
+
+func openNVML(o *Options, w *warner, host *record.Host) (Source, string, error) {
+	lib, err := openGPU()
+	if err != nil {
+		return nil, "", err
+	}
+	fail := func(err error) (Source, string, error) {
+		lib.Close()
+		return nil, "", err
+	}
+	host.DriverVersion, host.CUDAVersion, host.NVMLVersion = lib.Versions()
+	n, err := lib.Count()
+	if err != nil {
+		return fail(err)
+	}
+	devs := make([]gpu.Device, n)
+	uuids := make([]string, n)
+	infos := make([]record.GPU, n)
+	for i := 0; i < n; i++ {
+		if devs[i], err = lib.Device(i); err != nil {
+			return fail(err)
+		}
+		if infos[i], err = devs[i].Info(); err != nil {
+			return fail(err)
+		}
+		uuids[i] = infos[i].UUID
+	}
+	sel, err := gpu.Select(uuids, gpu.CUDAVisibleDevices(), o.GPUs)
+	if err != nil {
+		return fail(err)
+	}
+	if len(sel) == 0 {
+		return fail(fmt.Errorf("%w: no GPU visible (CUDA_VISIBLE_DEVICES)", ErrNoNVML))
+	}
+	s := &nvmlSource{lib: lib, warn: w.warn}
+	fields := map[string]bool{}
+	for _, i := range sel {
+		g := infos[i]
+		s.devs = append(s.devs, &gpuDev{d: devs[i], info: DeviceInfo{Device: g.UUID, Source: "nvml", Scope: record.ScopeGPU, GPU: &g}})
+		fields[devs[i].PowerField()] = true
+	}
+	var pf []string
+	for _, f := range []string{gpu.PowerInstant, gpu.PowerAverage} {
+		if fields[f] {
+			pf = append(pf, f)
+		}
+	}
+	return s, strings.Join(pf, ","), nil
+}
+
+func (s *nvmlSource) Name() string { return "nvml" }
+func (s *nvmlSource) Close() error { return s.lib.Close() }
+func (s *nvmlSource) Devices() []DeviceInfo {
+	out := make([]DeviceInfo, len(s.devs))
+	for i, d := range s.devs {
+		out[i] = d.info
+	}
+	return out
+}
+
+func (s *nvmlSource) Read(out []power.Sample) []power.Sample {
+	r := &s.rd
+	for _, d := range s.devs {
+		if d.dead {
+			continue
+		}
+		err := d.d.Read(r)
+		t := time.Now().UnixNano()
+		if err != nil {
+			msg := "read failed"
+			if errors.Is(err, gpu.ErrGPULost) {
+				msg = "GPU is lost"
+			}
+			s.warn(fmt.Sprintf("nvml: %s: %s (%v); no longer sampled, other devices go on", d.info.Device, msg, err))
+			d.dead = true
+			continue
+		}
+		for _, fe := range r.Errs {
+			s.warn(fmt.Sprintf("nvml: %s: %s: %v; written as null", d.info.Device, fe.Field, fe.Err))
+		}
+		smp := power.Sample{T: t, Source: "nvml", Device: d.info.Device}
+		if r.PowerOK {
+			smp.PowerW, smp.Has = r.PowerW, smp.Has|power.HasPower
+		}
+		if r.EnergyOK {
+			e, _, _ := d.c.add(t, float64(r.EnergyMJ)/1000)
+			smp.EnergyJ, smp.Has = e, smp.Has|power.HasEnergy
+		}
+		if r.TempOK {
+			smp.TempC, smp.Has = r.TempC, smp.Has|power.HasTemp
+		}
+		if r.UtilOK {
+			smp.UtilPct, smp.Has = r.UtilPct, smp.Has|power.HasUtil
+		}
+		if r.MemOK {
+			smp.MemUsedBytes, smp.Has = r.MemUsed, smp.Has|power.HasMem
+		}
+		if r.ClockOK {
+			smp.SMClockMHz, smp.Has = r.SMClockMHz, smp.Has|power.HasClock
+		}
+		if r.ThrottleOK {
+			smp.Throttle, smp.Has = r.Throttle, smp.Has|power.HasThrottle
+		}
+		out = append(out, smp)
+	}
+	return out
+}
+
+// GPUProcesses lists the processes on each sampled GPU by UUID (llem-exec
+// flags a run that shares its GPU). Without NVML it returns ErrNoNVML.
+func GPUProcesses(opts Options) (map[string][]gpu.Process, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	w := &warner{fn: opts.Warn}
+	src, _, err := openNVML(&opts, w, &record.Host{})
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	out := map[string][]gpu.Process{}
+	for _, d := range src.(*nvmlSource).devs {
+		ps, err := d.d.Processes()
+		if err != nil && !errors.Is(err, gpu.ErrNotSupported) {
+			return nil, fmt.Errorf("%s: processes: %w", d.info.Device, err)
+		}
+		out[d.info.Device] = ps
+	}
+	return out, nil
+}
