@@ -1,0 +1,49 @@
+package exec
+
+import (
+	"io"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llem/llem/internal/record"
+)
+
+// BenchmarkRunOverhead measures llem-exec's cost per run beyond the worker's
+// own: it times b.N runs through Run and subtracts the time of starting the
+// same worker directly on the same experiment.json b.N times. Journal fsyncs,
+// atomic writes, event parsing, process-group handling are all in the figure.
+func BenchmarkRunOverhead(b *testing.B) {
+	out := b.TempDir()
+	var sb strings.Builder
+	for i := 0; i < b.N; i++ {
+		sb.WriteString(expLine(i, "succeed"))
+	}
+	o := opts(out)
+	b.ResetTimer()
+	t0 := time.Now()
+	err := Run(b.Context(), o, []*record.Reader{record.NewReader(strings.NewReader(sb.String()), "-")}, io.Discard, io.Discard)
+	total := time.Since(t0)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The worker alone, on the first run's input.
+	dir := filepath.Join(out, "t-01234567", "runs", "r000-c1")
+	t1 := time.Now()
+	for i := 0; i < b.N; i++ {
+		c := osexec.Command(testWorker)
+		c.Env = append(os.Environ(), "LLEM_EXPERIMENT="+filepath.Join(dir, "experiment.json"), "LLEM_RUN_DIR="+b.TempDir())
+		c.Stdout = io.Discard
+		if err := c.Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	worker := time.Since(t1)
+	b.ReportMetric(float64(total.Microseconds())/1e3/float64(b.N), "ms/run")
+	b.ReportMetric(float64(worker.Microseconds())/1e3/float64(b.N), "worker-ms/run")
+	b.ReportMetric(float64((total-worker).Microseconds())/1e3/float64(b.N), "overhead-ms/run")
+}
