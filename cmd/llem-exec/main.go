@@ -22,20 +22,25 @@ import (
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/runner"
 	"github.com/llem/llem/internal/runner/local"
+	"github.com/llem/llem/internal/sampler"
 	"github.com/llem/llem/internal/worker/native"
 )
 
 type options struct {
-	Out        string        `long:"out" default:"results" description:"results directory; a study writes <out>/<study>-<hash8>/"`
-	Worker     []string      `long:"worker" value-name:"BACKEND=CMD" description:"worker command for a backend (split on spaces)"`
-	Timeout    time.Duration `long:"timeout" description:"per-run timeout (default max(600s, 2s x n))"`
-	Grace      time.Duration `long:"grace" default:"10s" description:"time between SIGTERM and SIGKILL for a worker"`
-	NoGaps     bool          `long:"no-gaps" description:"skip the thermal gaps between runs"`
-	SkipFailed bool          `long:"skip-failed" description:"on resume, do not rerun runs that failed"`
-	FailFast   bool          `long:"fail-fast" description:"stop at the first run that does not finish ok"`
-	KeepGoing  bool          `long:"keep-going" description:"go on after a failed run (the default)"`
-	DryRun     bool          `long:"dry-run" description:"run nothing; emit planned/done run records"`
-	Shard      string        `long:"shard" value-name:"i/n" description:"take the i-th (1-based) of n shares, by seq"`
+	Out         string        `long:"out" default:"results" description:"results directory; a study writes <out>/<study>-<hash8>/"`
+	Worker      []string      `long:"worker" value-name:"BACKEND=CMD" description:"worker command for a backend (split on spaces)"`
+	Timeout     time.Duration `long:"timeout" description:"per-run timeout (default max(600s, 2s x n))"`
+	Grace       time.Duration `long:"grace" default:"10s" description:"time between SIGTERM and SIGKILL for a worker"`
+	NoGaps      bool          `long:"no-gaps" description:"skip the thermal gaps between runs"`
+	SkipFailed  bool          `long:"skip-failed" description:"on resume, do not rerun runs that failed"`
+	FailFast    bool          `long:"fail-fast" description:"stop at the first run that does not finish ok"`
+	KeepGoing   bool          `long:"keep-going" description:"go on after a failed run (the default)"`
+	DryRun      bool          `long:"dry-run" description:"run nothing; emit planned/done run records"`
+	Shard       string        `long:"shard" value-name:"i/n" description:"take the i-th (1-based) of n shares, by seq"`
+	Baseline    time.Duration `long:"baseline" default:"30s" description:"idle power measurement before the first run (0 skips)"`
+	BaselineTTL time.Duration `long:"baseline-ttl" default:"1h" description:"measure idle power again when the last baseline is older"`
+	Sampler     string        `long:"sampler" default:"auto" description:"sample sources: auto, none, or a comma list of nvml,rapl,estimate"`
+	Interval    time.Duration `long:"interval" default:"50ms" description:"sampling interval"`
 }
 
 func main() {
@@ -74,6 +79,23 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	eo := exec.Options{Out: o.Out, Workers: workers, Runners: map[string]runner.Runner{"local": local.New()},
 		Timeout: o.Timeout, Grace: o.Grace, NoGaps: o.NoGaps, SkipFailed: o.SkipFailed,
 		FailFast: o.FailFast && !o.KeepGoing, DryRun: o.DryRun, Host: exec.HostFacts(), Progress: stderr}
+	if o.Sampler != "none" {
+		so := sampler.Options{Interval: o.Interval, Sources: strings.Split(o.Sampler, ","),
+			Warn: func(m string) { fmt.Fprintf(stderr, "llem-exec: sampler: %s\n", m) }}
+		devs, host, err := sampler.Probe(so)
+		if err != nil {
+			fmt.Fprintf(stderr, "llem-exec: warning: no power sampling (%v); runs carry no samples\n", err)
+		} else {
+			eo.Sampler = &exec.InternalSampler{Opts: so}
+			eo.Baseline, eo.BaselineTTL = o.Baseline, o.BaselineTTL
+			eo.Host.GPUs, eo.Host.DriverVersion, eo.Host.CUDAVersion, eo.Host.NVMLVersion = host.GPUs, host.DriverVersion, host.CUDAVersion, host.NVMLVersion
+			for _, d := range devs {
+				if d.GPU != nil {
+					eo.GPUs = append(eo.GPUs, d.GPU.UUID)
+				}
+			}
+		}
+	}
 	if o.Shard != "" {
 		a, b, ok := strings.Cut(o.Shard, "/")
 		i, e1 := strconv.Atoi(a)

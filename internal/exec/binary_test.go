@@ -62,7 +62,7 @@ func TestSIGKILLResume(t *testing.T) {
 	out := t.TempDir()
 	study := filepath.Join(out, "t-01234567")
 	rng := rand.New(rand.NewSource(20261128))
-	args := []string{"--out", out, "--worker", "native=" + testWorker, "--grace", "200ms"}
+	args := []string{"--out", out, "--worker", "native=" + testWorker, "--grace", "200ms", "--sampler", "none"}
 	check := func(kill int) {
 		last, oks := journalStates(t, filepath.Join(study, "journal.ndjson"))
 		for id, n := range oks {
@@ -135,7 +135,7 @@ func TestSIGINTBinary(t *testing.T) {
 	}
 	bin := buildExec(t)
 	out := t.TempDir()
-	cmd := osexec.Command(bin, "--out", out, "--worker", "native="+testWorker, "--grace", "500ms")
+	cmd := osexec.Command(bin, "--out", out, "--worker", "native="+testWorker, "--grace", "500ms", "--sampler", "none")
 	cmd.Stdin = strings.NewReader(expLine(0, "succeed") + expLine(1, "ignoreterm") + expLine(2, "succeed"))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

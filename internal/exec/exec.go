@@ -39,14 +39,19 @@ type SampleInfo struct {
 	Sources  []string
 	Devices  []string
 	Estimate bool
+	Idle     []record.BaselineDevice // mean power per device over the recording
 }
 
 // Options configure a Run.
 type Options struct {
-	Out         string
-	Workers     map[string][]string // backend → argv
-	Runners     map[string]runner.Runner
-	Sampler     Sampler // nil: no samples
+	Out     string
+	Workers map[string][]string // backend → argv
+	Runners map[string]runner.Runner
+	Sampler Sampler // nil: no samples
+	// Baseline is how long to measure idle power before the first run (0
+	// skips); it is measured again once older than BaselineTTL.
+	Baseline    time.Duration
+	BaselineTTL time.Duration
 	Timeout     time.Duration
 	Grace       time.Duration
 	NoGaps      bool
@@ -66,10 +71,13 @@ type Options struct {
 var safeName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
 
 type study struct {
-	dir    string
-	states map[string]*runState
-	j      *journal
-	lk     *lock
+	runs      []record.Experiment
+	baselines []*record.Baseline
+	emitted   map[string]bool
+	dir       string
+	states    map[string]*runState
+	j         *journal
+	lk        *lock
 }
 
 // Run executes the stream read from inputs and writes records to stdout.
@@ -131,9 +139,11 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 	for _, e := range exps {
 		dir := filepath.Join(o.Out, e.Study+"-"+e.StudyHash[:8])
 		if studies[dir] != nil {
+			studies[dir].runs = append(studies[dir].runs, e)
 			continue
 		}
-		st := &study{dir: dir}
+		st := &study{dir: dir, runs: []record.Experiment{e}, emitted: map[string]bool{}}
+		st.baselines = loadBaselines(dir)
 		studies[dir] = st
 		if !o.DryRun {
 			if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o755); err != nil {
@@ -210,6 +220,14 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 			if err == nil {
 				var r record.Run
 				if err = json.Unmarshal(b, &r); err == nil {
+					for _, bl := range st.baselines {
+						if bl.ID == r.BaselineID && !st.emitted[bl.ID] {
+							st.emitted[bl.ID] = true
+							if err := out.Write(bl); err != nil {
+								return err
+							}
+						}
+					}
 					if err := out.Write(r); err != nil {
 						return err
 					}
@@ -247,6 +265,33 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 			}
 		}
 		ranOne = true
+		var bl *record.Baseline
+		if o.Sampler != nil && o.Baseline > 0 {
+			if n := len(st.baselines); n > 0 && (o.BaselineTTL <= 0 || time.Since(time.Unix(0, st.baselines[n-1].Window.EndNS)) < o.BaselineTTL) {
+				bl = st.baselines[n-1]
+			} else {
+				if o.Progress != nil {
+					fmt.Fprintf(o.Progress, "llem-exec: measuring idle power for %s\n", o.Baseline)
+				}
+				nb, err := measureBaseline(ctx, o, st)
+				if ctx.Err() != nil {
+					interrupted = true
+					break
+				}
+				if err != nil {
+					warn("idle baseline not measured: " + err.Error())
+				} else {
+					st.baselines = append(st.baselines, nb)
+					bl = nb
+				}
+			}
+			if bl != nil && !st.emitted[bl.ID] {
+				st.emitted[bl.ID] = true
+				if err := out.Write(bl); err != nil {
+					return err
+				}
+			}
+		}
 		attempt := 1
 		if s != nil {
 			attempt = s.Attempts + 1
@@ -256,7 +301,11 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 			return err
 		}
 		prog.start(e)
-		r, err := runOne(ctx, o, e, runDir, attempt)
+		baseID := ""
+		if bl != nil {
+			baseID = bl.ID
+		}
+		r, err := runOne(ctx, o, e, runDir, attempt, baseID)
 		if err != nil {
 			return fmt.Errorf("run %s: %w", e.RunID, err)
 		}
@@ -329,7 +378,7 @@ func DefaultTimeout(cfg json.RawMessage) time.Duration {
 
 // runOne runs one experiment and builds its run record; run.json is written
 // atomically last, so a run directory without run.json is an unfinished run.
-func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, attempt int) (record.Run, error) {
+func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, attempt int, baselineID string) (record.Run, error) {
 	if err := os.RemoveAll(runDir); err != nil {
 		return record.Run{}, err
 	}
@@ -359,7 +408,7 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 	col := newCollector(evf, lw)
 
 	r := record.Run{Experiment: e, RunDir: runDir, SampleFile: "samples.arrows", EventsFile: "events.ndjson",
-		Host: o.Host, Attempt: attempt, Devices: o.GPUs, Samplers: []string{}, Warnings: []record.Flag{}}
+		Host: o.Host, Attempt: attempt, Devices: o.GPUs, BaselineID: baselineID, Samplers: []string{}, Warnings: []record.Flag{}}
 	r.Kind = record.KindRun
 
 	var sess SamplerSession
@@ -468,6 +517,14 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 		return r, err
 	}
 	return r, nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
 }
 
 func lastLine(s string) string {

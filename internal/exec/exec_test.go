@@ -18,6 +18,7 @@ import (
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/runner"
 	"github.com/llem/llem/internal/runner/local"
+	"github.com/llem/llem/internal/sampler"
 	"github.com/llem/llem/schemas"
 )
 
@@ -184,5 +185,40 @@ func TestResumeAndDryRun(t *testing.T) {
 	j, _ := os.ReadFile(filepath.Join(out, "t-01234567", "journal.ndjson"))
 	if n := strings.Count(string(j), `"status":"ok"`); n != 3 {
 		t.Errorf("%d ok lines in journal, want 3:\n%s", n, j)
+	}
+}
+
+// TestSamplerAndBaseline runs two runs with the internal sampler's CPU
+// estimate: one baseline record first, both runs reference it, samples exist;
+// a resume re-emits the baseline before the re-emitted runs.
+func TestSamplerAndBaseline(t *testing.T) {
+	out := t.TempDir()
+	o := opts(out)
+	o.Sampler = &InternalSampler{Opts: sampler.Options{Sources: []string{"estimate"}, Interval: 10 * time.Millisecond}}
+	o.Baseline, o.BaselineTTL = 200*time.Millisecond, time.Hour
+	stream := expLine(0, "succeed") + expLine(1, "succeed")
+	for pass := 0; pass < 2; pass++ {
+		_, raw, code := runStream(t, o, stream)
+		if code != 0 {
+			t.Fatalf("pass %d: exit %d", pass, code)
+		}
+		counts, err := schemas.CheckNDJSON(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts["baseline"] != 1 || counts["run"] != 2 || !strings.HasPrefix(string(raw), `{"kind":"baseline"`) {
+			t.Fatalf("pass %d: %v\n%s", pass, counts, raw)
+		}
+		var b record.Baseline
+		json.Unmarshal(raw[:bytes.IndexByte(raw, '\n')], &b)
+		if len(b.Devices) == 0 || b.Devices[0].PowerW == nil || b.Devices[0].Samples < 5 {
+			t.Errorf("baseline devices %+v", b.Devices)
+		}
+		if !strings.Contains(string(raw), `"baseline_id":"`+b.ID+`"`) {
+			t.Errorf("runs do not reference %s", b.ID)
+		}
+		if fi, err := os.Stat(filepath.Join(out, "t-01234567", "runs", "r001-c1", "samples.arrows")); err != nil || fi.Size() == 0 {
+			t.Errorf("samples.arrows: %v", err)
+		}
 	}
 }
