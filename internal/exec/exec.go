@@ -65,6 +65,7 @@ type Options struct {
 	Kill        <-chan struct{} // closed on a second interrupt
 	Interrupted func() bool     // true once the first interrupt came
 	Progress    io.Writer
+	prompts     func(record.Experiment) ([]string, error)
 	LogMax      int64
 }
 
@@ -198,6 +199,7 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 		}
 	}
 
+	o.prompts = promptCache()
 	prog := newProgress(o.Progress, len(exps))
 	failed, interrupted := 0, false
 	ranOne := false
@@ -386,6 +388,18 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 		return record.Run{}, err
 	}
 	in := record.WorkerInput{Experiment: e, Prompts: []string{}}
+	if o.prompts != nil {
+		p, err := o.prompts(e)
+		if err != nil {
+			r := record.Run{Experiment: e, RunDir: runDir, SampleFile: "samples.arrows", EventsFile: "events.ndjson",
+				Host: o.Host, Attempt: attempt, Devices: o.GPUs, BaselineID: baselineID, Samplers: []string{}, Warnings: []record.Flag{},
+				Status: record.StatusFailed, Error: &record.Error{Type: "dataset", Message: err.Error(), Hint: "check the config's dataset"}}
+			r.Kind = record.KindRun
+			r.StartNS, r.EndNS = time.Now().UnixNano(), time.Now().UnixNano()
+			return r, writeJSONAtomic(filepath.Join(runDir, "run.json"), r)
+		}
+		in.Prompts = p
+	}
 	expFile := filepath.Join(runDir, "experiment.json")
 	if err := writeJSONAtomic(expFile, in); err != nil {
 		return record.Run{}, err
