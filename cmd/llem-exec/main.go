@@ -37,6 +37,7 @@ type options struct {
 	KeepGoing   bool          `long:"keep-going" description:"go on after a failed run (the default)"`
 	DryRun      bool          `long:"dry-run" description:"run nothing; emit planned/done run records"`
 	Shard       string        `long:"shard" value-name:"i/n" description:"take the i-th (1-based) of n shares, by seq"`
+	Select      string        `long:"select" value-name:"LIST" description:"only these runs: run ids and seq ranges, e.g. 0-3,7,abc-c2"`
 	Baseline    time.Duration `long:"baseline" default:"30s" description:"idle power measurement before the first run (0 skips)"`
 	BaselineTTL time.Duration `long:"baseline-ttl" default:"1h" description:"measure idle power again when the last baseline is older"`
 	Sampler     string        `long:"sampler" default:"auto" description:"sample sources: auto, none, or a comma list of nvml,rapl,estimate"`
@@ -95,6 +96,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 				}
 			}
 		}
+	}
+	if o.Select != "" {
+		sel, err := exec.ParseSelect(o.Select)
+		if err != nil {
+			return cli.Usage(err)
+		}
+		eo.Select = sel
 	}
 	if o.Shard != "" {
 		a, b, ok := strings.Cut(o.Shard, "/")

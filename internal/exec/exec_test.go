@@ -222,3 +222,53 @@ func TestSamplerAndBaseline(t *testing.T) {
 		}
 	}
 }
+
+func TestShardSelectLockTruncated(t *testing.T) {
+	var stream string
+	for i := 0; i < 6; i++ {
+		stream += expLine(i, "succeed")
+	}
+	o := opts(t.TempDir())
+	o.DryRun = true
+	o.Shard = [2]int{2, 3}
+	runs, _, _ := runStream(t, o, stream)
+	if len(runs) != 2 || runs[0].Seq != 1 || runs[1].Seq != 4 {
+		t.Errorf("shard 2/3: %v", runs)
+	}
+	o.Shard = [2]int{}
+	sel, err := ParseSelect("0-1,r005-c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Select = sel
+	runs, _, _ = runStream(t, o, stream)
+	if len(runs) != 3 || runs[2].RunID != "r005-c1" {
+		t.Errorf("select: %v", runs)
+	}
+	if _, err := ParseSelect("a/b"); err == nil {
+		t.Error("unsafe select accepted")
+	}
+
+	// A held lock refuses a second writer.
+	out := t.TempDir()
+	dir := filepath.Join(out, "t-01234567")
+	os.MkdirAll(dir, 0o755)
+	lk, err := takeLock(filepath.Join(dir, "lock"), "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ob, eb bytes.Buffer
+	err = Run(context.Background(), opts(out), []*record.Reader{record.NewReader(strings.NewReader(stream), "-")}, &ob, &eb)
+	if err == nil || !strings.Contains(err.Error(), "held by another llem-exec") || !strings.Contains(err.Error(), `"pid":`) {
+		t.Errorf("locked dir: %v", err)
+	}
+	lk.release()
+
+	// A journal cut mid-line is reported as file:line and tolerated.
+	j := filepath.Join(dir, "journal.ndjson")
+	os.WriteFile(j, []byte(`{"t":1,"op":"open","pid":1}`+"\n"+`{"t":2,"op":"state","run_id":"r000-c1","status":"runn`), 0o644)
+	runs, _, code := runStream(t, opts(out), stream)
+	if code != 0 || len(runs) != 6 {
+		t.Fatalf("after truncated journal: exit %d, %d runs", code, len(runs))
+	}
+}
