@@ -41,6 +41,7 @@ type options struct {
 	Baseline    time.Duration `long:"baseline" default:"30s" description:"idle power measurement before the first run (0 skips)"`
 	BaselineTTL time.Duration `long:"baseline-ttl" default:"1h" description:"measure idle power again when the last baseline is older"`
 	Sampler     string        `long:"sampler" default:"auto" description:"sample sources: auto, none, or a comma list of nvml,rapl,estimate"`
+	SamplerCmd  string        `long:"sampler-cmd" value-name:"CMD" description:"record samples with this program (sh -c; {} = output path, else its stdout)"`
 	Interval    time.Duration `long:"interval" default:"50ms" description:"sampling interval"`
 }
 
@@ -80,7 +81,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	eo := exec.Options{Out: o.Out, Workers: workers, Runners: map[string]runner.Runner{"local": local.New()},
 		Timeout: o.Timeout, Grace: o.Grace, NoGaps: o.NoGaps, SkipFailed: o.SkipFailed,
 		FailFast: o.FailFast && !o.KeepGoing, DryRun: o.DryRun, Host: exec.HostFacts(), Progress: stderr}
-	if o.Sampler != "none" {
+	if o.SamplerCmd != "" {
+		eo.Sampler = &exec.CmdSampler{Cmd: o.SamplerCmd}
+		eo.Baseline, eo.BaselineTTL = o.Baseline, o.BaselineTTL
+	} else if o.Sampler != "none" {
 		so := sampler.Options{Interval: o.Interval, Sources: strings.Split(o.Sampler, ","),
 			Warn: func(m string) { fmt.Fprintf(stderr, "llem-exec: sampler: %s\n", m) }}
 		devs, host, err := sampler.Probe(so)

@@ -175,3 +175,26 @@ func TestSIGINTBinary(t *testing.T) {
 		t.Errorf("no interrupted run record:\n%s", stdout.String())
 	}
 }
+
+// TestSamplerCmd records with llem-sample through --sampler-cmd's contract.
+func TestSamplerCmd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds llem-sample")
+	}
+	bin := filepath.Join(t.TempDir(), "llem-sample")
+	if out, err := osexec.Command("go", "build", "-o", bin, "../../cmd/llem-sample").CombinedOutput(); err != nil {
+		t.Fatalf("build llem-sample: %v\n%s", err, out)
+	}
+	for _, cmd := range []string{bin + " --sources estimate --interval 10ms -o {}", bin + " --sources estimate --interval 10ms"} {
+		o := opts(t.TempDir())
+		o.Sampler = &CmdSampler{Cmd: cmd, Grace: 2 * time.Second}
+		o.Baseline = 300 * time.Millisecond
+		runs, raw, code := runStream(t, o, expLine(0, "slow"))
+		if code != 0 || len(runs) != 1 {
+			t.Fatalf("%s: exit %d", cmd, code)
+		}
+		if len(runs[0].Samplers) != 1 || runs[0].Samplers[0] != "estimate" || runs[0].BaselineID == "" || !bytes.Contains(raw, []byte(`"power_w":`)) {
+			t.Errorf("%s: samplers %v baseline %q\n%s", cmd, runs[0].Samplers, runs[0].BaselineID, raw)
+		}
+	}
+}

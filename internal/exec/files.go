@@ -31,6 +31,9 @@ func writeAtomic(path string, data []byte) error {
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
 	if err := f.Sync(); err != nil {
 		return err
 	}

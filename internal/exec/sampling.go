@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llem/llem/internal/power"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/sampler"
 )
@@ -111,4 +112,9 @@ func loadBaselines(dir string) []*record.Baseline {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Window.StartNS < out[j].Window.StartNS })
 	return out
+}
+
+func idleOf(m power.DeviceMean) record.BaselineDevice {
+	return record.BaselineDevice{Device: m.Device.Device, Source: m.Device.Source, Scope: m.Device.Scope,
+		PowerW: m.PowerW, Samples: m.Samples, Estimate: m.Device.Estimate}
 }
