@@ -31,6 +31,7 @@ type estimate struct {
 	warn  func(string)
 	dead  bool
 	label string
+	stat  *os.File // /proc/stat kept open (machine mode): one pread a tick
 }
 
 func newEstimate(procRoot string, pids func() []int, wattsPerCore float64, warn func(string)) (*estimate, error) {
@@ -45,7 +46,13 @@ func newEstimate(procRoot string, pids func() []int, wattsPerCore float64, warn 
 }
 
 func (e *estimate) Name() string { return "estimate" }
-func (e *estimate) Close() error { return nil }
+func (e *estimate) Close() error {
+	if e.stat != nil {
+		e.stat.Close()
+		e.stat = nil
+	}
+	return nil
+}
 func (e *estimate) Devices() []DeviceInfo {
 	return []DeviceInfo{{Device: e.label, Source: "estimate", Scope: record.ScopeCPUEst, Estimate: true}}
 }
@@ -73,10 +80,21 @@ func (e *estimate) Read(out []power.Sample) []power.Sample {
 // the process tree (utime+stime+cutime+cstime of each live process).
 func (e *estimate) cpuSeconds() (float64, error) {
 	if e.pids == nil {
-		b, err := e.read(filepath.Join(e.proc, "stat"))
-		if err != nil {
+		if e.stat == nil {
+			f, err := os.Open(filepath.Join(e.proc, "stat"))
+			if err != nil {
+				return 0, err
+			}
+			e.stat = f
+		}
+		if e.buf == nil {
+			e.buf = make([]byte, 4096)
+		}
+		n, err := e.stat.ReadAt(e.buf, 0)
+		if err != nil && n == 0 {
 			return 0, err
 		}
+		b := e.buf[:n]
 		line := b
 		if i := bytes.IndexByte(b, '\n'); i >= 0 {
 			line = b[:i]

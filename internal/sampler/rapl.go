@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -26,7 +27,8 @@ type rapl struct {
 
 type raplDom struct {
 	info DeviceInfo
-	path string // energy_uj
+	path string   // energy_uj
+	f    *os.File // kept open: one pread a tick instead of open, read, close
 	c    counter
 	dead bool
 }
@@ -87,7 +89,15 @@ func newRAPL(sysfs string, warn func(string)) (*rapl, error) {
 }
 
 func (r *rapl) Name() string { return "rapl" }
-func (r *rapl) Close() error { return nil }
+func (r *rapl) Close() error {
+	for _, d := range r.doms {
+		if d.f != nil {
+			d.f.Close()
+			d.f = nil
+		}
+	}
+	return nil
+}
 func (r *rapl) Devices() []DeviceInfo {
 	out := make([]DeviceInfo, len(r.doms))
 	for i, d := range r.doms {
@@ -101,14 +111,19 @@ func (r *rapl) readUJ(path string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := f.Read(r.buf)
-	f.Close()
-	if err != nil {
+	defer f.Close()
+	return r.preadUJ(f)
+}
+
+// preadUJ reads a sysfs counter from offset 0 of an open file.
+func (r *rapl) preadUJ(f *os.File) (float64, error) {
+	n, err := f.ReadAt(r.buf, 0)
+	if err != nil && !(errors.Is(err, io.EOF) && n > 0) {
 		return 0, err
 	}
 	v, err := strconv.ParseUint(string(bytes.TrimSpace(r.buf[:n])), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
+		return 0, fmt.Errorf("%s: %w", f.Name(), err)
 	}
 	return float64(v), nil
 }
@@ -118,7 +133,16 @@ func (r *rapl) Read(out []power.Sample) []power.Sample {
 		if d.dead {
 			continue
 		}
-		uj, err := r.readUJ(d.path)
+		if d.f == nil {
+			f, err := os.Open(d.path)
+			if err != nil {
+				r.warn(fmt.Sprintf("rapl: %s: %v; %s no longer sampled", d.path, err, d.info.Device))
+				d.dead = true
+				continue
+			}
+			d.f = f
+		}
+		uj, err := r.preadUJ(d.f)
 		t := time.Now().UnixNano()
 		if err != nil {
 			r.warn(fmt.Sprintf("rapl: %s: %v; %s no longer sampled", d.path, err, d.info.Device))

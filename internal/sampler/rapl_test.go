@@ -2,6 +2,7 @@ package sampler
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -21,7 +22,7 @@ func fakeRAPL(t *testing.T, maxUJ uint64) string {
 		d := filepath.Join(root, "class", "powercap", zone)
 		os.MkdirAll(d, 0o755)
 		os.WriteFile(filepath.Join(d, "name"), []byte(name+"\n"), 0o644)
-		os.WriteFile(filepath.Join(d, "energy_uj"), []byte(strconv.FormatUint(uj, 10)+"\n"), 0o644)
+		os.WriteFile(filepath.Join(d, "energy_uj"), []byte(fmt.Sprintf("%-20d\n", uj)), 0o644)
 		os.WriteFile(filepath.Join(d, "max_energy_range_uj"), []byte(strconv.FormatUint(maxUJ, 10)+"\n"), 0o644)
 	}
 	mk("intel-rapl:0", "package-0", maxUJ-1_000_000) // 1 J below the wrap
@@ -32,8 +33,15 @@ func fakeRAPL(t *testing.T, maxUJ uint64) string {
 	return root
 }
 
+// setUJ rewrites a counter in place with one fixed-width write (no
+// truncation), so that a concurrent read never sees an empty file.
 func setUJ(t *testing.T, root, zone string, uj uint64) {
-	if err := os.WriteFile(filepath.Join(root, "class", "powercap", zone, "energy_uj"), []byte(strconv.FormatUint(uj, 10)), 0o644); err != nil {
+	f, err := os.OpenFile(filepath.Join(root, "class", "powercap", zone, "energy_uj"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte(fmt.Sprintf("%-20d\n", uj)), 0); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -68,8 +76,8 @@ func TestRAPLWrap(t *testing.T) {
 	if s1[0].Has&power.HasPower == 0 || math.Abs(s1[0].PowerW-3.500001/dt) > 1e-6 {
 		t.Fatalf("power %v want %v", s1[0].PowerW, 3.5/dt)
 	}
-	// A domain whose file disappears is dropped once; the others go on.
-	os.Remove(filepath.Join(root, "class", "powercap", "intel-rapl:0:1", "energy_uj"))
+	// A domain whose reads start failing is dropped once; the others go on.
+	os.WriteFile(filepath.Join(root, "class", "powercap", "intel-rapl:0:1", "energy_uj"), []byte("gone\n"), 0o644)
 	var warned []string
 	r.warn = func(m string) { warned = append(warned, m) }
 	s2 := r.Read(nil)

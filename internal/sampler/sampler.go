@@ -323,13 +323,17 @@ func (s *Session) loop() {
 	iv := s.opts.Interval
 	lastFlush := s.start
 	buf := make([]power.Sample, 0, 16)
+	// One timer for the whole session: a new one per tick is garbage at 1 kHz.
+	tm := time.NewTimer(time.Hour)
+	defer tm.Stop()
 	for k := int64(0); ; {
 		deadline := s.start.Add(time.Duration(k) * iv)
 		if d := time.Until(deadline); d > 0 {
+			tm.Reset(d)
 			select {
 			case <-s.stop:
 				return
-			case <-time.After(d):
+			case <-tm.C:
 			}
 		} else {
 			select {
