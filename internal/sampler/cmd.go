@@ -184,7 +184,7 @@ func splitList(s string) []string {
 func PrintSummary(w io.Writer, st Stats, wall time.Duration, interval time.Duration) {
 	fmt.Fprintf(w, "llem-sample: %.2f s, %d ticks at %s (%d late), %d rows\n", wall.Seconds(), st.Ticks, interval, st.LateTicks, st.Rows)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "device\tsource\tscope\tcounter_j\tintegral_j\tmean_w\tsamples\t")
+	fmt.Fprintln(tw, "device\tsource\tscope\tcounter_j\tintegral_j\tgap_pct\tmean_w\tsamples\t")
 	f := func(p *float64, prec int) string {
 		if p == nil {
 			return "-"
@@ -196,7 +196,13 @@ func PrintSummary(w io.Writer, st Stats, wall time.Duration, interval time.Durat
 		if d.Device.Estimate {
 			name += " (estimate)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", name, d.Device.Source, d.Device.Scope, f(d.CounterJ, 2), f(d.IntegralJ, 2), f(d.MeanPowerW, 1), d.Samples)
+		// gap_pct: (integral − counter) / counter, where both exist.
+		var gap *float64
+		if d.CounterJ != nil && d.IntegralJ != nil && *d.CounterJ > 0 {
+			g := (*d.IntegralJ - *d.CounterJ) / *d.CounterJ * 100
+			gap = &g
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", name, d.Device.Source, d.Device.Scope, f(d.CounterJ, 2), f(d.IntegralJ, 2), f(gap, 1), f(d.MeanPowerW, 1), d.Samples)
 	}
 	tw.Flush()
 }
