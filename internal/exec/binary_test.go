@@ -198,3 +198,83 @@ func TestSamplerCmd(t *testing.T) {
 		}
 	}
 }
+
+// TestSecondSIGINTAndGap: an interrupt during a gap ends at once with 130;
+// a second SIGINT kills a worker that ignores SIGTERM without its grace.
+func TestSecondSIGINTAndGap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildExec(t)
+	out := t.TempDir()
+	gap := strings.Replace(expLine(1, "succeed"), `"gap_before_s":0`, `"gap_before_s":60`, 1)
+	cmd := osexec.Command(bin, "--out", out, "--worker", "native="+testWorker, "--sampler", "none")
+	cmd.Stdin = strings.NewReader(expLine(0, "succeed") + gap)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Start()
+	time.Sleep(700 * time.Millisecond)
+	t0 := time.Now()
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	if ee, ok := err.(*osexec.ExitError); !ok || ee.ExitCode() != 130 || time.Since(t0) > 3*time.Second {
+		t.Errorf("gap interrupt: %v after %s\n%s", err, time.Since(t0), stderr.String())
+	}
+
+	out = t.TempDir()
+	cmd = osexec.Command(bin, "--out", out, "--worker", "native="+testWorker, "--grace", "60s", "--sampler", "none")
+	cmd.Stdin = strings.NewReader(expLine(0, "ignoreterm"))
+	cmd.Start()
+	pidFile := filepath.Join(out, "t-01234567", "runs", "r000-c1", "pids")
+	for i := 0; i < 500; i++ {
+		if b, _ := os.ReadFile(pidFile); len(b) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	time.Sleep(300 * time.Millisecond)
+	t0 = time.Now()
+	cmd.Process.Signal(syscall.SIGINT)
+	err = cmd.Wait()
+	if ee, ok := err.(*osexec.ExitError); !ok || ee.ExitCode() != 130 || time.Since(t0) > 3*time.Second {
+		t.Errorf("second SIGINT: %v after %s", err, time.Since(t0))
+	}
+	b, _ := os.ReadFile(pidFile)
+	if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid == 0 || alive(pid) {
+		t.Errorf("worker pid %q alive or unknown", b)
+	}
+}
+
+// TestBadInput: a malformed experiment record is exit 2 naming file:line:col.
+func TestBadInput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildExec(t)
+	cmd := osexec.Command(bin, "--out", t.TempDir(), "--sampler", "none")
+	cmd.Stdin = strings.NewReader(`{"kind":"other","x":1}` + "\n" + `{"kind":"experiment","v":1,"seq":"x"}` + "\n")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*osexec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("exit %v", err)
+	}
+	if !strings.HasPrefix(stderr.String(), "llem-exec: <stdin>:2:") || !strings.Contains(stderr.String(), "seq") || strings.Count(stderr.String(), "\n") != 1 {
+		t.Errorf("stderr %q", stderr.String())
+	}
+	if stdout.String() != `{"kind":"other","x":1}`+"\n" {
+		t.Errorf("passthrough %q", stdout.String())
+	}
+}
+
+func TestDefaultTimeout(t *testing.T) {
+	for _, c := range []struct {
+		cfg  string
+		want time.Duration
+	}{{`{}`, 600 * time.Second}, {`{"n":100}`, 600 * time.Second}, {`{"n":1000}`, 2000 * time.Second}} {
+		if got := DefaultTimeout([]byte(c.cfg)); got != c.want {
+			t.Errorf("%s: %s, want %s", c.cfg, got, c.want)
+		}
+	}
+}

@@ -134,6 +134,21 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 			return cli.Usagef("run %s asks for runner %q, which this llem-exec does not have", e.RunID, rt)
 		}
 	}
+	if !o.DryRun {
+		byRunner := map[string][]record.Experiment{}
+		for _, e := range exps {
+			rt := e.Runner.Type
+			if rt == "" {
+				rt = "local"
+			}
+			byRunner[rt] = append(byRunner[rt], e)
+		}
+		for rt, es := range byRunner {
+			if err := o.Runners[rt].Preflight(ctx, es); err != nil {
+				return fmt.Errorf("%s runner: %w", rt, err)
+			}
+		}
+	}
 	warn := func(s string) { fmt.Fprintf(stderr, "llem-exec: warning: %s\n", s) }
 
 	studies := map[string]*study{}
