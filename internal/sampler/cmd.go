@@ -87,6 +87,10 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 	s, err := Start(opts, out)
 	if err != nil {
+		var ue *UsageError
+		if errors.As(err, &ue) {
+			return cli.Usage(err)
+		}
 		return err
 	}
 	t0 := time.Now()

@@ -14,6 +14,12 @@ import (
 // ErrNoNVML means this machine (or this build) has no NVML: not a failure.
 var ErrNoNVML = gpu.ErrNoNVML
 
+// UsageError is an error in the options (a --gpus entry naming no GPU).
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
 // openGPU opens NVML; tests replace it with a scripted fake.
 var openGPU = gpu.Open
 
@@ -30,6 +36,7 @@ type gpuDev struct {
 	info DeviceInfo
 	c    counter
 	dead bool
+	had  power.Has // readings the device has given: one that stops is warned about
 }
 
 func openNVML(o *Options, w *warner, host *record.Host) (Source, string, error) {
@@ -60,7 +67,7 @@ func openNVML(o *Options, w *warner, host *record.Host) (Source, string, error) 
 	}
 	sel, err := gpu.Select(uuids, gpu.CUDAVisibleDevices(), o.GPUs)
 	if err != nil {
-		return fail(err)
+		return fail(&UsageError{err})
 	}
 	if len(sel) == 0 {
 		return fail(fmt.Errorf("%w: no GPU visible (CUDA_VISIBLE_DEVICES)", ErrNoNVML))
@@ -134,10 +141,24 @@ func (s *nvmlSource) Read(out []power.Sample) []power.Sample {
 		if r.ThrottleOK {
 			smp.Throttle, smp.Has = r.Throttle, smp.Has|power.HasThrottle
 		}
+		if gone := d.had &^ smp.Has; gone != 0 {
+			for _, f := range hasNames {
+				if gone&f.h != 0 {
+					s.warn(fmt.Sprintf("nvml: %s: %s stopped being available; written as null from now on", d.info.Device, f.name))
+				}
+			}
+		}
+		d.had |= smp.Has
 		out = append(out, smp)
 	}
 	return out
 }
+
+var hasNames = []struct {
+	h    power.Has
+	name string
+}{{power.HasPower, "power_w"}, {power.HasEnergy, "energy_j"}, {power.HasTemp, "temp_c"}, {power.HasUtil, "util_pct"},
+	{power.HasMem, "mem_used_bytes"}, {power.HasClock, "sm_clock_mhz"}, {power.HasThrottle, "throttle"}}
 
 // GPUProcesses lists the processes on each sampled GPU by UUID (llem-exec
 // flags a run that shares its GPU). Without NVML it returns ErrNoNVML.

@@ -2,6 +2,7 @@ package sampler
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -123,10 +124,10 @@ func TestNVMLSourceFaults(t *testing.T) {
 			t.Fatalf("row %d: %+v want e=%v", i, rw, want)
 		}
 	}
-	if len(warns) != 1 || !strings.Contains(warns[0], "GPU-bbbb2222: GPU is lost") {
+	if len(warns) != 2 || warns[0] != "nvml: GPU-bbbb2222: temp_c stopped being available; written as null from now on" || !strings.Contains(warns[1], "GPU-bbbb2222: GPU is lost") {
 		t.Fatalf("warnings %q", warns)
 	}
-	if tr := r.Trailer(); tr == nil || len(tr.Warnings) != 1 {
+	if tr := r.Trailer(); tr == nil || len(tr.Warnings) != 2 {
 		t.Fatalf("trailer %+v", r.Trailer())
 	}
 }
@@ -140,7 +141,8 @@ func TestNVMLSelection(t *testing.T) {
 	if err != nil || len(devs) != 1 || devs[0].Device != "GPU-bbbb2222" || host.CUDAVersion != "12.4" || len(host.GPUs) != 1 || host.GPUs[0].Name != "Fake H100" {
 		t.Fatalf("%+v %+v %v", devs, host, err)
 	}
-	if _, _, err := Probe(Options{Sources: []string{"nvml"}, GPUs: []string{"1"}}); err == nil || !strings.Contains(err.Error(), "names no visible GPU") {
+	var ue *UsageError
+	if _, _, err := Probe(Options{Sources: []string{"nvml"}, GPUs: []string{"1"}}); !errors.As(err, &ue) || !strings.Contains(err.Error(), "names no visible GPU") {
 		t.Fatalf("%v", err)
 	}
 	// auto with NVML present: no estimate.
@@ -150,10 +152,14 @@ func TestNVMLSelection(t *testing.T) {
 	}
 }
 
-func TestNoNVMLAuto(t *testing.T) {
+func withNoGPU(t *testing.T) {
 	old := openGPU
 	openGPU = func() (gpu.Lib, error) { return nil, fmt.Errorf("%w: libnvidia-ml.so.1 not found", gpu.ErrNoNVML) }
-	defer func() { openGPU = old }()
+	t.Cleanup(func() { openGPU = old })
+}
+
+func TestNoNVMLAuto(t *testing.T) {
+	withNoGPU(t)
 	devs, _, err := Probe(Options{SysfsRoot: t.TempDir()})
 	if err != nil || len(devs) != 1 || !devs[0].Estimate {
 		t.Fatalf("%+v %v", devs, err)

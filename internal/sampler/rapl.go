@@ -35,6 +35,10 @@ type raplDom struct {
 
 var errNoRAPL = errors.New("no RAPL powercap zones")
 
+// openFile opens sysfs files; a test replaces it to deny permission, which
+// file modes cannot do to root.
+var openFile = os.Open
+
 func newRAPL(sysfs string, warn func(string)) (*rapl, error) {
 	base := filepath.Join(sysfs, "class", "powercap")
 	zones, _ := filepath.Glob(filepath.Join(base, "intel-rapl:*"))
@@ -107,7 +111,7 @@ func (r *rapl) Devices() []DeviceInfo {
 }
 
 func (r *rapl) readUJ(path string) (float64, error) {
-	f, err := os.Open(path)
+	f, err := openFile(path)
 	if err != nil {
 		return 0, err
 	}
@@ -134,7 +138,7 @@ func (r *rapl) Read(out []power.Sample) []power.Sample {
 			continue
 		}
 		if d.f == nil {
-			f, err := os.Open(d.path)
+			f, err := openFile(d.path)
 			if err != nil {
 				r.warn(fmt.Sprintf("rapl: %s: %v; %s no longer sampled", d.path, err, d.info.Device))
 				d.dead = true
