@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand"
 	"os"
 	osexec "os/exec"
@@ -48,13 +49,13 @@ func journalStates(t *testing.T, path string) (map[string]string, map[string]int
 }
 
 // TestSIGKILLResume kills llem-exec with SIGKILL at 32 moments chosen by a
-// seeded generator, resuming each time, then lets it finish.
+// seeded generator over a 48-run study, resuming each time, then lets it finish.
 func TestSIGKILLResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
 	bin := buildExec(t)
-	const nRuns = 8
+	const nRuns = 48
 	var stream string
 	for i := 0; i < nRuns; i++ {
 		stream += expLine(i, "slow")
@@ -63,6 +64,7 @@ func TestSIGKILLResume(t *testing.T) {
 	study := filepath.Join(out, "t-01234567")
 	rng := rand.New(rand.NewSource(20261128))
 	args := []string{"--out", out, "--worker", "native=" + testWorker, "--grace", "200ms", "--sampler", "none"}
+	midRun := 0 // kill points that caught a run half-done
 	check := func(kill int) {
 		last, oks := journalStates(t, filepath.Join(study, "journal.ndjson"))
 		for id, n := range oks {
@@ -82,6 +84,7 @@ func TestSIGKILLResume(t *testing.T) {
 				}
 			case record.StatusRunning:
 				// Half-written, and the journal says so: resume reruns it.
+				midRun++
 			default:
 				t.Errorf("kill %d: run dir %s exists with journal state %q", kill, d.Name(), st)
 			}
@@ -94,7 +97,7 @@ func TestSIGKILLResume(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(rng.Intn(400)) * time.Millisecond)
+		time.Sleep(time.Duration(20+rng.Intn(180)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		check(k)
@@ -106,6 +109,10 @@ func TestSIGKILLResume(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("final run: %v\n%s", err, stderr.String())
 	}
+	if midRun < 16 {
+		t.Errorf("only %d of 32 kills caught a run in progress; the kill points do not exercise resume", midRun)
+	}
+	t.Logf("%d of 32 kills caught a run in progress", midRun)
 	check(-1)
 	seen := map[string]int{}
 	sc := bufio.NewScanner(&stdout)
@@ -121,7 +128,7 @@ func TestSIGKILLResume(t *testing.T) {
 	}
 	_, oks := journalStates(t, filepath.Join(study, "journal.ndjson"))
 	for i := 0; i < nRuns; i++ {
-		id := "r00" + strconv.Itoa(i) + "-c1"
+		id := fmt.Sprintf("r%03d-c1", i)
 		if seen[id] != 1 || oks[id] != 1 {
 			t.Errorf("%s: %d times in the stream, %d ok in the journal; want 1 and 1", id, seen[id], oks[id])
 		}
