@@ -57,7 +57,17 @@ func main() {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var o options
-	files, err := cli.Parse("llem-exec", "[OPTIONS] [FILE...]", "Runs experiment records in isolated workers and emits run records.", &o, args, stdout)
+	files, err := cli.Parse("llem-exec", "[OPTIONS] [FILE...]", `Runs each experiment record of the input (stdin or FILEs) in a fresh worker
+process, with power sampled around it, and emits a run record per run (and a
+baseline record per idle measurement); other record kinds pass through.
+
+Writes <out>/<study>-<hash8>/{journal.ndjson, lock, baseline-*, runs/<run_id>/}.
+Rerunning the same stream into the same --out resumes: runs already ok are not
+repeated (their run records are re-emitted), the others run again.
+First SIGINT/SIGTERM stops the current worker (SIGTERM, --grace, SIGKILL) and
+exits 130; a second one kills it at once. See docs/exec.md.
+
+  llem-expand study.yaml | llem-exec --out results | llem-aggregate`, &o, args, stdout)
 	if err != nil {
 		return err
 	}
