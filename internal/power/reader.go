@@ -252,9 +252,15 @@ func valid(a arrow.Array, ok []bool) []bool {
 	if a == nil || a.NullN() == 0 {
 		return nil
 	}
+	n := a.Len()
+	if a.NullN() == n { // a column the sensor never had: no bitmap walk
+		return falses(n, ok)
+	}
 	ok = ok[:0]
-	for i := 0; i < a.Len(); i++ {
-		ok = append(ok, a.IsValid(i))
+	bits, off := a.NullBitmapBytes(), a.Data().Offset()
+	for i := 0; i < n; i++ {
+		j := i + off
+		ok = append(ok, bits[j>>3]&(1<<(j&7)) != 0)
 	}
 	return ok
 }
@@ -319,7 +325,18 @@ func (r *Reader) decode(rec arrow.Record) error {
 			b.Dev = append(b.Dev, lastIdx)
 			continue
 		}
-		idx, ok := r.devIdx[d]
+		// A handful of devices: a linear scan beats the map.
+		idx, ok := int32(-1), false
+		if len(r.devs) <= 16 {
+			for k := range r.devs {
+				if r.devs[k].Device == d {
+					idx, ok = int32(k), true
+					break
+				}
+			}
+		} else {
+			idx, ok = r.devIdx[d]
+		}
 		if !ok {
 			idx = r.addDev(Device{Device: d, Source: src.Value(i), Scope: ScopeOf(src.Value(i), d), Estimate: src.Value(i) == "estimate"})
 		}
@@ -330,10 +347,11 @@ func (r *Reader) decode(rec arrow.Record) error {
 }
 
 func falses(n int, ok []bool) []bool {
-	ok = ok[:0]
-	for i := 0; i < n; i++ {
-		ok = append(ok, false)
+	if cap(ok) < n {
+		return make([]bool, n)
 	}
+	ok = ok[:n]
+	clear(ok)
 	return ok
 }
 
