@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/ipc"
+
+	"github.com/llem/llem/internal/power"
 )
 
 var bin string
@@ -159,5 +163,56 @@ func TestUsageErrors(t *testing.T) {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || strings.Count(string(out), "\n") != 1 {
 			t.Fatalf("%v: %v %q", args, err, out)
 		}
+	}
+}
+
+// The tool's stream read by a reader outside Go (testdata/read_arrows.py,
+// written from the Arrow format spec with Python's standard library) agrees
+// with internal/power's reader row for row.
+func TestPythonReader(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3")
+	}
+	path := filepath.Join(t.TempDir(), "p.arrows")
+	if out, err := exec.Command(bin, "-o", path, "--interval", "5ms", "--sources", "estimate", "-q", "--", "sleep", "0.3").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	out, err := exec.Command("python3", "testdata/read_arrows.py", path).Output()
+	if err != nil {
+		t.Fatalf("python reader: %v", err)
+	}
+	var py struct {
+		Meta    map[string]string
+		Devices map[string]struct {
+			Rows       int     `json:"rows"`
+			PowerSum   float64 `json:"power_sum"`
+			EnergyLast float64 `json:"energy_last"`
+		}
+	}
+	if err := json.Unmarshal(out, &py); err != nil {
+		t.Fatal(err)
+	}
+	r, err := power.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rows, sum, last := 0, 0.0, 0.0
+	for r.Next() {
+		b := r.Batch()
+		for i := 0; i < b.N; i++ {
+			rows++
+			if b.PowerOK == nil || b.PowerOK[i] {
+				sum += b.PowerW[i]
+			}
+			last = b.EnergyJ[i]
+		}
+	}
+	d := py.Devices["cpu-estimate"]
+	if len(py.Devices) != 1 || d.Rows != rows || rows < 30 || math.Abs(d.PowerSum-sum) > 1e-9 || d.EnergyLast != last {
+		t.Fatalf("python %+v, go rows %d sum %v last %v", py.Devices, rows, sum, last)
+	}
+	if py.Meta["estimate"] != "true" || py.Meta["interval_ns"] != "5000000" || py.Meta["sources"] != "estimate" {
+		t.Fatalf("meta %v", py.Meta)
 	}
 }
