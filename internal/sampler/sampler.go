@@ -293,7 +293,7 @@ func Start(opts Options, out io.Writer) (*Session, error) {
 	})
 	if err != nil {
 		s.closeSources()
-		return nil, err
+		return nil, outputError(err)
 	}
 	go s.loop()
 	return s, nil
