@@ -47,3 +47,24 @@ func BenchmarkRunOverhead(b *testing.B) {
 	b.ReportMetric(float64(worker.Microseconds())/1e3/float64(b.N), "worker-ms/run")
 	b.ReportMetric(float64((total-worker).Microseconds())/1e3/float64(b.N), "overhead-ms/run")
 }
+
+// BenchmarkPythonRunFloor is the peer figure beside BenchmarkRunOverhead: the
+// original starts a fresh Python interpreter per experiment, so its floor per
+// run is at least one interpreter start importing its config libraries
+// (pydantic, yaml) — before any of torch's import time. Skipped without them.
+func BenchmarkPythonRunFloor(b *testing.B) {
+	py, err := osexec.LookPath("python3")
+	if err != nil {
+		b.Skip("no python3")
+	}
+	if err := osexec.Command(py, "-c", "import pydantic, yaml").Run(); err != nil {
+		b.Skip("python3 lacks pydantic or yaml")
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := osexec.Command(py, "-c", "import json, sys, pydantic, yaml").Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/run")
+}
