@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""Peer of llem-sample's overhead benchmark: the original's way of sampling, a Python
+thread polling on a fixed sleep (its PowerThermalSampler polls NVML every 100 ms),
+here reading the same CPU-time source as llem's estimate (/proc/stat) and keeping
+every row in memory, as the original does until the run ends.
+
+    poll_peer.py SECONDS INTERVAL_MS
+"""
+import sys
+import threading
+import time
+
+
+def poll(stop, interval, rows):
+    with open("/proc/stat", "rb") as f:
+        while not stop.is_set():
+            f.seek(0)
+            line = f.readline().split()
+            busy = sum(int(x) for x in line[1:4]) + sum(int(x) for x in line[6:9])
+            rows.append((time.time_ns(), busy))
+            time.sleep(interval)
+
+
+def main():
+    seconds, interval = float(sys.argv[1]), float(sys.argv[2]) / 1000
+    stop, rows = threading.Event(), []
+    t = threading.Thread(target=poll, args=(stop, interval, rows))
+    t.start()
+    time.sleep(seconds)
+    stop.set()
+    t.join()
+    print(f"poll_peer: {len(rows)} rows in {seconds} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

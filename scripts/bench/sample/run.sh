@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# CPU cost of sampling, whole processes side by side: llem-sample (estimate
+# source, the one every machine has; Arrow file written) against a Python
+# polling thread in the original's style (poll_peer.py), each for SECONDS at
+# 100 Hz and at 1 kHz. CPU = user+sys from GNU time, per second of sampling.
+#
+#   scripts/bench/sample/run.sh [SECONDS]
+set -euo pipefail
+secs=${1:-10}
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+dir=$(mktemp -d /tmp/llem-samplebench.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+export CGO_CFLAGS=-Wno-deprecated-declarations
+(cd "$repo" && go build -o "$dir/llem-sample" ./cmd/llem-sample)
+measure() { # name, interval, command...
+  local name=$1 iv=$2; shift 2
+  /usr/bin/time -f "%e %U %S %M" -o "$dir/t" "$@" > /dev/null 2> "$dir/err" || { cat "$dir/err" >&2; exit 1; }
+  read -r wall user sys kb < "$dir/t"
+  rows=$(grep -oE '[0-9]+ rows' "$dir/err" | head -1 | cut -d' ' -f1)
+  awk -v n="$name" -v iv="$iv" -v s="$secs" -v u="$user" -v y="$sys" -v kb="$kb" -v rows="$rows" 'BEGIN {
+    printf "| %s | %s | %.0f | %.1f ms | %.2f%% | %.0f MiB |\n", n, iv, rows / s, (u + y) * 1000 / s, (u + y) * 100 / s, kb / 1024 }'
+}
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores, ${secs} s each"
+echo
+echo "| sampler | interval | rows/s | CPU per s of sampling | of one core | peak RSS |"
+echo "|---|---|---|---|---|---|"
+for iv in 10 1; do
+  measure "llem-sample --sources estimate" "${iv} ms" "$dir/llem-sample" --sources estimate --interval "${iv}ms" -o "$dir/s.arrows" -- sleep "$secs"
+  measure "poll_peer.py (Python thread)" "${iv} ms" python3 "$here/poll_peer.py" "$secs" "$iv"
+done
