@@ -58,7 +58,7 @@ func Code(err error) int {
 func Parse(name, usage, long string, opts any, args []string, stdout io.Writer) ([]string, error) {
 	p := flags.NewNamedParser(name, flags.HelpFlag|flags.PassDoubleDash)
 	p.Usage = usage
-	p.LongDescription = strings.TrimSpace(long) + "\n\n" + ExitCodesHelp
+	p.LongDescription = reflow(strings.TrimSpace(long) + "\n\n" + ExitCodesHelp)
 	if _, err := p.AddGroup("Options", "", opts); err != nil {
 		return nil, err
 	}
@@ -72,6 +72,37 @@ func Parse(name, usage, long string, opts any, args []string, stdout io.Writer) 
 		return nil, Usage(err)
 	}
 	return rest, nil
+}
+
+// reflow joins the lines of each prose paragraph into one, so that go-flags,
+// which wraps the long description to the terminal's width but keeps every
+// newline, does not leave ragged half-lines. Indented lines (examples, lists)
+// and blank lines stay as written.
+func reflow(s string) string {
+	var b strings.Builder
+	prose := false // the previous line was prose, so a prose line continues it
+	for _, l := range strings.Split(s, "\n") {
+		switch {
+		case l == "":
+			b.WriteString("\n\n")
+			prose = false
+		case l[0] == ' ' || l[0] == '\t':
+			if b.Len() > 0 && !strings.HasSuffix(b.String(), "\n") {
+				b.WriteString("\n")
+			}
+			b.WriteString(l + "\n")
+			prose = false
+		default:
+			if prose {
+				b.WriteString(" ")
+			} else if b.Len() > 0 && !strings.HasSuffix(b.String(), "\n") {
+				b.WriteString("\n")
+			}
+			b.WriteString(l)
+			prose = true
+		}
+	}
+	return strings.TrimRight(strings.ReplaceAll(b.String(), "\n\n\n", "\n\n"), "\n")
 }
 
 // ErrHelp is returned by Parse when --help was asked for.
