@@ -13,7 +13,8 @@ build:
 
 # The main job: the pipeline on the quickstart study with the native backend.
 demo: build
-	$(BIN)/llem-expand --format table examples/quickstart.yaml
+	set -o pipefail; $(BIN)/llem-expand examples/quickstart.yaml | $(BIN)/llem-exec --out results \
+	  | $(BIN)/llem-aggregate
 
 # Every test: installs what the tests need (Debian packages, services), then runs them.
 test: test-setup
