@@ -101,14 +101,14 @@ func notEnoughGPUs(e record.Experiment, need int, have []string) *record.Error {
 	if need <= len(have) {
 		return nil
 	}
-	what := "its config"
+	what := "from its config"
 	switch e.Backend {
 	case "vllm":
 		what = "vllm.engine tensor_parallel_size × pipeline_parallel_size"
 	case "tensorrt":
 		what = "tensorrt tp_size × pp_size"
 	case "pytorch":
-		what = "pytorch (max_memory's GPU keys, else 1)"
+		what = "pytorch on GPUs: max_memory's GPU keys, else 1"
 	}
 	seen := "none"
 	if len(have) > 0 {
