@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -305,4 +308,93 @@ func TestSamplerCmdGPUs(t *testing.T) {
 	if string(b) != want {
 		t.Errorf("{gpus} per recording:\n%s\nwant:\n%s", b, want)
 	}
+}
+
+// TestSIGKILLResumeParallel SIGKILLs the built llem-exec --parallel 3 at 12
+// seeded moments of a 24-run study on fake GPUs (--gpus, taken as given where
+// there is no NVML), resuming each time: the journal never has a run ok twice,
+// a run directory is always either ok with its run.json or running in the
+// journal, several runs are caught in flight at once, and at the end every
+// run is ok exactly once, in the journal and in the stream.
+func TestSIGKILLResumeParallel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildExec(t)
+	args := []string{"--worker", "vllm=" + testWorker, "--worker", "native=" + testWorker, "--grace", "200ms",
+		"--sampler", "none", "--parallel", "3", "--gpus", strings.Join(fakeGPUs, ",")}
+	if err := osexec.Command(bin, append(args, "--dry-run", "--out", t.TempDir())...).Run(); err != nil {
+		t.Skipf("SKIPPED: this machine has NVML, so --gpus must name its real GPUs: %v", err)
+	}
+	const nRuns = 24
+	var stream string
+	for i := 0; i < nRuns; i++ {
+		stream += gpuExpLine(i, []int{1, 2, 0, 1}[i%4], 80)
+	}
+	out := t.TempDir()
+	args = append(args, "--out", out)
+	study := filepath.Join(out, "p-fedcba98")
+	rng := rand.New(rand.NewSource(20261202))
+	maxRunning := 0
+	check := func(kill int) {
+		last, oks := journalStates(t, filepath.Join(study, "journal.ndjson"))
+		for id, n := range oks {
+			if n > 1 {
+				t.Errorf("kill %d: run %s ok %d times in the journal", kill, id, n)
+			}
+		}
+		running := 0
+		dirs, _ := os.ReadDir(filepath.Join(study, "runs"))
+		for _, d := range dirs {
+			switch last[d.Name()] {
+			case record.StatusOK:
+				var r record.Run
+				if err := readJSON(filepath.Join(study, "runs", d.Name(), "run.json"), &r); err != nil || r.Status != "ok" {
+					t.Errorf("kill %d: %s is ok in the journal but run.json is %v", kill, d.Name(), err)
+				}
+			case record.StatusRunning:
+				running++
+			default:
+				t.Errorf("kill %d: run dir %s exists with journal state %q", kill, d.Name(), last[d.Name()])
+			}
+		}
+		maxRunning = max(maxRunning, running)
+	}
+	for k := 0; k < 12; k++ {
+		cmd := osexec.Command(bin, args...)
+		cmd.Stdin = strings.NewReader(stream)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(60+rng.Intn(240)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		check(k)
+	}
+	cmd := osexec.Command(bin, args...)
+	cmd.Stdin = strings.NewReader(stream)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("final run: %v\n%s", err, stderr.String())
+	}
+	check(-1)
+	if maxRunning < 2 {
+		t.Errorf("no kill caught two runs in flight at once (at most %d): --parallel did not run side by side", maxRunning)
+	}
+	last, oks := journalStates(t, filepath.Join(study, "journal.ndjson"))
+	seen := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var r record.Run
+		if json.Unmarshal([]byte(l), &r) == nil && r.Kind == "run" && r.Status == "ok" {
+			seen[r.RunID]++
+		}
+	}
+	for i := 0; i < nRuns; i++ {
+		id := fmt.Sprintf("r%03d-c1", i)
+		if oks[id] != 1 || last[id] != record.StatusOK || seen[id] != 1 {
+			t.Errorf("%s: ok %d times in the journal (last %s), %d times in the stream", id, oks[id], last[id], seen[id])
+		}
+	}
+	t.Logf("12 kills of llem-exec --parallel 3, up to %d runs caught in flight at once; all %d runs ok once", maxRunning, nRuns)
 }
