@@ -19,14 +19,14 @@ import (
 // These tests run the built llem-exec, fed by the built llem-expand, as a
 // user would: `llem-expand study.yaml | llem-exec --out DIR`.
 
-var bins string // directory holding llem-exec and llem-expand
+var bins string // directory holding llem-exec, llem-expand, llem-aggregate, llem-report
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "llem-exec-main-")
 	if err != nil {
 		panic(err)
 	}
-	for _, c := range []string{"llem-exec", "llem-expand"} {
+	for _, c := range []string{"llem-exec", "llem-expand", "llem-aggregate", "llem-report"} {
 		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "../"+c).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", c, err, out)
 			os.Exit(1)
@@ -213,5 +213,33 @@ func TestFlagsAndHelp(t *testing.T) {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(errb.String(), args[0]) {
 			t.Errorf("%v: %v, want exit 2 naming the flag: %s", args, err, errb.String())
 		}
+	}
+}
+
+// TestGPUCheckScripts: scripts/gpu-check.sh parses and, without an NVIDIA
+// driver, says so and exits 0; its pipeline part (scripts/gpu-check-pipeline.sh)
+// runs here as a CPU dry run on the stand-ins: llem-expand | llem-exec (the
+// embedded pytorch worker, local runner) | llem-aggregate, every run ok, with
+// energy records and per-config summaries.
+func TestGPUCheckScripts(t *testing.T) {
+	for _, s := range []string{"gpu-check.sh", "gpu-check-pipeline.sh", "docker/gpu-check-python.sh"} {
+		if out, err := exec.Command("bash", "-n", "../../scripts/"+s).CombinedOutput(); err != nil {
+			t.Errorf("bash -n %s: %v\n%s", s, err, out)
+		}
+	}
+	if _, err := exec.LookPath("nvidia-smi"); err != nil {
+		out, err := exec.Command("bash", "../../scripts/gpu-check.sh").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "no NVIDIA driver") {
+			t.Errorf("gpu-check.sh without a driver: %v\n%s", err, out)
+		}
+	}
+	if _, err := python.Interpreter(); err != nil {
+		t.Skipf("SKIPPED the pipeline dry run: %v", err)
+	}
+	cmd := exec.Command("bash", "../../scripts/gpu-check-pipeline.sh")
+	cmd.Env = append(os.Environ(), "FAKES=1", "LLEM_BIN="+bins)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "gpu-check-pipeline: ok (fakes): 4 runs, 4 energy records, 2 summaries") {
+		t.Fatalf("FAKES=1 gpu-check-pipeline.sh: %v\n%s", err, out)
 	}
 }
