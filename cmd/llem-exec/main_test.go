@@ -165,13 +165,14 @@ execution: {n_cycles: 1}
 `
 
 // TestNoEngineNeeded: a stream without docker runs needs neither a Docker
-// engine (DOCKER_HOST points nowhere) nor the Python workers (nothing is
+// engine (DOCKER_HOST is not even a valid address) nor the Python workers (nothing is
 // extracted); a stream with docker runs and no engine fails pre-flight with
 // the runner's fix hint, on one line, exit 1, before any run.
 func TestNoEngineNeeded(t *testing.T) {
 	cache := t.TempDir()
 	nowhere := "DOCKER_HOST=unix://" + filepath.Join(t.TempDir(), "no-docker.sock")
-	r := pipeline(t, nativeStudy, []string{nowhere}, "--out", t.TempDir(), "--cache-dir", cache, "--sampler", "none")
+	// A DOCKER_HOST no client can even be made for: the docker runner is never made.
+	r := pipeline(t, nativeStudy, []string{"DOCKER_HOST=tcp://bad:xx:yy"}, "--out", t.TempDir(), "--cache-dir", cache, "--sampler", "none")
 	if r.code != 0 || len(r.runs) != 1 || r.runs[0].Status != record.StatusOK {
 		t.Fatalf("native local run without an engine: exit %d, %d runs\n%s", r.code, len(r.runs), r.stderr)
 	}
