@@ -398,3 +398,37 @@ func TestSIGKILLResumeParallel(t *testing.T) {
 	}
 	t.Logf("12 kills of llem-exec --parallel 3, up to %d runs caught in flight at once; all %d runs ok once", maxRunning, nRuns)
 }
+
+// TestParallelFailFast: with --parallel 2 and --fail-fast, the first run not
+// ok stops the launching; the run beside it finishes, none is left running.
+func TestParallelFailFast(t *testing.T) {
+	var stream string
+	for i := 0; i < 8; i++ {
+		l := gpuExpLine(i, 1, 300)
+		if i == 1 {
+			l = strings.Replace(l, `"behave":"report"`, `"behave":"exit3"`, 1)
+		}
+		stream += l
+	}
+	out := t.TempDir()
+	o := opts(out)
+	o.Workers["vllm"] = []string{testWorker}
+	o.GPUs, o.Parallel, o.FailFast = fakeGPUs[:2], 2, true
+	runs, _, code := runStream(t, o, stream)
+	if code != cli.ExitSomeFailed || len(runs) < 2 || len(runs) > 4 {
+		t.Fatalf("exit %d, %d runs (want 3, 2 to 4 runs)", code, len(runs))
+	}
+	last, _ := journalStates(t, filepath.Join(out, "p-fedcba98", "journal.ndjson"))
+	for id, st := range last {
+		if st == record.StatusRunning {
+			t.Errorf("%s left running", id)
+		}
+	}
+	if last["r001-c1"] != record.StatusFailed || last["r000-c1"] != record.StatusOK || last["r007-c1"] != record.StatusPending {
+		t.Errorf("journal states %v", last)
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "p-fedcba98", "journal.ndjson"))
+	if !strings.Contains(string(b), `"reason":"fail-fast"`) {
+		t.Errorf("journal not closed fail-fast:\n%s", b)
+	}
+}
