@@ -4,6 +4,12 @@
 # print, per device, the energy from NVML's total-energy counter next to the
 # trapezoid integral of polled power (and their gap in %).
 #
+# Then, where python3 has torch (with CUDA) and transformers: the pytorch worker on its own on a
+# random-weight Mixtral-style model (scripts/docker/gpu-check-python.sh --moe: parameters, active
+# parameters, TTFT/ITL, memory), and the whole pipeline with the pytorch worker under the local
+# runner on a random-weight Llama-style model with NVML sampling (scripts/gpu-check-pipeline.sh:
+# llem-expand | llem-exec | llem-aggregate, energy per run and per config). Nothing is downloaded.
+#
 # Without an NVIDIA driver it says so and exits 0.
 #
 # Environment:
@@ -13,6 +19,7 @@
 #   INTERVAL     sampling interval (default 20ms)
 #   LOAD_CMD     the load command (default: a PyTorch matmul loop where python3
 #                has torch with CUDA; else no load phase)
+#   LLEM_BIN     a directory of built llem tools for the pipeline (default: built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,3 +66,12 @@ else
 	"$bin" --sources nvml --interval "$INTERVAL" -o "$out/load.arrows" -- sh -c "$load"
 fi
 echo "== streams in $out"
+
+if python3 -c 'import torch, transformers, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+	echo "== pytorch worker alone, random-weight MoE model"
+	bash scripts/docker/gpu-check-python.sh --moe
+	echo "== pipeline: pytorch worker under the local runner, NVML sampling"
+	bash scripts/gpu-check-pipeline.sh
+else
+	echo "== pytorch worker and pipeline: skipped (python3 lacks torch with CUDA, or transformers)"
+fi

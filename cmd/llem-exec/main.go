@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/llem/llem/internal/exec"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/runner"
+	"github.com/llem/llem/internal/runner/docker"
 	"github.com/llem/llem/internal/runner/local"
 	"github.com/llem/llem/internal/sampler"
 	"github.com/llem/llem/internal/worker/native"
@@ -41,8 +43,13 @@ type options struct {
 	Baseline    time.Duration `long:"baseline" default:"30s" description:"idle power measurement before the first run (0 skips)"`
 	BaselineTTL time.Duration `long:"baseline-ttl" default:"1h" description:"measure idle power again when the last baseline is older"`
 	Sampler     string        `long:"sampler" default:"auto" description:"sample sources: auto, none, or a comma list of nvml,rapl,estimate"`
-	SamplerCmd  string        `long:"sampler-cmd" value-name:"CMD" description:"record samples with this program (sh -c; {} = output path, else its stdout)"`
+	SamplerCmd  string        `long:"sampler-cmd" value-name:"CMD" description:"record samples with this program (sh -c; {} = output path, else its stdout; {gpus} = the GPU UUIDs to record)"`
 	Interval    time.Duration `long:"interval" default:"50ms" description:"sampling interval"`
+	Parallel    int           `long:"parallel" default:"1" value-name:"N" description:"run up to N experiments at once, each on its own GPUs (no thermal gaps then)"`
+	GPUs        string        `long:"gpus" value-name:"LIST" description:"GPUs runs may use, by index or UUID, comma-separated (default: all visible; honours CUDA_VISIBLE_DEVICES)"`
+	CacheDir    string        `long:"cache-dir" value-name:"DIR" description:"where the embedded Python workers are extracted (default $LLEM_CACHE_DIR, else ~/.cache/llem)"`
+
+	Docker docker.Flags `group:"Docker runner (runs whose runner is docker)"`
 }
 
 func main() {
@@ -64,6 +71,12 @@ baseline record per idle measurement); other record kinds pass through.
 Writes <out>/<study>-<hash8>/{journal.ndjson, lock, baseline-*, runs/<run_id>/}.
 Rerunning the same stream into the same --out resumes: runs already ok are not
 repeated (their run records are re-emitted), the others run again.
+Each run gets the GPUs its config needs (tensor x pipeline parallel sizes; none
+for native) and is sampled on those only; --parallel N runs up to N side by side
+on disjoint GPUs. A run needing more GPUs than llem-exec may use fails
+(not_enough_gpus) and the next one runs. The study's runners: (local, docker,
+docker:IMAGE) says where each backend's worker runs; docker needs a Docker
+engine (DOCKER_HOST) only when the stream has docker runs.
 First SIGINT/SIGTERM stops the current worker (SIGTERM, --grace, SIGKILL) and
 exits 130; a second one kills it at once. See docs/exec.md.
 
@@ -75,12 +88,9 @@ exits 130; a second one kills it at once. See docs/exec.md.
 	if err != nil {
 		return err
 	}
-	workers := map[string][]string{
-		"native":   {self, "__worker", "native"},
-		"pytorch":  {"python3", "-m", "llem_worker", "pytorch"},
-		"vllm":     {"python3", "-m", "llem_worker", "vllm"},
-		"tensorrt": {"python3", "-m", "llem_worker", "tensorrt"},
-	}
+	// pytorch, vllm and tensorrt: the embedded Python workers, extracted
+	// under --cache-dir at pre-flight when the stream has local runs of them.
+	workers := map[string][]string{"native": {self, "__worker", "native"}}
 	for _, w := range o.Worker {
 		b, c, ok := strings.Cut(w, "=")
 		if !ok || b == "" || len(strings.Fields(c)) == 0 {
@@ -88,27 +98,35 @@ exits 130; a second one kills it at once. See docs/exec.md.
 		}
 		workers[b] = strings.Fields(c)
 	}
-	eo := exec.Options{Out: o.Out, Workers: workers, Runners: map[string]runner.Runner{"local": local.New()},
-		Timeout: o.Timeout, Grace: o.Grace, NoGaps: o.NoGaps, SkipFailed: o.SkipFailed,
-		FailFast: o.FailFast && !o.KeepGoing, DryRun: o.DryRun, Host: exec.HostFacts(), Progress: stderr}
+	if o.Parallel < 1 {
+		return cli.Usagef("--parallel %d: want N >= 1", o.Parallel)
+	}
+	dopts, err := o.Docker.Options(o.CacheDir)
+	if err != nil {
+		return cli.Usage(err)
+	}
+	dopts.Log = stderr
+	eo := exec.Options{Out: o.Out, Workers: workers, Timeout: o.Timeout, Grace: o.Grace, NoGaps: o.NoGaps,
+		SkipFailed: o.SkipFailed, FailFast: o.FailFast && !o.KeepGoing, DryRun: o.DryRun, Host: exec.HostFacts(),
+		Progress: stderr, Parallel: o.Parallel, CacheDir: o.CacheDir,
+		Runners: map[string]runner.Runner{"local": local.New(),
+			// Made on first use: a stream without docker runs needs no engine.
+			"docker": runner.Lazy("docker", func() (runner.Runner, error) { return docker.New(dopts) })}}
+	gpuSel := splitList(o.GPUs)
+	if err := findGPUs(&eo, gpuSel, stderr); err != nil {
+		return err
+	}
 	if o.SamplerCmd != "" {
-		eo.Sampler = &exec.CmdSampler{Cmd: o.SamplerCmd}
+		eo.Sampler = &exec.CmdSampler{Cmd: o.SamplerCmd, GPUs: eo.GPUs}
 		eo.Baseline, eo.BaselineTTL = o.Baseline, o.BaselineTTL
 	} else if o.Sampler != "none" {
-		so := sampler.Options{Interval: o.Interval, Sources: strings.Split(o.Sampler, ","),
+		so := sampler.Options{Interval: o.Interval, Sources: strings.Split(o.Sampler, ","), GPUs: gpuSel,
 			Warn: func(m string) { fmt.Fprintf(stderr, "llem-exec: sampler: %s\n", m) }}
-		devs, host, err := sampler.Probe(so)
-		if err != nil {
+		if _, _, err := sampler.Probe(so); err != nil {
 			fmt.Fprintf(stderr, "llem-exec: warning: no power sampling (%v); runs carry no samples\n", err)
 		} else {
 			eo.Sampler = &exec.InternalSampler{Opts: so}
 			eo.Baseline, eo.BaselineTTL = o.Baseline, o.BaselineTTL
-			eo.Host.GPUs, eo.Host.DriverVersion, eo.Host.CUDAVersion, eo.Host.NVMLVersion = host.GPUs, host.DriverVersion, host.CUDAVersion, host.NVMLVersion
-			for _, d := range devs {
-				if d.GPU != nil {
-					eo.GPUs = append(eo.GPUs, d.GPU.UUID)
-				}
-			}
 		}
 	}
 	if o.Select != "" {
@@ -166,4 +184,42 @@ exits 130; a second one kills it at once. See docs/exec.md.
 	eo.Kill = kill
 	eo.Interrupted = func() bool { return n.Load() > 0 }
 	return exec.Run(ctx, eo, inputs, stdout, stderr)
+}
+
+// findGPUs sets the GPUs runs may use (UUIDs, from NVML, honouring
+// CUDA_VISIBLE_DEVICES and --gpus) and the host's GPU facts. Without NVML
+// (no NVIDIA driver, or a build without cgo) --gpus is taken as given.
+func findGPUs(eo *exec.Options, sel []string, stderr io.Writer) error {
+	devs, host, err := sampler.Probe(sampler.Options{Sources: []string{"nvml"}, GPUs: sel})
+	var ue *sampler.UsageError
+	switch {
+	case errors.As(err, &ue):
+		return cli.Usage(err)
+	case err != nil && len(sel) > 0:
+		fmt.Fprintf(stderr, "llem-exec: no NVML here (%v): --gpus taken as given, unchecked: %s\n", err, strings.Join(sel, ","))
+		eo.GPUs = sel
+		return nil
+	case err != nil && !errors.Is(err, sampler.ErrNoNVML):
+		fmt.Fprintf(stderr, "llem-exec: warning: GPUs not found (%v); runs that need one fail\n", err)
+		return nil
+	case err != nil:
+		return nil
+	}
+	eo.Host.GPUs, eo.Host.DriverVersion, eo.Host.CUDAVersion, eo.Host.NVMLVersion = host.GPUs, host.DriverVersion, host.CUDAVersion, host.NVMLVersion
+	for _, d := range devs {
+		if d.GPU != nil {
+			eo.GPUs = append(eo.GPUs, d.GPU.UUID)
+		}
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -17,8 +17,9 @@ import (
 // process group, then SIGTERM, then SIGKILL, Grace apart. What it recorded is
 // read back with internal/power for the sources, devices and mean power.
 type CmdSampler struct {
-	Cmd   string // run with sh -c
+	Cmd   string // run with sh -c; "{gpus}" = the GPU UUIDs to record, comma-separated
 	Grace time.Duration
+	GPUs  []string // "{gpus}" outside a run (the idle baseline): every GPU
 }
 
 type cmdSession struct {
@@ -32,7 +33,7 @@ type cmdSession struct {
 
 // Start launches the sampler program for path.
 func (cs *CmdSampler) Start(path string) (SamplerSession, error) {
-	line := cs.Cmd
+	line := strings.ReplaceAll(cs.Cmd, "{gpus}", shellQuote(strings.Join(cs.GPUs, ",")))
 	var f *os.File
 	c := osexec.Command("sh", "-c", "")
 	if strings.Contains(line, "{}") {
@@ -66,6 +67,14 @@ func (cs *CmdSampler) Start(path string) (SamplerSession, error) {
 	s := &cmdSession{c: c, f: f, path: path, grace: g, done: make(chan error, 1), stdin: stdin}
 	go func() { s.done <- c.Wait() }()
 	return s, nil
+}
+
+// StartGPUs is Start for one run: "{gpus}" becomes that run's GPUs (empty for a
+// run that uses none).
+func (cs *CmdSampler) StartGPUs(path string, gpus []string) (SamplerSession, error) {
+	c := *cs
+	c.GPUs = gpus
+	return c.Start(path)
 }
 
 func (s *cmdSession) Stop() (SampleInfo, error) {

@@ -22,6 +22,7 @@ import (
 	"github.com/llem/llem/internal/cli"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/runner"
+	"github.com/llem/llem/internal/worker/python"
 )
 
 // Sampler records power into a file around each worker.
@@ -61,11 +62,21 @@ type Options struct {
 	Shard       [2]int // i/n, 1-based; zero = all
 	Select      func(record.Experiment) bool
 	Host        record.Host
-	GPUs        []string
+	// GPUs are the UUIDs of the GPUs runs may use. Each run gets exactly
+	// python.GPUsNeeded of them (none for CPU backends), disjoint from those
+	// of the runs beside it, in Spec.GPUs, and is sampled on those only.
+	GPUs []string
+	// Parallel is how many runs may be in flight at once (<= 1: one at a
+	// time). Runs side by side take no thermal gaps.
+	Parallel int
+	// CacheDir is where the embedded Python workers are extracted for local
+	// runs of a backend Workers does not name ("" = python.DefaultCacheDir).
+	CacheDir    string
 	Kill        <-chan struct{} // closed on a second interrupt
 	Interrupted func() bool     // true once the first interrupt came
 	Progress    io.Writer
 	prompts     func(record.Experiment) ([]string, error)
+	env         []string // added to the run's worker environment
 	LogMax      int64
 }
 
@@ -123,7 +134,7 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 		}
 	}
 	for _, e := range exps {
-		if _, ok := o.Workers[e.Backend]; !ok && e.Runner.Type != "docker" {
+		if _, ok := o.Workers[e.Backend]; !ok && e.Runner.Type != "docker" && !python.IsBackend(e.Backend) {
 			return cli.Usagef("no worker for backend %q (run %s); give one with --worker %s=CMD", e.Backend, e.RunID, e.Backend)
 		}
 		rt := e.Runner.Type
@@ -135,6 +146,22 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 		}
 	}
 	if !o.DryRun {
+		// The embedded Python workers, for the local runs of their backends
+		// that --worker does not name: extracted now, once, not before.
+		workers := map[string][]string{}
+		for b, argv := range o.Workers {
+			workers[b] = argv
+		}
+		for _, e := range exps {
+			if _, ok := workers[e.Backend]; !ok && e.Runner.Type != "docker" {
+				argv, err := python.Command(e.Backend, o.CacheDir)
+				if err != nil {
+					return fmt.Errorf("%s worker: %w", e.Backend, err)
+				}
+				workers[e.Backend] = argv
+			}
+		}
+		o.Workers = workers
 		byRunner := map[string][]record.Experiment{}
 		for _, e := range exps {
 			rt := e.Runner.Type
@@ -150,6 +177,15 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 		}
 	}
 	warn := func(s string) { fmt.Fprintf(stderr, "llem-exec: warning: %s\n", s) }
+	par := max(o.Parallel, 1)
+	if par > 1 && !o.NoGaps && !o.DryRun {
+		for _, e := range exps {
+			if e.GapBeforeS > 0 {
+				warn(fmt.Sprintf("--parallel %d: the thermal gaps between runs (gap_before_s) are not taken; a run starts as soon as a slot and its GPUs are free", par))
+				break
+			}
+		}
+	}
 
 	studies := map[string]*study{}
 	for _, e := range exps {
@@ -218,6 +254,76 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 	prog := newProgress(o.Progress, len(exps))
 	failed, interrupted := 0, false
 	ranOne := false
+
+	// Runs in flight: each runs in its own goroutine on its own GPUs; their
+	// results come back here, where the journal, stdout and the progress are
+	// written, one at a time. With one slot (the default) the loop waits for
+	// each run before the next: the serial loop.
+	pool := newGPUPool(o.GPUs)
+	rctx, cancelRuns := context.WithCancel(ctx)
+	defer cancelRuns()
+	type result struct {
+		e       record.Experiment
+		st      *study
+		attempt int
+		gpus    []string
+		r       record.Run
+		err     error
+	}
+	results := make(chan result)
+	inflight, stopLaunch := 0, false
+	var fatal error
+	collect := func() error {
+		d := <-results
+		inflight--
+		pool.give(d.gpus)
+		if d.err != nil {
+			if fatal == nil {
+				fatal = fmt.Errorf("run %s: %w", d.e.RunID, d.err)
+				cancelRuns()
+			}
+			return fatal
+		}
+		if fatal != nil {
+			return fatal
+		}
+		e, st, r := d.e, d.st, d.r
+		seq := e.Seq
+		if err := st.j.append(Entry{Op: "state", RunID: e.RunID, Seq: &seq, ID: e.ID, Status: r.Status, Attempt: d.attempt, Error: r.Error}); err != nil {
+			return err
+		}
+		if st.states[e.RunID] == nil {
+			st.states[e.RunID] = &runState{}
+		}
+		st.states[e.RunID].Status = r.Status
+		if err := out.Write(r); err != nil {
+			return err
+		}
+		prog.done(e, r.Status, false)
+		if r.Status == record.StatusInterrupted {
+			interrupted = true
+			stopLaunch = true
+		} else if r.Status != record.StatusOK {
+			failed++
+			stopLaunch = stopLaunch || o.FailFast
+		}
+		return nil
+	}
+	drain := func() error {
+		var first error
+		for inflight > 0 {
+			if err := collect(); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	defer func() { // an early return leaves no run behind
+		if inflight > 0 {
+			cancelRuns()
+			drain()
+		}
+	}()
 	for _, e := range exps {
 		st := studyOf(e)
 		s := st.states[e.RunID]
@@ -265,11 +371,20 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 			}
 			continue
 		}
+		need := gpusNeeded(e)
+		for inflight > 0 && !pool.fits(need) {
+			if err := collect(); err != nil {
+				return err
+			}
+		}
+		if stopLaunch {
+			break
+		}
 		if ctx.Err() != nil {
 			interrupted = true
 			break
 		}
-		if ranOne && !o.NoGaps && e.GapBeforeS > 0 {
+		if ranOne && par == 1 && !o.NoGaps && e.GapBeforeS > 0 {
 			t := time.NewTimer(time.Duration(e.GapBeforeS * float64(time.Second)))
 			select {
 			case <-t.C:
@@ -287,6 +402,13 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 			if n := len(st.baselines); n > 0 && (o.BaselineTTL <= 0 || time.Since(time.Unix(0, st.baselines[n-1].Window.EndNS)) < o.BaselineTTL) {
 				bl = st.baselines[n-1]
 			} else {
+				// Idle means idle: the runs in flight end first.
+				if err := drain(); err != nil {
+					return err
+				}
+				if stopLaunch {
+					break
+				}
 				if o.Progress != nil {
 					fmt.Fprintf(o.Progress, "llem-exec: measuring idle power for %s\n", o.Baseline)
 				}
@@ -322,31 +444,34 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 		if bl != nil {
 			baseID = bl.ID
 		}
-		r, err := runOne(ctx, o, e, runDir, attempt, baseID)
-		if err != nil {
-			return fmt.Errorf("run %s: %w", e.RunID, err)
+		ro := o
+		ro.GPUs = pool.take(need)
+		if need == 0 && len(o.GPUs) > 0 {
+			// A CPU run beside GPU runs sees no GPU.
+			ro.env = append(append([]string(nil), o.env...), "CUDA_VISIBLE_DEVICES=")
 		}
-		if err := st.j.append(Entry{Op: "state", RunID: e.RunID, Seq: &seq, ID: e.ID, Status: r.Status, Attempt: attempt, Error: r.Error}); err != nil {
-			return err
-		}
-		if st.states[e.RunID] == nil {
-			st.states[e.RunID] = &runState{}
-		}
-		st.states[e.RunID].Status = r.Status
-		if err := out.Write(r); err != nil {
-			return err
-		}
-		prog.done(e, r.Status, false)
-		if r.Status == record.StatusInterrupted {
-			interrupted = true
-			break
-		}
-		if r.Status != record.StatusOK {
-			failed++
-			if o.FailFast {
-				break
+		inflight++
+		go func(e record.Experiment, st *study, attempt int) {
+			var r record.Run
+			var err error
+			if rerr := notEnoughGPUs(e, need, o.GPUs); rerr != nil {
+				r, err = refusedRun(ro, e, runDir, attempt, baseID, rerr)
+			} else {
+				r, err = runOne(rctx, ro, e, runDir, attempt, baseID)
+			}
+			results <- result{e: e, st: st, attempt: attempt, gpus: ro.GPUs, r: r, err: err}
+		}(e, st, attempt)
+		for inflight >= par {
+			if err := collect(); err != nil {
+				return err
 			}
 		}
+		if stopLaunch {
+			break
+		}
+	}
+	if err := drain(); err != nil {
+		return err
 	}
 	if err := out.Flush(); err != nil {
 		return err
@@ -442,7 +567,7 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 
 	var sess SamplerSession
 	if o.Sampler != nil {
-		sess, err = o.Sampler.Start(filepath.Join(runDir, "samples.arrows"))
+		sess, err = startSampler(o, filepath.Join(runDir, "samples.arrows"))
 		if err != nil {
 			r.Warnings = append(r.Warnings, record.Flag{Code: "sampler_failed", Message: "the sampler did not start: " + err.Error()})
 			sess = nil
@@ -465,7 +590,7 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 		grace = 10 * time.Second
 	}
 	spec := runner.Spec{Experiment: e, RunDir: runDir, ExperimentFile: expFile, Command: argv,
-		GPUs: o.GPUs, Stdout: col, Stderr: lw, Grace: grace, Kill: o.Kill}
+		GPUs: o.GPUs, Env: o.env, Stdout: col, Stderr: lw, Grace: grace, Kill: o.Kill}
 	r.StartNS = time.Now().UnixNano()
 	res, err := o.Runners[rt].Run(rctx, spec)
 	r.EndNS = time.Now().UnixNano()
@@ -488,6 +613,16 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 			r.Devices = info.Devices
 		}
 		r.Estimate = info.Estimate
+		if o.Parallel > 1 {
+			for _, src := range r.Samplers {
+				if src == "rapl" || src == "estimate" {
+					r.Warnings = append(r.Warnings, record.Flag{Code: "host_power_shared",
+						Message: fmt.Sprintf("--parallel %d: %s power is the whole node's and includes the runs beside this one", o.Parallel, src),
+						Hint:    "attribute CPU-side energy only from serial runs"})
+					break
+				}
+			}
+		}
 	}
 	if err := col.finish(); err != nil {
 		return r, err
@@ -505,6 +640,9 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 	r.Warnings = append(r.Warnings, pflags...)
 	exit := res.ExitCode
 	wk := &record.Worker{Backend: e.Backend, Command: argv}
+	if rt != "local" {
+		wk.Command = nil // the image's entrypoint ran (container in the record)
+	}
 	if !res.Signaled && res.Err == nil {
 		wk.ExitCode = &exit
 	}

@@ -22,6 +22,7 @@ type progress struct {
 	total, n, ok int
 	failed       int
 	t0, runT0    time.Time
+	starts       map[string]time.Time // runs in flight (--parallel: several)
 	cur          string
 	executed     int
 	executedTime time.Duration
@@ -59,6 +60,10 @@ func (p *progress) start(e record.Experiment) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.runT0 = time.Now()
+	if p.starts == nil {
+		p.starts = map[string]time.Time{}
+	}
+	p.starts[e.RunID] = p.runT0
 	p.cur = e.RunID
 	if p.w == nil {
 		return
@@ -88,11 +93,19 @@ func (p *progress) done(e record.Experiment, status string, resumed bool) {
 		p.failed++
 	}
 	took := time.Since(p.runT0)
+	if t, ok := p.starts[e.RunID]; ok {
+		took = time.Since(t)
+		delete(p.starts, e.RunID)
+	}
 	if !resumed {
 		p.executed++
 		p.executedTime += took
 	}
 	p.cur = ""
+	for id := range p.starts {
+		p.cur = id // another run still in flight
+		break
+	}
 	if p.w == nil {
 		return
 	}

@@ -1,6 +1,8 @@
 package exec
 
 import (
+	"sync"
+
 	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/dataset"
 	"github.com/llem/llem/internal/record"
@@ -16,7 +18,10 @@ func promptCache() func(record.Experiment) ([]string, error) {
 		err error
 	}
 	cache := map[string]res{}
+	var mu sync.Mutex // runs side by side (--parallel) resolve at once
 	return func(e record.Experiment) ([]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		if r, ok := cache[e.ID]; ok {
 			return r.p, r.err
 		}

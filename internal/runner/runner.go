@@ -7,6 +7,7 @@ package runner
 import (
 	"context"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/llem/llem/internal/record"
@@ -61,4 +62,41 @@ type Runner interface {
 	// experiments at all; each failure carries a fix hint.
 	Preflight(ctx context.Context, exps []record.Experiment) error
 	Run(ctx context.Context, spec Spec) (Result, error)
+}
+
+// Lazy is a runner made on its first use, so a stream that never uses it
+// never needs what making it needs (the docker runner: a client for the
+// engine named by DOCKER_HOST). A failure to make it is returned by
+// Preflight (and Run) each time.
+func Lazy(name string, mk func() (Runner, error)) Runner { return &lazy{name: name, mk: mk} }
+
+type lazy struct {
+	name string
+	mk   func() (Runner, error)
+	once sync.Once
+	r    Runner
+	err  error
+}
+
+func (l *lazy) get() (Runner, error) {
+	l.once.Do(func() { l.r, l.err = l.mk() })
+	return l.r, l.err
+}
+
+func (l *lazy) Name() string { return l.name }
+
+func (l *lazy) Preflight(ctx context.Context, exps []record.Experiment) error {
+	r, err := l.get()
+	if err != nil {
+		return err
+	}
+	return r.Preflight(ctx, exps)
+}
+
+func (l *lazy) Run(ctx context.Context, spec Spec) (Result, error) {
+	r, err := l.get()
+	if err != nil {
+		return Result{ExitCode: -1}, err
+	}
+	return r.Run(ctx, spec)
 }

@@ -168,3 +168,23 @@ func TestNoNVMLAuto(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// TestNVMLRunGPUs is how llem-exec samples one run: only its GPUs (by UUID),
+// or none at all for a run that uses no GPU (auto then falls to the CPU side).
+func TestNVMLRunGPUs(t *testing.T) {
+	a := &fakeGPU{uuid: "GPU-aaaa1111", powerW: []float64{1}}
+	b := &fakeGPU{uuid: "GPU-bbbb2222", powerW: []float64{1}}
+	c := &fakeGPU{uuid: "GPU-cccc3333", powerW: []float64{1}}
+	withFakeGPUs(t, a, b, c)
+	devs, _, err := Probe(Options{Sources: []string{"nvml"}, GPUs: []string{"GPU-cccc3333", "GPU-aaaa1111"}})
+	if err != nil || len(devs) != 2 || devs[0].Device != "GPU-cccc3333" || devs[1].Device != "GPU-aaaa1111" {
+		t.Fatalf("run GPUs: %+v %v", devs, err)
+	}
+	devs, _, err = Probe(Options{NoGPUs: true, SysfsRoot: t.TempDir()})
+	if err != nil || len(devs) != 1 || devs[0].Source != "estimate" {
+		t.Fatalf("no GPUs, auto: %+v %v", devs, err)
+	}
+	if _, _, err := Probe(Options{NoGPUs: true, Sources: []string{"nvml"}}); err == nil || !strings.Contains(err.Error(), "uses no GPU") {
+		t.Fatalf("no GPUs, nvml only: %v", err)
+	}
+}

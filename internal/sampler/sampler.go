@@ -33,6 +33,7 @@ type Options struct {
 	Interval     time.Duration // default 50ms, min 1ms
 	Sources      []string      // "auto" (default) or any of nvml, rapl, estimate
 	GPUs         []string      // indices or UUIDs; empty = all visible (honours CUDA_VISIBLE_DEVICES)
+	NoGPUs       bool          // sample no GPU (a run that uses none); under auto the CPU sources decide
 	SysfsRoot    string        // default /sys (RAPL powercap tree)
 	ProcRoot     string        // default /proc (estimate)
 	EstimatePIDs func() []int  // estimate a process tree's CPU power instead of the machine's
@@ -149,7 +150,7 @@ func openSources(o *Options, w *warner) (srcs []Source, host *record.Host, power
 		}
 		return nil, nil, "", e
 	}
-	if auto || want["nvml"] {
+	if (auto || want["nvml"]) && !o.NoGPUs {
 		g, pf, err := openNVML(o, w, host)
 		switch {
 		case err == nil:
@@ -182,6 +183,9 @@ func openSources(o *Options, w *warner) (srcs []Source, host *record.Host, power
 			ws.SetWarn(w.warn)
 		}
 		srcs = append(srcs, c)
+	}
+	if len(srcs) == 0 && o.NoGPUs {
+		return fail(fmt.Errorf("no source to sample: nothing but GPUs asked for (%s) and this run uses no GPU", strings.Join(o.Sources, ",")))
 	}
 	if len(srcs) == 0 {
 		return fail(fmt.Errorf("no source to sample (asked for %s)", strings.Join(o.Sources, ",")))

@@ -176,8 +176,9 @@ func ContainerCommand(backend, mountDir string) []string {
 // GPUsNeeded is how many GPUs a run of this effective config needs:
 //   - vllm: engine.tensor_parallel_size × engine.pipeline_parallel_size (each default 1);
 //   - tensorrt: tp_size × pp_size (each default 1);
-//   - pytorch: the number of GPU keys in pytorch.max_memory when it names more
-//     than one (device_map "auto" then spreads the model over them), else 1;
+//   - pytorch: 0 with device_map "cpu"; the number of GPU keys in
+//     pytorch.max_memory when it names more than one (device_map "auto" then
+//     spreads the model over them), else 1;
 //   - any other backend (native): 0 — it needs no GPU.
 //
 // llem-exec's --parallel gives each concurrent run a disjoint set of this many
@@ -186,6 +187,7 @@ func GPUsNeeded(cfg json.RawMessage) int {
 	var c struct {
 		Backend string `json:"backend"`
 		PyTorch *struct {
+			DeviceMap json.RawMessage            `json:"device_map"`
 			MaxMemory map[string]json.RawMessage `json:"max_memory"`
 		} `json:"pytorch"`
 		VLLM *struct {
@@ -220,6 +222,9 @@ func GPUsNeeded(cfg json.RawMessage) int {
 		}
 		return pos(c.TensorRT.TP) * pos(c.TensorRT.PP)
 	case "pytorch", "":
+		if c.PyTorch != nil && string(c.PyTorch.DeviceMap) == `"cpu"` {
+			return 0
+		}
 		n := 0
 		if c.PyTorch != nil {
 			for k := range c.PyTorch.MaxMemory {

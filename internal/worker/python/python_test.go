@@ -685,8 +685,10 @@ func TestCommandAndExtract(t *testing.T) {
 
 func TestGPUsNeeded(t *testing.T) {
 	for cfg, want := range map[string]int{
-		`{"backend":"native"}`:  0,
-		`{"backend":"pytorch"}`: 1,
+		`{"backend":"native"}`:                                  0,
+		`{"backend":"pytorch"}`:                                 1,
+		`{"backend":"pytorch","pytorch":{"device_map":"cpu"}}`:  0,
+		`{"backend":"pytorch","pytorch":{"device_map":"auto"}}`: 1,
 		`{"backend":"pytorch","pytorch":{"max_memory":{"0":"40GiB","1":"40GiB","cpu":"100GiB"}}}`: 2,
 		`{"backend":"vllm","vllm":null}`: 1,
 		`{"backend":"vllm","vllm":{"engine":{"tensor_parallel_size":4,"pipeline_parallel_size":2}}}`: 8,

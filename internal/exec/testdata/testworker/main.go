@@ -23,7 +23,8 @@ func main() {
 	}
 	var in struct {
 		Config struct {
-			Behave string `json:"behave"`
+			Behave  string `json:"behave"`
+			SleepMS int    `json:"sleep_ms"`
 		} `json:"config"`
 	}
 	json.Unmarshal(b, &in)
@@ -79,6 +80,14 @@ func main() {
 			fmt.Fprintln(os.Stderr, line)
 		}
 		fmt.Println(strings.Repeat("y", 6<<20))
+		good()
+	case "report":
+		// What the run was given, and when it ran (--parallel tests).
+		t0 := now()
+		time.Sleep(time.Duration(in.Config.SleepMS) * time.Millisecond)
+		cvd, set := os.LookupEnv("CUDA_VISIBLE_DEVICES")
+		rep, _ := json.Marshal(map[string]any{"cuda_visible_devices": cvd, "set": set, "start_ns": t0, "end_ns": now()})
+		os.WriteFile(filepath.Join(dir, "report.json"), rep, 0o644)
 		good()
 	case "grandchild":
 		c := exec.Command("sleep", "3600")

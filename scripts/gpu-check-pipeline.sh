@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# gpu-check-pipeline.sh — the whole pipeline with the pytorch worker under the local runner:
+#   llem-expand study.yaml | llem-exec | llem-aggregate   (| llem-report once it exists)
+# on a small random-weight model made from a config by scripts/docker/make-tiny-model.py
+# (nothing is downloaded), sampled with NVML. scripts/gpu-check.sh calls it on an NVIDIA machine
+# whose python3 has torch (with CUDA) and transformers.
+#
+#   bash scripts/gpu-check-pipeline.sh          # GPU: real torch/transformers, --sampler nvml
+#   FAKES=1 bash scripts/gpu-check-pipeline.sh  # CPU dry run: the recording stand-ins of
+#                                               # internal/worker/python/testdata/fakes, device_map cpu,
+#                                               # --sampler estimate (runs anywhere with python3)
+# Environment: LLEM_BIN  a directory holding built llem-expand, llem-exec, llem-aggregate,
+#                        llem-report (default: build them, with cgo for NVML)
+#              KEEP=1    keep the work directory (printed)
+# Exit 0 when every run is ok and every figure checked is there; 1 otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d /tmp/gpu-check-pipeline.XXXXXX)
+if [ -n "${KEEP:-}" ]; then echo "== work directory $work"; else trap 'rm -rf "$work"' EXIT; fi
+
+bin=${LLEM_BIN:-}
+if [ -z "$bin" ]; then
+	command -v go >/dev/null || { echo "gpu-check-pipeline: no Go toolchain; set LLEM_BIN to built llem tools" >&2; exit 1; }
+	bin=$work/bin
+	mkdir -p "$bin"
+	CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations go build -o "$bin/" ./cmd/llem-expand ./cmd/llem-exec ./cmd/llem-aggregate ./cmd/llem-report
+fi
+
+if [ -n "${FAKES:-}" ]; then
+	mode=fakes model=org/fake-dense device_map=cpu sampler=estimate
+	export PYTHONPATH=$PWD/internal/worker/python/testdata/fakes LLEM_FAKE_LOG=$work/calls.ndjson PYTHONDONTWRITEBYTECODE=1
+else
+	mode=gpu model=$work/model device_map=auto sampler=nvml
+	echo "== model: random weights from a config (scripts/docker/make-tiny-model.py)"
+	python3 scripts/docker/make-tiny-model.py "$work/model"
+fi
+
+cat >"$work/study.yaml" <<EOF
+name: gpu-check-$mode
+model: $model
+backend: pytorch
+precision: bf16
+n: 16
+max_input_tokens: 64
+max_output_tokens: 32
+dataset: {input_len: 32, output_len: 32}
+decoder: {do_sample: false}
+warmup: {n_warmup: 2, thermal_floor_seconds: 0}
+pytorch: {device_map: $device_map}
+sweep:
+  pytorch.batch_size: [1, 4]
+execution: {n_cycles: 2, experiment_gap_seconds: 0, cycle_gap_seconds: 0}
+runners:
+  pytorch: local
+EOF
+
+echo "== llem-expand | llem-exec --sampler $sampler | llem-aggregate ($mode)"
+rc=0
+"$bin/llem-expand" "$work/study.yaml" |
+	"$bin/llem-exec" --out "$work/results" --cache-dir "$work/cache" --sampler "$sampler" --baseline 3s |
+	tee "$work/runs.ndjson" |
+	"$bin/llem-aggregate" >"$work/energy.ndjson" || rc=$?
+if [ "$rc" != 0 ]; then
+	echo "gpu-check-pipeline: the pipeline exited $rc" >&2
+	for f in "$work"/results/*/runs/*/worker.log; do [ -s "$f" ] && { echo "-- $f"; tail -15 "$f"; }; done >&2
+	exit 1
+fi
+
+if "$bin/llem-report" --help >/dev/null 2>&1 && "$bin/llem-report" <"$work/energy.ndjson" >"$work/report.out" 2>"$work/report.err"; then
+	echo "== llem-report: $(wc -c <"$work/report.out") bytes"
+else
+	echo "== llem-report: skipped ($(head -c 200 "$work/report.err" 2>/dev/null || echo 'not runnable'))"
+fi
+
+python3 - "$work/runs.ndjson" "$work/energy.ndjson" "$mode" <<'PY'
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if '"kind":"run"' in l]
+energy = [json.loads(l) for l in open(sys.argv[2])]
+mode = sys.argv[3]
+bad = []
+print("%-22s %-6s %4s %6s %-10s %s" % ("run", "status", "req", "out", "samplers", "devices"))
+for r in runs:
+    t = r.get("totals") or {}
+    print("%-22s %-6s %4s %6s %-10s %s" % (r["run_id"], r["status"], t.get("requests"), t.get("output_tokens"),
+                                           ",".join(r["samplers"] or []), ",".join(r["devices"] or [])))
+    if r["status"] != "ok":
+        bad.append("%s: %s %s" % (r["run_id"], r["status"], r["error"]))
+    if mode == "gpu" and ("nvml" not in (r["samplers"] or []) or not any(d.startswith("GPU-") for d in r["devices"] or [])):
+        bad.append("%s: not sampled on its GPU by NVML (%s on %s)" % (r["run_id"], r["samplers"], r["devices"]))
+if len(runs) != 4:
+    bad.append("%d run records, want 4" % len(runs))
+en = [e for e in energy if e["kind"] == "energy"]
+su = [e for e in energy if e["kind"] == "summary"]
+for e in en:
+    m = e["metrics"]
+    f = lambda k: "-" if m.get(k) is None else "%.4g" % m[k]
+    print("energy %s: total %s J (gpu %s, cpu %s), measure %s J, %s J/output token, %s tok/s, TTFT p50 %s s" % (
+        e["run_id"], f("total_energy_j"), f("gpu_energy_j"), f("cpu_energy_j"), f("energy_j"), f("j_per_output_token"),
+        f("output_tokens_per_s"), f("ttft_p50_s")))
+    if e["status"] == "ok" and m.get("energy_j") is None:
+        bad.append("%s: no measure-phase energy" % e["run_id"])
+    if mode == "gpu" and m.get("gpu_energy_j") is None:
+        bad.append("%s: no GPU energy" % e["run_id"])
+if len(en) != len(runs) or len(su) != 2:
+    bad.append("%d energy and %d summary records for %d runs, 2 configs" % (len(en), len(su), len(runs)))
+for s in su:
+    j = s["metrics"].get("j_per_output_token") or {}
+    print("summary %s batch_size %s: %s/%s runs ok, J/output token mean %s" % (s["id"], s["config"]["pytorch"]["batch_size"],
+                                                                         s["runs_ok"], s["runs"], j.get("mean")))
+if bad:
+    print("gpu-check-pipeline: FAILED\n  " + "\n  ".join(bad))
+    sys.exit(1)
+print("gpu-check-pipeline: ok (%s): %d runs, %d energy records, %d summaries" % (mode, len(runs), len(en), len(su)))
+PY
