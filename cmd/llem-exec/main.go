@@ -40,7 +40,7 @@ type options struct {
 	DryRun      bool          `long:"dry-run" description:"run nothing; emit planned/done run records"`
 	Shard       string        `long:"shard" value-name:"i/n" description:"take the i-th (1-based) of n shares, by seq"`
 	Select      string        `long:"select" value-name:"LIST" description:"only these runs: run ids and seq ranges, e.g. 0-3,7,abc-c2"`
-	Baseline    time.Duration `long:"baseline" default:"30s" description:"idle power measurement before the first run (0 skips)"`
+	Baseline    string        `long:"baseline" value-name:"DURATION|config" default:"config" description:"idle power measurement before the first run: a duration (0 skips), or config = as the study's baseline section says (duration_seconds, default 30 s; enabled: false skips)"`
 	BaselineTTL time.Duration `long:"baseline-ttl" default:"1h" description:"measure idle power again when the last baseline is older"`
 	Sampler     string        `long:"sampler" default:"auto" description:"sample sources: auto, none, or a comma list of nvml,rapl,estimate"`
 	SamplerCmd  string        `long:"sampler-cmd" value-name:"CMD" description:"record samples with this program (sh -c; {} = output path, else its stdout; {gpus} = the GPU UUIDs to record)"`
@@ -112,13 +112,19 @@ exits 130; a second one kills it at once. See docs/exec.md.
 		Runners: map[string]runner.Runner{"local": local.New(),
 			// Made on first use: a stream without docker runs needs no engine.
 			"docker": runner.Lazy("docker", func() (runner.Runner, error) { return docker.New(dopts) })}}
+	baseline := time.Duration(-1) // from each experiment's config
+	if o.Baseline != "config" {
+		if baseline, err = time.ParseDuration(o.Baseline); err != nil || baseline < 0 {
+			return cli.Usagef("--baseline %q: want a duration such as 30s (0 skips) or config", o.Baseline)
+		}
+	}
 	gpuSel := splitList(o.GPUs)
 	if err := findGPUs(&eo, gpuSel, stderr); err != nil {
 		return err
 	}
 	if o.SamplerCmd != "" {
 		eo.Sampler = &exec.CmdSampler{Cmd: o.SamplerCmd, GPUs: eo.GPUs}
-		eo.Baseline, eo.BaselineTTL = o.Baseline, o.BaselineTTL
+		eo.Baseline, eo.BaselineTTL = baseline, o.BaselineTTL
 	} else if o.Sampler != "none" {
 		so := sampler.Options{Interval: o.Interval, Sources: strings.Split(o.Sampler, ","), GPUs: gpuSel,
 			Warn: func(m string) { fmt.Fprintf(stderr, "llem-exec: sampler: %s\n", m) }}
@@ -126,7 +132,7 @@ exits 130; a second one kills it at once. See docs/exec.md.
 			fmt.Fprintf(stderr, "llem-exec: warning: no power sampling (%v); runs carry no samples\n", err)
 		} else {
 			eo.Sampler = &exec.InternalSampler{Opts: so}
-			eo.Baseline, eo.BaselineTTL = o.Baseline, o.BaselineTTL
+			eo.Baseline, eo.BaselineTTL = baseline, o.BaselineTTL
 		}
 	}
 	if o.Select != "" {

@@ -54,7 +54,7 @@ func TestQuickstartPipeline(t *testing.T) {
 	out := t.TempDir()
 
 	exps := pipe(t, nil, filepath.Join(bin, "llem-expand"), "../../examples/quickstart.yaml")
-	runs := pipe(t, exps, filepath.Join(bin, "llem-exec"), "--out", out, "--baseline", "2s")
+	runs := pipe(t, exps, filepath.Join(bin, "llem-exec"), "--out", out)
 	energy := pipe(t, runs, filepath.Join(bin, "llem-aggregate"))
 
 	for name, stream := range map[string][]byte{"experiments": exps, "runs": runs, "energy": energy} {
@@ -76,6 +76,11 @@ func TestQuickstartPipeline(t *testing.T) {
 	rk := kinds(runs)
 	if len(rk["run"]) != 4 || len(rk["baseline"]) != 1 {
 		t.Fatalf("want 4 runs and 1 baseline, got %d and %d", len(rk["run"]), len(rk["baseline"]))
+	}
+	// The idle baseline lasts what the study's baseline section says (5 s).
+	var bl record.Baseline
+	if err := json.Unmarshal(rk["baseline"][0], &bl); err != nil || bl.DurationS < 5 || bl.DurationS > 7 {
+		t.Fatalf("baseline: %v, %.2f s, want the study's 5 s", err, bl.DurationS)
 	}
 	for _, raw := range rk["run"] {
 		var r record.Run

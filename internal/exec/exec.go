@@ -50,7 +50,8 @@ type Options struct {
 	Runners map[string]runner.Runner
 	Sampler Sampler // nil: no samples
 	// Baseline is how long to measure idle power before the first run (0
-	// skips); it is measured again once older than BaselineTTL.
+	// skips); it is measured again once older than BaselineTTL. Negative:
+	// as the experiment's config says (baseline.enabled, .duration_seconds).
 	Baseline    time.Duration
 	BaselineTTL time.Duration
 	Timeout     time.Duration
@@ -398,7 +399,11 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 		}
 		ranOne = true
 		var bl *record.Baseline
-		if o.Sampler != nil && o.Baseline > 0 {
+		blDur := o.Baseline
+		if blDur < 0 {
+			blDur = configBaseline(e.Config)
+		}
+		if o.Sampler != nil && blDur > 0 {
 			if n := len(st.baselines); n > 0 && (o.BaselineTTL <= 0 || time.Since(time.Unix(0, st.baselines[n-1].Window.EndNS)) < o.BaselineTTL) {
 				bl = st.baselines[n-1]
 			} else {
@@ -410,9 +415,9 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 					break
 				}
 				if o.Progress != nil {
-					fmt.Fprintf(o.Progress, "llem-exec: measuring idle power for %s\n", o.Baseline)
+					fmt.Fprintf(o.Progress, "llem-exec: measuring idle power for %s\n", blDur)
 				}
-				nb, err := measureBaseline(ctx, o, st)
+				nb, err := measureBaseline(ctx, o, st, blDur)
 				if ctx.Err() != nil {
 					interrupted = true
 					break

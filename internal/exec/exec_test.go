@@ -223,6 +223,39 @@ func TestSamplerAndBaseline(t *testing.T) {
 	}
 }
 
+// TestBaselineFromConfig: with Options.Baseline < 0 (llem-exec's default,
+// --baseline config) the idle measurement lasts as long as the experiment's
+// baseline.duration_seconds says, and baseline.enabled false measures none.
+func TestBaselineFromConfig(t *testing.T) {
+	line := func(seq int, baseline string) string {
+		l := expLine(seq, "succeed")
+		return strings.Replace(l, `"behave":`, `"baseline":`+baseline+`,"behave":`, 1)
+	}
+	for _, c := range []struct {
+		baseline string
+		want     float64 // seconds; 0 = no baseline record
+	}{{`{"enabled":true,"duration_seconds":0.3}`, 0.3}, {`{"enabled":false,"duration_seconds":5}`, 0}} {
+		o := opts(t.TempDir())
+		o.Sampler = &InternalSampler{Opts: sampler.Options{Sources: []string{"estimate"}, Interval: 10 * time.Millisecond}}
+		o.Baseline, o.BaselineTTL = -1, time.Hour
+		runs, raw, code := runStream(t, o, line(0, c.baseline))
+		if code != 0 || len(runs) != 1 {
+			t.Fatalf("%s: exit %d, %d runs\n%s", c.baseline, code, len(runs), raw)
+		}
+		var b record.Baseline
+		json.Unmarshal(raw[:bytes.IndexByte(raw, '\n')], &b)
+		switch {
+		case c.want == 0 && (b.Kind != "run" || runs[0].BaselineID != ""):
+			t.Errorf("%s: a baseline was measured: %s", c.baseline, raw)
+		case c.want > 0 && (b.Kind != "baseline" || b.DurationS < c.want || b.DurationS > c.want+2 || runs[0].BaselineID != b.ID):
+			t.Errorf("%s: baseline %+v, run baseline_id %q", c.baseline, b, runs[0].BaselineID)
+		}
+	}
+	if d := configBaseline(json.RawMessage(`{"model":"m"}`)); d != 30*time.Second {
+		t.Errorf("no baseline section: %v, want the schema default 30s", d)
+	}
+}
+
 func TestShardSelectLockTruncated(t *testing.T) {
 	var stream string
 	for i := 0; i < 6; i++ {

@@ -2,6 +2,7 @@ package exec
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -57,9 +58,9 @@ func (s *internalSession) Stop() (SampleInfo, error) {
 	return info, err
 }
 
-// measureBaseline samples the idle machine for d into <dir>/baseline-<ns>.arrows
+// measureBaseline samples the idle machine for dur into <dir>/baseline-<ns>.arrows
 // and writes the baseline record beside it (baseline-<ns>.json).
-func measureBaseline(ctx context.Context, o Options, st *study) (*record.Baseline, error) {
+func measureBaseline(ctx context.Context, o Options, st *study, dur time.Duration) (*record.Baseline, error) {
 	start := time.Now()
 	id := fmt.Sprintf("baseline-%d", start.UnixNano())
 	arrows := filepath.Join(st.dir, id+".arrows")
@@ -70,7 +71,7 @@ func measureBaseline(ctx context.Context, o Options, st *study) (*record.Baselin
 	if err != nil {
 		return nil, err
 	}
-	t := time.NewTimer(o.Baseline)
+	t := time.NewTimer(dur)
 	select {
 	case <-t.C:
 	case <-ctx.Done():
@@ -117,4 +118,26 @@ func loadBaselines(dir string) []*record.Baseline {
 func idleOf(m power.DeviceMean) record.BaselineDevice {
 	return record.BaselineDevice{Device: m.Device.Device, Source: m.Device.Source, Scope: m.Device.Scope,
 		PowerW: m.PowerW, Samples: m.Samples, Estimate: m.Device.Estimate}
+}
+
+// configBaseline is the idle measurement an experiment's config asks for:
+// baseline.duration_seconds, or 0 when baseline.enabled is false. A config
+// without the section (a hand-written record) gets the schema's default, 30 s.
+func configBaseline(cfg json.RawMessage) time.Duration {
+	var c struct {
+		Baseline *struct {
+			Enabled         *bool    `json:"enabled"`
+			DurationSeconds *float64 `json:"duration_seconds"`
+		} `json:"baseline"`
+	}
+	if json.Unmarshal(cfg, &c) != nil || c.Baseline == nil {
+		return 30 * time.Second
+	}
+	if c.Baseline.Enabled != nil && !*c.Baseline.Enabled {
+		return 0
+	}
+	if c.Baseline.DurationSeconds == nil {
+		return 30 * time.Second
+	}
+	return time.Duration(*c.Baseline.DurationSeconds * float64(time.Second))
 }
