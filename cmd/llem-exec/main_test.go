@@ -199,6 +199,7 @@ func TestFlagsAndHelp(t *testing.T) {
 	if err != nil {
 		t.Fatalf("--help: %v", err)
 	}
+	out = []byte(strings.Join(strings.Fields(string(out)), " ")) // wrapped to the terminal's width
 	for _, s := range []string{"0 ok, 1 runtime failure, 2 usage or input error", "3 finished but some runs failed", "130 interrupted",
 		"--parallel=N", "--gpus=LIST", "--cache-dir=DIR", "Docker runner", "--image=BACKEND=IMAGE", "--no-pull", "--model-cache=DIR"} {
 		if !bytes.Contains(out, []byte(s)) {
