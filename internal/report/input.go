@@ -1,0 +1,95 @@
+package report
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/llem/llem/internal/record"
+)
+
+// Input is what llem-report read: energy and summary records, in input
+// order, and a count of the records of other kinds (ignored: the report is
+// the last stage of the pipeline).
+type Input struct {
+	Energies  []*record.Energy
+	Summaries []*record.Summary
+	Other     map[string]int
+	// Replaced counts energy records superseded by a later one with the same
+	// run_id (a resumed or retried run), and likewise for summaries by id.
+	Replaced int
+	runIdx   map[string]int
+	sumIdx   map[string]int
+}
+
+// ErrInterrupted is returned when the context ends while reading.
+var ErrInterrupted = errors.New("interrupted")
+
+// Read adds the records of one NDJSON stream to in. Errors name file:line:col
+// and, where it is a field's type that is wrong, the field.
+func (in *Input) Read(ctx context.Context, r io.Reader, name string) error {
+	if in.Other == nil {
+		in.Other = map[string]int{}
+		in.runIdx = map[string]int{}
+		in.sumIdx = map[string]int{}
+	}
+	rd := record.NewReader(r, name)
+	for rd.Next() {
+		if ctx.Err() != nil {
+			return ErrInterrupted
+		}
+		l := rd.Line()
+		switch l.Kind {
+		case record.KindEnergy:
+			e := new(record.Energy)
+			if err := l.DecodeLax(e); err != nil {
+				return err
+			}
+			if e.RunID == "" || e.ID == "" {
+				return &record.PosError{File: l.File, Line: l.No, Col: 1, Err: fmt.Errorf(`energy record without "run_id" or "id"`)}
+			}
+			if i, ok := in.runIdx[e.RunID]; ok {
+				in.Energies[i] = e
+				in.Replaced++
+				continue
+			}
+			in.runIdx[e.RunID] = len(in.Energies)
+			in.Energies = append(in.Energies, e)
+		case record.KindSummary:
+			s := new(record.Summary)
+			if err := l.DecodeLax(s); err != nil {
+				return err
+			}
+			if s.ID == "" {
+				return &record.PosError{File: l.File, Line: l.No, Col: 1, Err: fmt.Errorf(`summary record without "id"`)}
+			}
+			if i, ok := in.sumIdx[s.ID]; ok {
+				in.Summaries[i] = s
+				in.Replaced++
+				continue
+			}
+			in.sumIdx[s.ID] = len(in.Summaries)
+			in.Summaries = append(in.Summaries, s)
+		default:
+			in.Other[l.Kind]++
+		}
+	}
+	return rd.Err()
+}
+
+// OtherSummary describes the ignored records, e.g. "experiment 1, run 4"; "" if none.
+func (in *Input) OtherSummary() string {
+	var ks []string
+	for k := range in.Other {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	var parts []string
+	for _, k := range ks {
+		parts = append(parts, fmt.Sprintf("%s %d", k, in.Other[k]))
+	}
+	return strings.Join(parts, ", ")
+}
