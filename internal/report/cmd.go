@@ -17,7 +17,7 @@ type cmdOpts struct {
 	Output  string `short:"o" long:"output" value-name:"FILE" description:"write to FILE instead of stdout (written whole, then renamed into place)"`
 	By      string `long:"by" value-name:"KEYS" description:"grouping columns, comma-separated: config keys (e.g. native.batch_size, precision) or id, study, backend, model, host, basis (default: the config keys that vary)"`
 	Metrics string `long:"metrics" value-name:"NAMES" description:"figures to show, comma-separated metric names (e.g. j_per_output_token,output_tokens_per_s), or all"`
-	Sort    string `long:"sort" value-name:"KEYS" description:"order configs by these keys, comma-separated; a metric sorts by its mean; -KEY or KEY:desc descends (default: the --by columns, then input order)"`
+	Sort    string `long:"sort" value-name:"KEYS" description:"order configs by these keys, comma-separated; a metric sorts by its mean; --sort=-KEY or KEY:desc descends (default: the --by columns, then input order)"`
 	Rows    string `long:"rows" default:"all" choice:"all" choice:"configs" choice:"runs" description:"which rows: configs (summaries), runs (energy records), or all"`
 	Root    string `long:"root" value-name:"DIR" description:"look for moved run directories under DIR (matched by their trailing path components, as llem-aggregate --root)"`
 	Run     string `long:"run" value-name:"RUN_ID" description:"HTML: the run whose power trace is plotted (default: the first ok run with a readable sample file)"`
@@ -99,13 +99,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return cli.Usage(err)
 		}
 	}
-	if o := in.OtherSummary(); o != "" {
-		fmt.Fprintf(stderr, "llem-report: ignored records of other kinds: %s\n", o)
-	}
 	rp, err := Build(in, Options{By: splitList(o.By), Metrics: splitList(o.Metrics), Sort: splitList(o.Sort),
 		Rows: o.Rows, Root: o.Root, Run: o.Run, Title: o.Title})
 	if err != nil {
 		return cli.Usage(err)
+	}
+	if o := in.OtherSummary(); o != "" {
+		fmt.Fprintf(stderr, "llem-report: ignored records of other kinds: %s\n", o)
 	}
 	write := func(w io.Writer) error {
 		switch format {

@@ -1,7 +1,9 @@
 package report
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,7 +48,7 @@ func (in *Input) Read(ctx context.Context, r io.Reader, name string) error {
 		case record.KindEnergy:
 			e := new(record.Energy)
 			if err := l.DecodeLax(e); err != nil {
-				return err
+				return withPath(err, l.Raw)
 			}
 			if e.RunID == "" || e.ID == "" {
 				return &record.PosError{File: l.File, Line: l.No, Col: 1, Err: fmt.Errorf(`energy record without "run_id" or "id"`)}
@@ -61,7 +63,7 @@ func (in *Input) Read(ctx context.Context, r io.Reader, name string) error {
 		case record.KindSummary:
 			s := new(record.Summary)
 			if err := l.DecodeLax(s); err != nil {
-				return err
+				return withPath(err, l.Raw)
 			}
 			if s.ID == "" {
 				return &record.PosError{File: l.File, Line: l.No, Col: 1, Err: fmt.Errorf(`summary record without "id"`)}
@@ -92,4 +94,69 @@ func (in *Input) OtherSummary() string {
 		parts = append(parts, fmt.Sprintf("%s %d", k, in.Other[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// withPath names the full field path of a type error (encoding/json leaves
+// out map keys: "metrics.mean" for metrics.energy_j.mean).
+func withPath(err error, raw []byte) error {
+	var pe *record.PosError
+	if !errors.As(err, &pe) || pe.Col <= 0 {
+		return err
+	}
+	// record.Line.Decode words type errors "field F: cannot use JSON ...".
+	msg := pe.Err.Error()
+	_, rest, ok := strings.Cut(msg, ": ")
+	if !strings.HasPrefix(msg, "field ") || !ok {
+		return err
+	}
+	p := pathAt(raw, int64(pe.Col))
+	if p == "" {
+		return err
+	}
+	return &record.PosError{File: pe.File, Line: pe.Line, Col: pe.Col, Err: fmt.Errorf("field %s: %s", p, rest)}
+}
+
+// pathAt returns the dotted key path of the value that ends at byte offset off.
+func pathAt(raw []byte, off int64) string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	type frame struct {
+		obj    bool
+		key    string
+		expect bool // object: the next string token is a key
+	}
+	var stack []frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		top := len(stack) - 1
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:top]
+			if top > 0 && stack[top-1].obj {
+				stack[top-1].expect = true
+			}
+			continue
+		}
+		if top >= 0 && stack[top].obj && stack[top].expect {
+			stack[top].key, stack[top].expect = tok.(string), false
+			continue
+		}
+		if d, ok := tok.(json.Delim); ok {
+			stack = append(stack, frame{obj: d == '{', expect: d == '{'})
+			continue
+		}
+		if dec.InputOffset() >= off {
+			var keys []string
+			for _, f := range stack {
+				if f.obj {
+					keys = append(keys, f.key)
+				}
+			}
+			return strings.Join(keys, ".")
+		}
+		if top >= 0 && stack[top].obj {
+			stack[top].expect = true
+		}
+	}
 }

@@ -99,6 +99,9 @@ func FormatCI(mean, half *float64, unit string) string {
 		m, dec := sig3(*mean * 100)
 		return m + " ± " + strconv.FormatFloat(*half*100, 'f', dec, 64) + " %"
 	}
+	if *mean == 0 && *half == 0 {
+		return formatSI(0, unit)
+	}
 	e := prefixFor(*mean)
 	if *mean == 0 {
 		e = prefixFor(*half)

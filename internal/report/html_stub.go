@@ -1,8 +1,0 @@
-package report
-
-import (
-	"context"
-	"io"
-)
-
-func (rp *Report) WriteHTML(ctx context.Context, w, log io.Writer) error { return nil }
