@@ -43,6 +43,7 @@ svg .pt{fill:var(--bg);stroke:var(--muted);stroke-width:1.5}
 svg .pt.front{fill:var(--front);stroke:var(--bg);stroke-width:1.5}
 svg .pt.est{stroke-dasharray:2 1.5}
 svg .front-line{fill:none;stroke:var(--front);stroke-width:2;stroke-dasharray:6 4}
+svg .dominated{fill:var(--front);opacity:.06;stroke:none}
 svg .ptlabel{font-size:11.5px;font-weight:600}
 svg .trace{fill:none;stroke-width:1.6;stroke-linejoin:round}
 svg .trace.approx{stroke-dasharray:5 3}

@@ -202,7 +202,8 @@ func synthStudy(t testing.TB, nModels, nPrec, nBatch, cycles int, root string) [
 			size := math.Pow(3, float64(c.mi))
 			noise := 1 + 0.03*rng.NormFloat64()
 			tps := 900 / size * math.Pow(float64(c.batch), 0.8) * (1 + 0.35*float64(c.pi)) * noise
-			pw := (120 + 30*math.Log2(float64(c.batch)) + 25*float64(c.mi)) * (1 + 0.02*rng.NormFloat64())
+			// Power grows faster than throughput at large batches: energy per token has a minimum.
+			pw := (110 + 14*math.Pow(float64(c.batch), 0.95) + 25*float64(c.mi) + 20*float64(c.pi)) * (1 + 0.02*rng.NormFloat64())
 			outTok := 64.0 * 128
 			dur := outTok / tps
 			estimate := c.model == "llem-tiny" && c.prec == "int8"

@@ -112,7 +112,9 @@ func Build(in *Input, opt Options) (*Report, error) {
 	for s := range studies {
 		rp.Studies = append(rp.Studies, s)
 	}
-	sort.Slice(rp.Studies, func(i, j int) bool { return rp.Studies[i].Name+rp.Studies[i].Hash < rp.Studies[j].Name+rp.Studies[j].Hash })
+	sort.Slice(rp.Studies, func(i, j int) bool {
+		return rp.Studies[i].Name+rp.Studies[i].Hash < rp.Studies[j].Name+rp.Studies[j].Hash
+	})
 	rp.Varying = varyingKeys(rp.Configs)
 
 	// --by
@@ -285,15 +287,18 @@ func (c *Config) OK() (ok, total int) {
 	return ok, len(c.Runs)
 }
 
-// Label names the config by its --by values: "native.batch_size=4".
+// Label names the config by its --by values: "llem-base bf16 batch_size=4".
 func (rp *Report) Label(c *Config) string {
+	// A word that is not a number says what it is (llem-base, bf16); a
+	// number or a flag needs its key (batch_size=4).
 	var parts []string
 	for i, k := range rp.By {
-		if len(rp.By) == 1 && (k == "model" || k == "id") {
-			parts = append(parts, c.Keys[i])
+		v := c.Keys[i]
+		if _, err := strconv.ParseFloat(v, 64); err != nil && v != "true" && v != "false" && v != Dash {
+			parts = append(parts, v)
 			continue
 		}
-		parts = append(parts, shortKey(k)+"="+c.Keys[i])
+		parts = append(parts, shortKey(k)+"="+v)
 	}
 	l := strings.Join(parts, " ")
 	// Two configs with the same label (the --by keys do not tell them apart) get their id.

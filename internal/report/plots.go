@@ -31,7 +31,7 @@ func (rp *Report) plotEnergyPerToken() string {
 	for i, c := range rp.Configs {
 		labels[i] = rp.Label(c)
 	}
-	lw, maxc := labelWidth(labels, 40)
+	lw, maxc := labelWidth(labels, 36)
 	const rowH, top, W = 24.0, 14.0, 760.0
 	H := top + float64(len(rp.Configs))*rowH + 46
 	right := 150.0
@@ -197,8 +197,13 @@ func (rp *Report) plotPareto(id, title string, ym *Metric, maxY bool) (string, i
 		}
 	}
 	s.raw(`</g>`)
-	// The front as a staircase: the boundary of the region its points dominate.
-	var xs, ys []float64
+	// The front as a staircase: the boundary of the region its points
+	// dominate, from the plot's edge to its edge, the region shaded.
+	edge := y.p0 // maximising y: the dominated region lies below the front
+	if !maxY {
+		edge = y.p1
+	}
+	xs, ys := []float64{x.px(front[0].x)}, []float64{edge}
 	for i, p := range front {
 		if i > 0 {
 			xs = append(xs, x.px(p.x))
@@ -207,6 +212,8 @@ func (rp *Report) plotPareto(id, title string, ym *Metric, maxY bool) (string, i
 		xs = append(xs, x.px(p.x))
 		ys = append(ys, y.px(p.y))
 	}
+	xs, ys = append(xs, x.p1), append(ys, y.px(front[len(front)-1].y))
+	s.raw(`<path d="%s Z" class="dominated"/>`, path(append(xs, x.p1), append(ys, edge)))
 	s.raw(`<path d="%s" class="front-line" data-series="front"/>`, path(xs, ys))
 	for _, p := range pts {
 		cls := "pt"
@@ -227,21 +234,47 @@ func (rp *Report) plotPareto(id, title string, ym *Metric, maxY bool) (string, i
 		s.raw(`<circle cx="%s" cy="%s" r="%s" class="%s" data-series="%s"><title>%s</title></circle>`,
 			f1(x.px(p.x)), f1(y.px(p.y)), map[bool]string{true: "5.5", false: "4"}[p.front], cls, series, esc(tip))
 	}
+	// Labels for the front's points, placed greedily where they overlap no
+	// label already placed (a point whose label finds no room keeps its tooltip).
+	type box struct{ x0, y0, x1, y1 float64 }
+	var placed []box
 	for _, p := range front {
 		px, py := x.px(p.x), y.px(p.y)
-		anchor, dx := "start", 8.0
-		if px > W-r-170 {
-			anchor, dx = "end", -8
-		}
-		lab := truncate(p.label, 28)
+		lab := truncate(p.label, 30)
 		if p.c.Estimate {
 			lab += " " + EstMark
 		}
-		s.text(px+dx, py-7, anchor, "ptlabel", lab)
+		wd := float64(len([]rune(lab)))*6.6 + 4
+		for _, dy := range []float64{-8, 16, -22, 30, -36, 44, -50} {
+			for _, left := range []bool{px+8+wd > W-r, px+8+wd <= W-r} {
+				bx := box{px + 8, py + dy - 11, px + 8 + wd, py + dy + 3}
+				anchor, tx := "start", px+8
+				if left {
+					bx.x0, bx.x1 = px-8-wd, px-8
+					anchor, tx = "end", px-8
+				}
+				if bx.x0 < x.p0 || bx.x1 > W || bx.y0 < 0 || bx.y1 > y.p0 {
+					continue
+				}
+				free := true
+				for _, o := range placed {
+					if bx.x0 < o.x1 && o.x0 < bx.x1 && bx.y0 < o.y1 && o.y0 < bx.y1 {
+						free = false
+						break
+					}
+				}
+				if free {
+					placed = append(placed, bx)
+					s.text(tx, py+dy, anchor, "ptlabel", lab)
+					goto next
+				}
+			}
+		}
+	next:
 	}
 	// Legend.
-	s.raw(`<g class="legend" transform="translate(%s 8)"><circle cx="6" cy="6" r="5.5" class="pt front"/><text x="16" y="10">on the Pareto front (%d)</text><circle cx="176" cy="6" r="4" class="pt"/><text x="186" y="10">dominated (%d)</text><path d="M290 6 H316" class="front-line"/><text x="322" y="10">front</text></g>`,
-		f1(W-r-360), len(front), len(pts)-len(front))
+	s.raw(`<g class="legend" transform="translate(%s 8)"><circle cx="6" cy="6" r="5.5" class="pt front"/><text x="16" y="10">on the Pareto front (%d)</text><circle cx="176" cy="6" r="4" class="pt"/><text x="186" y="10">dominated (%d)</text><path d="M290 6 H316" class="front-line"/><text x="322" y="10">front; shaded: dominated</text></g>`,
+		f1(W-r-450), len(front), len(pts)-len(front))
 	return s.end(), len(front)
 }
 
@@ -293,7 +326,9 @@ func (rp *Report) plotPower(run *Run, ss []*series, ev *eventData, intervalNS in
 		x0, x1 := x.px(sec(w.StartNS)), x.px(sec(w.EndNS))
 		s.raw(`<rect x="%s" y="%s" width="%s" height="%s" class="phase ph-%s" data-series="phase:%s"><title>%s: %.3f s</title></rect>`,
 			f1(x0), f1(t), f1(math.Max(1, x1-x0)), f1(H-b-t), name, name, name, w.DurationS())
-		s.text((x0+x1)/2, t-8, "middle", "phlabel", name)
+		if x1-x0 > float64(len(name))*8+6 {
+			s.text((x0+x1)/2, t-8, "middle", "phlabel", name)
+		}
 	}
 	s.axes(x, y, xt, yt, "s", "W", "time since the start of the run", "power")
 	for i, d := range ss {
@@ -321,6 +356,14 @@ func (rp *Report) plotPower(run *Run, ss []*series, ev *eventData, intervalNS in
 	// Legend.
 	s.raw(`<g class="legend">`)
 	lx := l + 10
+	for _, name := range []string{record.PhaseLoad, record.PhaseWarmup, record.PhaseMeasure} {
+		if _, ok := phases[name]; ok {
+			s.raw(`<rect x="%s" y="%s" width="12" height="10" class="phase ph-%s"/>`, f1(W-r-250+lx-l-10), f1(H-14-8), name)
+			s.text(W-r-250+lx-l-10+16, H-14, "start", "", name)
+			lx += 16 + float64(len(name))*6.4 + 14
+		}
+	}
+	lx = l + 10
 	for i, d := range ss {
 		name := d.Device
 		if d.Source == "estimate" {
@@ -399,7 +442,7 @@ func (rp *Report) plotLatency(id, what string, data []latencyData) string {
 	for k, d := range data {
 		lx := l + float64(k%3)*230
 		ly := H - b + 60 + float64(k/3)*16
-		label := truncate(rp.Label(d.c), 30)
+		label := truncate(rp.Label(d.c), 34)
 		if d.approx {
 			label += " (percentiles)"
 		}
