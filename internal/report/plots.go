@@ -281,8 +281,8 @@ func (rp *Report) plotPareto(id, title string, ym *Metric, maxY bool) (string, i
 // plotPower draws each device's power over one run, the phases shaded and
 // the measured requests as spans underneath.
 func (rp *Report) plotPower(run *Run, ss []*series, ev *eventData, intervalNS int64) string {
-	const W, H = 760.0, 380.0
-	const l, r, t, b = 64.0, 20.0, 26.0, 70.0
+	const W, H = 760.0, 400.0
+	const l, r, t, b = 64.0, 20.0, 26.0, 90.0
 	title := "Power over time, run " + run.E.RunID
 	s := newSVG("power", title, W, H)
 	t0, t1 := int64(math.MaxInt64), int64(math.MinInt64)
@@ -358,8 +358,8 @@ func (rp *Report) plotPower(run *Run, ss []*series, ev *eventData, intervalNS in
 	lx := l + 10
 	for _, name := range []string{record.PhaseLoad, record.PhaseWarmup, record.PhaseMeasure} {
 		if _, ok := phases[name]; ok {
-			s.raw(`<rect x="%s" y="%s" width="12" height="10" class="phase ph-%s"/>`, f1(W-r-250+lx-l-10), f1(H-14-8), name)
-			s.text(W-r-250+lx-l-10+16, H-14, "start", "", name)
+			s.raw(`<rect x="%s" y="%s" width="12" height="10" class="phase ph-%s"/>`, f1(W-r-250+lx-l-10), f1(H-10-9), name)
+			s.text(W-r-250+lx-l-10+16, H-10, "start", "", name)
 			lx += 16 + float64(len(name))*6.4 + 14
 		}
 	}
