@@ -35,6 +35,7 @@ svg .ylabel{font-size:12px}
 svg .grid{stroke:var(--grid);stroke-width:1}
 svg .axis{stroke:var(--axis);stroke-width:1}
 svg .bar{stroke:none}
+svg .stem{stroke-width:2;opacity:.45}
 svg .bar.est{fill-opacity:.35;stroke:var(--est);stroke-width:1;stroke-dasharray:3 2}
 svg .ci{stroke:var(--fg);stroke-width:1.2;fill:none;opacity:.7}
 svg .ci.faint{opacity:.28}

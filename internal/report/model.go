@@ -179,6 +179,25 @@ func Build(in *Input, opt Options) (*Report, error) {
 		}
 		keys = append(keys, sk)
 	}
+	// Values of a --by key sort numerically where they are numbers, else in
+	// the order the study first used them (llem-tiny before llem-base).
+	firstSeen := make([]map[string]int, len(rp.By))
+	for k := range rp.By {
+		firstSeen[k] = map[string]int{}
+		for _, c := range rp.Configs {
+			if _, ok := firstSeen[k][c.Keys[k]]; !ok {
+				firstSeen[k][c.Keys[k]] = len(firstSeen[k])
+			}
+		}
+	}
+	cmpKey := func(k int, a, b string) int {
+		_, ea := strconv.ParseFloat(a, 64)
+		_, eb := strconv.ParseFloat(b, 64)
+		if ea == nil && eb == nil {
+			return cmpStr(a, b)
+		}
+		return firstSeen[k][a] - firstSeen[k][b]
+	}
 	sort.SliceStable(rp.Configs, func(i, j int) bool {
 		a, b := rp.Configs[i], rp.Configs[j]
 		for _, sk := range keys {
@@ -196,7 +215,7 @@ func Build(in *Input, opt Options) (*Report, error) {
 			}
 		}
 		for k := range a.Keys {
-			if c := cmpStr(a.Keys[k], b.Keys[k]); c != 0 {
+			if c := cmpKey(k, a.Keys[k], b.Keys[k]); c != 0 {
 				return c < 0
 			}
 		}

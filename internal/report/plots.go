@@ -50,10 +50,40 @@ func (rp *Report) plotEnergyPerToken() string {
 			}
 		}
 	}
-	x, xt := niceScale(0, hi, lw, W-right, false, true)
+	// Figures over more than a factor 30 get a log axis, and lollipops
+	// instead of bars (a bar's length means nothing on a log axis).
+	lo := math.Inf(1)
+	for _, c := range rp.Configs {
+		if m := c.mean(name); m != nil && *m > 0 {
+			lo = math.Min(lo, *m)
+		}
+	}
+	logX := lo > 0 && !math.IsInf(lo, 1) && hi/lo > 30
+	var x scale
+	var xt []float64
+	if logX {
+		x, xt = niceScale(lo/1.5, hi*1.1, lw, W-right, true, false)
+	} else {
+		x, xt = niceScale(0, hi, lw, W-right, false, true)
+	}
 	y0 := top + float64(len(rp.Configs))*rowH
+	// More configs than colours: colour by the first grouping column instead.
+	col := func(i int) string { return colour(i) }
+	if len(rp.Configs) > palette && len(rp.By) > 0 {
+		idx := map[string]int{}
+		for _, c := range rp.Configs {
+			if _, ok := idx[c.Keys[0]]; !ok {
+				idx[c.Keys[0]] = len(idx)
+			}
+		}
+		col = func(i int) string { return colour(idx[rp.Configs[i].Keys[0]]) }
+	}
 	s := newSVG("energy-per-token", "Energy per output token per config, mean with 95 % interval and runs", W, H)
-	s.axes(x, scale{p0: y0, p1: top}, xt, nil, "J", "", "energy per output token (measure phase, basis scope)", "")
+	xlabel := "energy per output token (measure phase, basis scope)"
+	if logX {
+		xlabel += ", log scale"
+	}
+	s.axes(x, scale{p0: y0, p1: top}, xt, nil, "J", "", xlabel, "")
 	for i, c := range rp.Configs {
 		yc := top + float64(i)*rowH + rowH/2
 		est := ""
@@ -68,16 +98,21 @@ func (rp *Report) plotEnergyPerToken() string {
 			s.raw(`</g>`)
 			continue
 		}
-		cls := "bar " + colour(i)
+		cls := "bar " + col(i)
 		if c.Estimate {
 			cls += " est"
 		}
 		ok, n := c.OK()
 		tip := fmt.Sprintf("%s: %s per output token, %d/%d runs ok%s", labels[i], FormatCI(st.Mean, st.CI95, "J"), ok, n, est)
-		s.raw(`<rect x="%s" y="%s" width="%s" height="%s" class="%s" data-series="mean"><title>%s</title></rect>`,
-			f1(x.p0), f1(yc-7), f1(math.Max(0.5, x.px(*st.Mean)-x.p0)), "14.0", cls, esc(tip))
+		if logX {
+			s.line(x.p0, yc, x.px(*st.Mean), yc, "stem "+col(i))
+			s.raw(`<circle cx="%s" cy="%s" r="5" class="%s" data-series="mean"><title>%s</title></circle>`, f1(x.px(*st.Mean)), f1(yc), cls, esc(tip))
+		} else {
+			s.raw(`<rect x="%s" y="%s" width="%s" height="%s" class="%s" data-series="mean"><title>%s</title></rect>`,
+				f1(x.p0), f1(yc-7), f1(math.Max(0.5, x.px(*st.Mean)-x.p0)), "14.0", cls, esc(tip))
+		}
 		if st.CI95Lo != nil && st.CI95Hi != nil {
-			lo, hi := x.px(math.Max(*st.CI95Lo, x.lo)), x.px(*st.CI95Hi)
+			lo, hi := x.px(math.Max(*st.CI95Lo, x.lo)), x.px(math.Min(*st.CI95Hi, x.hi))
 			s.raw(`<path d="M%s %s V%s M%s %s H%s M%s %s V%s" class="ci" data-series="ci95"/>`,
 				f1(lo), f1(yc-5), f1(yc+5), f1(lo), f1(yc), f1(hi), f1(hi), f1(yc-5), f1(yc+5))
 		}
