@@ -16,7 +16,7 @@ type cmdOpts struct {
 	Format  string `short:"f" long:"format" value-name:"FMT" choice:"table" choice:"md" choice:"csv" choice:"json" choice:"html" description:"output format (default: from the extension of -o, else table)"`
 	Output  string `short:"o" long:"output" value-name:"FILE" description:"write to FILE instead of stdout (written whole, then renamed into place)"`
 	By      string `long:"by" value-name:"KEYS" description:"grouping columns, comma-separated: config keys (e.g. native.batch_size, precision) or id, study, backend, model, host, basis (default: the config keys that vary)"`
-	Metrics string `long:"metrics" value-name:"NAMES" description:"figures to show, comma-separated metric names (e.g. j_per_output_token,output_tokens_per_s), or all"`
+	Metrics string `long:"metrics" value-name:"NAMES" description:"figures to show, comma-separated metric names (e.g. j_per_output_token, ttft_p50_s; see docs/report.md), or all"`
 	Sort    string `long:"sort" value-name:"KEYS" description:"order configs by these keys, comma-separated; a metric sorts by its mean; --sort=-KEY or KEY:desc descends (default: the --by columns, then input order)"`
 	Rows    string `long:"rows" default:"all" choice:"all" choice:"configs" choice:"runs" description:"which rows: configs (summaries), runs (energy records), or all"`
 	Root    string `long:"root" value-name:"DIR" description:"look for moved run directories under DIR (matched by their trailing path components, as llem-aggregate --root)"`
@@ -42,9 +42,10 @@ directories the records name (samples.arrows, events.ndjson, run.json).
 Estimated figures (no energy sensor) carry a † wherever they appear;
 unknown figures are shown as — (never 0).
 
-  llem-aggregate runs.ndjson | llem-report
-  llem-report --format html -o report.html energy.ndjson
-  llem-report --by precision --metrics j_per_output_token,output_tokens_per_s --sort j_per_output_token e.ndjson`
+Examples: llem-aggregate runs.ndjson | llem-report;
+llem-report -o report.html energy.ndjson;
+llem-report --by precision --sort=-output_tokens_per_s e.ndjson.
+See docs/report.md.`
 
 // Command returns llem-report's body; ctx ends on SIGINT/SIGTERM (exit 130).
 func Command(ctx context.Context) func(args []string, stdin io.Reader, stdout, stderr io.Writer) error {

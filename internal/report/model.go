@@ -58,6 +58,7 @@ type Report struct {
 	Replaced int
 	Opt      Options
 	known    map[string]bool
+	keyCount map[string]int // configs per combination of --by values
 }
 
 // Study names one study of the input.
@@ -321,13 +322,13 @@ func (rp *Report) Label(c *Config) string {
 	}
 	l := strings.Join(parts, " ")
 	// Two configs with the same label (the --by keys do not tell them apart) get their id.
-	n := 0
-	for _, o := range rp.Configs {
-		if strings.Join(o.Keys, "\x00") == strings.Join(c.Keys, "\x00") {
-			n++
+	if rp.keyCount == nil {
+		rp.keyCount = map[string]int{}
+		for _, o := range rp.Configs {
+			rp.keyCount[strings.Join(o.Keys, "\x00")]++
 		}
 	}
-	if n > 1 {
+	if rp.keyCount[strings.Join(c.Keys, "\x00")] > 1 {
 		l += " [" + shortID(c.ID) + "]"
 	}
 	return l
