@@ -139,7 +139,8 @@ func pathAt(raw []byte, off int64) string {
 			continue
 		}
 		if top >= 0 && stack[top].obj && stack[top].expect {
-			stack[top].key, stack[top].expect = tok.(string), false
+			k, _ := tok.(string)
+			stack[top].key, stack[top].expect = k, false
 			continue
 		}
 		if d, ok := tok.(json.Delim); ok {

@@ -64,7 +64,13 @@ func niceScale(lo, hi, p0, p1 float64, log bool, zero bool) (scale, []float64) {
 	step := niceStep((hi - lo) / 5)
 	nlo, nhi := math.Floor(lo/step)*step, math.Ceil(hi/step)*step
 	var ticks []float64
-	for v := nlo; v <= nhi+step/2; v += step {
+	// At most a dozen ticks, also where the step vanishes against the
+	// magnitude (1e20 + 1: v += step would not move).
+	for k := 0; k <= 12; k++ {
+		v := nlo + float64(k)*step
+		if v > nhi+step/2 {
+			break
+		}
 		ticks = append(ticks, math.Round(v/step)*step)
 	}
 	return scale{lo: nlo, hi: nhi, p0: p0, p1: p1}, ticks
