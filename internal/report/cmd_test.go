@@ -103,7 +103,7 @@ func TestBadInput(t *testing.T) {
 	}
 	// A file that does not exist, and bad options.
 	for _, args := range [][]string{{"/nonexistent/e.ndjson"}, {"--by", "nosuchkey", "testdata/study.ndjson"}, {"--metrics", "watts", "testdata/study.ndjson"},
-		{"--sort", "nosuch", "testdata/study.ndjson"}, {"--format", "pdf"}, {"--rows", "some"}} {
+		{"--sort", "nosuch", "testdata/study.ndjson"}, {"--format", "pdf"}, {"--rows", "some"}, {"--format", "html", "--run", "nosuch-c1", "testdata/study.ndjson"}} {
 		_, stderr, code := runCmd(t, nil, args...)
 		if code != cli.ExitUsage || stderr == "" {
 			t.Errorf("%v: exit %d %q, want 2", args, code, stderr)

@@ -218,3 +218,20 @@ func TestTextMarkers(t *testing.T) {
 		}
 	}
 }
+
+// --run picks the run whose power is plotted.
+func TestRunOption(t *testing.T) {
+	stream, root := studyFixture(t)
+	out, stderr, code := runCmd(t, stream, "--format", "html", "--root", root, "--run", "5555666677778888-c1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "during run <code>5555666677778888-c1</code>") || !strings.Contains(out, `aria-label="Power over time, run 5555666677778888-c1"`) {
+		t.Errorf("power plot is not of the chosen run")
+	}
+	// Without run directories the report still renders, and says why there is no trace.
+	out, stderr, code = runCmd(t, stream, "--format", "html")
+	if code != 0 || !strings.Contains(stderr, "6 of 6 run directories could not be read") || !strings.Contains(out, "No power trace") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/llem/llem/internal/record"
 )
@@ -475,6 +476,9 @@ func (rp *Report) writeProvenance(w io.Writer, d *htmlData) {
 	item := func(k, v string) { fmt.Fprintf(w, "<dt>%s</dt><dd>%s</dd>\n", k, v) }
 	item("study", strings.Join(st, "<br>"))
 	item("configs, runs", fmt.Sprintf("%d configs, %d runs", len(rp.Configs), len(rp.Runs)))
+	if from, to := rp.measuredSpan(); from > 0 {
+		item("measured", esc(time.Unix(0, from).UTC().Format("2006-01-02 15:04:05")+" – "+time.Unix(0, to).UTC().Format("2006-01-02 15:04:05")+" UTC"))
+	}
 	item("hosts", list(hosts))
 	item("GPUs", list(gpus))
 	item("driver", list(drivers))
@@ -513,4 +517,20 @@ func wattText(v *float64) string {
 		return ""
 	}
 	return "limit " + formatSI(*v, "W")
+}
+
+// measuredSpan is the first and last instant of the runs' phase windows (Unix ns).
+func (rp *Report) measuredSpan() (from, to int64) {
+	for _, r := range rp.Runs {
+		for _, p := range r.E.Phases {
+			if p == nil || p.Window.StartNS <= 0 {
+				continue
+			}
+			if from == 0 || p.Window.StartNS < from {
+				from = p.Window.StartNS
+			}
+			to = max(to, p.Window.EndNS)
+		}
+	}
+	return from, to
 }

@@ -232,6 +232,15 @@ func Build(in *Input, opt Options) (*Report, error) {
 		})
 		rp.Runs = append(rp.Runs, c.Runs...)
 	}
+	if opt.Run != "" {
+		found := false
+		for _, r := range rp.Runs {
+			found = found || r.E.RunID == opt.Run
+		}
+		if !found {
+			return nil, fmt.Errorf("--run %s: no such run in the input", opt.Run)
+		}
+	}
 	return rp, nil
 }
 
