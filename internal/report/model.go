@@ -62,7 +62,10 @@ type Report struct {
 }
 
 // Study names one study of the input.
-type Study struct{ Name, Hash string }
+type Study struct {
+	Name string `json:"name"`
+	Hash string `json:"hash"`
+}
 
 // Pseudo-keys usable in --by and --sort besides the config's dotted keys.
 var pseudoKeys = []string{"id", "study", "backend", "model", "host", "basis"}
