@@ -62,7 +62,7 @@ th,td{padding:5px 9px;text-align:left;border-bottom:1px solid var(--line);white-
 th{font-weight:600;color:var(--muted);font-size:12px;background:var(--panel);position:sticky;top:0}
 td.num,th.num{text-align:right}
 tr.group td{border-top:2px solid var(--line)}
-tr.est td.num{color:var(--est)}
+td.num.est{color:var(--est)}
 tr.flagged td:first-child{box-shadow:inset 3px 0 0 var(--est)}
 .chip{display:inline-block;padding:0 6px;border-radius:9px;background:var(--flag-bg);font-size:11.5px;font-family:ui-monospace,"DejaVu Sans Mono",monospace}
 .bad{color:var(--bad);font-weight:600}

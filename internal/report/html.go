@@ -341,7 +341,9 @@ func writeHTMLTable(w io.Writer, g grid, id string) {
 		}
 		for i, c := range r {
 			cl := ""
-			if g.Right[i] {
+			if g.Right[i] && strings.HasSuffix(c, " "+EstMark) {
+				cl = " class=\"num est\""
+			} else if g.Right[i] {
 				cl = " class=\"num\""
 			}
 			if g.Head[i] == "flags" && c != "" {
