@@ -36,7 +36,9 @@ type options struct {
 	FailFast    bool          `long:"fail-fast" description:"stop at the first run that does not finish ok"`
 	KeepGoing   bool          `long:"keep-going" description:"go on after a failed run (the default)"`
 	DryRun      bool          `long:"dry-run" description:"run nothing; emit planned/done run records"`
-	Shard       string        `long:"shard" value-name:"i/n" description:"take the i-th (1-based) of n shares, by seq"`
+	Shard       string        `long:"shard" value-name:"i/n" description:"take the i-th (1-based) of n shares (see --shard-by)"`
+	ShardBy     string        `long:"shard-by" value-name:"seq|config" default:"seq" description:"--shard by run seq, or by config: all cycles of a config in one share, in order"`
+	Print       string        `long:"print" value-name:"runs|configs|gpus|pending" description:"run nothing; print how many runs, distinct configs, GPUs per run (most), or runs not yet ok under --out"`
 	Select      string        `long:"select" value-name:"LIST" description:"only these runs: run ids and seq ranges, e.g. 0-3,7,abc-c2"`
 	Baseline    time.Duration `long:"baseline" default:"30s" description:"idle power measurement before the first run (0 skips)"`
 	BaselineTTL time.Duration `long:"baseline-ttl" default:"1h" description:"measure idle power again when the last baseline is older"`
@@ -66,6 +68,8 @@ Rerunning the same stream into the same --out resumes: runs already ok are not
 repeated (their run records are re-emitted), the others run again.
 First SIGINT/SIGTERM stops the current worker (SIGTERM, --grace, SIGKILL) and
 exits 130; a second one kills it at once. See docs/exec.md.
+--shard i/n --shard-by config --print runs|gpus|pending is how the Slurm
+helpers size and resume array jobs (docs/slurm.md).
 
   llem-expand study.yaml | llem-exec --out results | llem-aggregate`, &o, args, stdout)
 	if err != nil {
@@ -90,7 +94,22 @@ exits 130; a second one kills it at once. See docs/exec.md.
 	}
 	eo := exec.Options{Out: o.Out, Workers: workers, Runners: map[string]runner.Runner{"local": local.New()},
 		Timeout: o.Timeout, Grace: o.Grace, NoGaps: o.NoGaps, SkipFailed: o.SkipFailed,
-		FailFast: o.FailFast && !o.KeepGoing, DryRun: o.DryRun, Host: exec.HostFacts(), Progress: stderr}
+		FailFast: o.FailFast && !o.KeepGoing, DryRun: o.DryRun, Host: exec.HostFacts(), Progress: stderr,
+		ShardBy: o.ShardBy, Print: o.Print}
+	if o.ShardBy != exec.ShardBySeq && o.ShardBy != exec.ShardByConfig {
+		return cli.Usagef("--shard-by %q: want seq or config", o.ShardBy)
+	}
+	if o.Print != "" {
+		ok := false
+		for _, p := range exec.Prints {
+			ok = ok || p == o.Print
+		}
+		if !ok {
+			return cli.Usagef("--print %q: want one of %s", o.Print, strings.Join(exec.Prints, ", "))
+		}
+		// Nothing runs: no sampler to probe.
+		o.Sampler, o.SamplerCmd = "none", ""
+	}
 	if o.SamplerCmd != "" {
 		eo.Sampler = &exec.CmdSampler{Cmd: o.SamplerCmd}
 		eo.Baseline, eo.BaselineTTL = o.Baseline, o.BaselineTTL
