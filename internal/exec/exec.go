@@ -65,7 +65,7 @@ type Options struct {
 	ShardBy string
 	// Print, when set, runs nothing: Run writes one number about the runs it
 	// would take (runs, configs, gpus, pending) and returns (see printPlan).
-	Print string
+	Print       string
 	Select      func(record.Experiment) bool
 	Host        record.Host
 	GPUs        []string
