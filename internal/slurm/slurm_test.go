@@ -317,7 +317,7 @@ execution:
 const studyB = `name: slurm-b
 model: llem-tiny
 backend: native
-n: 48
+n: 64
 max_output_tokens: 64
 dataset: {output_len: 64}
 native: {threads: 1}
@@ -334,8 +334,9 @@ execution:
 
 // TestArrayJob runs studies as array jobs on the cluster: a 12-run study as
 // 4 tasks by seq, merged and aggregated; then a 12-run study as 4 tasks by
-// config with one task cancelled mid-run by scancel, resubmitted, and every
-// run ok exactly once at the end.
+// config with one task cancelled mid-run by scancel and one requeued mid-run
+// (it restarts and resumes by itself), resubmitted, and every run ok exactly
+// once at the end.
 func TestArrayJob(t *testing.T) {
 	requireSlurm(t)
 	start := time.Now()
@@ -385,9 +386,8 @@ func TestArrayJob(t *testing.T) {
 	}
 	t.Logf("12 runs as 4 tasks, merged and aggregated, in %s", time.Since(t0).Round(time.Millisecond))
 
-	// 2. 12 runs (6 configs × 2 cycles) by config over 4 tasks, from a bin
-	// folder without llem-report; task 1 (two configs, four runs) is
-	// cancelled while a run is in progress, after at least one is ok.
+	// 2. 12 runs (6 configs × 2 cycles) by config over 4 tasks (tasks 1 and
+	// 2 have two configs, four runs), from a bin folder without llem-report.
 	t0 = time.Now()
 	bin2 := filepath.Join(tmp, "bin2")
 	os.Mkdir(bin2, 0o755)
@@ -400,46 +400,104 @@ func TestArrayJob(t *testing.T) {
 	studyFile := write("b.yaml", studyB)
 	args := []string{"--bin", bin2, "--tasks", "4", "--shard-by", "config", "--exec-arg=--baseline=0", studyFile, dirB}
 	arr, merge, _ = c.submit(args...)
-	var victim exec.Entry
+	// Task 1 is cancelled (scancel) and task 2 requeued (scontrol requeue, as
+	// a requeueing preemption or a node failure would), each while a run is
+	// in progress, after at least one is ok. Both tasks run at once (two
+	// cores), so one loop watches both.
+	caught := map[int]string{}
 	deadline := time.Now().Add(2 * time.Minute)
-	for victim.RunID == "" {
+	for len(caught) < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("task 1 never had a run in progress after an ok one\n%s", logs(dirB))
+			t.Fatalf("tasks 1 and 2 did not both have a run in progress after an ok one (caught %v)\n%s", caught, logs(dirB))
 		}
 		time.Sleep(20 * time.Millisecond)
-		es := journal(t, dirB, 1)
-		ok := 0
-		for _, e := range es {
-			if e.Op == "state" && e.Status == record.StatusOK {
-				ok++
+		for i := 1; i <= 2; i++ {
+			if caught[i] != "" {
+				continue
+			}
+			es := journal(t, dirB, i)
+			ok := 0
+			for _, e := range es {
+				if e.Op == "state" && e.Status == record.StatusOK {
+					ok++
+				}
+			}
+			// Only a run that started a moment ago: it is still running when
+			// the signal comes (runs take 0.5 s or more).
+			n := len(es)
+			if n == 0 || ok == 0 || es[n-1].Status != record.StatusRunning || time.Since(time.Unix(0, es[n-1].T)) > 150*time.Millisecond {
+				continue
+			}
+			caught[i] = es[n-1].RunID
+			task := fmt.Sprintf("%s_%d", arr, i)
+			cmds := [][]string{{"scancel", task}}
+			if i == 2 {
+				cmds = [][]string{{"scontrol", "requeue", task}}
+			}
+			for _, cmd := range cmds {
+				if out, err := osexec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+					t.Fatalf("%s: %v\n%s", strings.Join(cmd, " "), err, out)
+				}
+			}
+			t.Logf("%s while %s ran", strings.Join(cmds[0], " "), caught[i])
+		}
+	}
+	// A requeued job waits about two minutes (BeginTime) before it may start
+	// again; once it is pending, StartTime=now lifts that for the test.
+	task2 := arr + "_2"
+	for deadline := time.Now().Add(time.Minute); ; {
+		out, _ := osexec.Command("squeue", "-h", "-j", task2, "-o", "%T %r").CombinedOutput()
+		if st := strings.TrimSpace(string(out)); st == "PENDING BeginTime" {
+			if out, err := osexec.Command("scontrol", "update", "JobId="+task2, "StartTime=now").CombinedOutput(); err != nil {
+				t.Fatalf("scontrol update JobId=%s StartTime=now: %v\n%s", task2, err, out)
+			}
+		} else if st == "RUNNING" || st == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("requeued task %s did not start again within a minute", task2)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.waitEnded(3*time.Minute, arr, merge)
+	// interrupted checks that the journal's first session ended with one run
+	// interrupted and a close line saying so, and returns that run's id.
+	interrupted := func(i int, es []exec.Entry) string {
+		for k, e := range es {
+			if e.Op == "close" {
+				if e.Reason != "interrupted" || k == 0 || es[k-1].Status != record.StatusInterrupted {
+					t.Errorf("task %d: the first session ends %+v then %+v, want a run interrupted and a close line with reason interrupted", i, es[max(k-1, 0)], e)
+					return ""
+				}
+				if es[k-1].RunID != caught[i] {
+					// The signal came just after that run ended ok.
+					t.Logf("task %d: %s was interrupted (%s was seen running)", i, es[k-1].RunID, caught[i])
+				}
+				return es[k-1].RunID
 			}
 		}
-		// Only a run that started a moment ago: it is still running when
-		// the signal comes (runs take 0.5 s or more).
-		if n := len(es); n > 0 && ok > 0 && es[n-1].Status == record.StatusRunning && time.Since(time.Unix(0, es[n-1].T)) < 150*time.Millisecond {
-			victim = es[n-1]
-		}
+		t.Errorf("task %d: the journal has no close line", i)
+		return ""
 	}
-	if out, err := osexec.Command("scancel", arr+"_1").CombinedOutput(); err != nil {
-		t.Fatalf("scancel %s_1: %v\n%s", arr, err, out)
+	victims := []string{interrupted(1, journal(t, dirB, 1))}
+	es2 := journal(t, dirB, 2)
+	victims = append(victims, interrupted(2, es2))
+	if l := es2[len(es2)-1]; l.Op != "close" || l.Reason != "done" {
+		t.Errorf("task 2 was requeued but its journal ends %+v, want a close line with reason done", l)
 	}
-	t.Logf("scancel %s_1 while %s ran", arr, victim.RunID)
-	c.waitEnded(3*time.Minute, arr, merge)
-	es := journal(t, dirB, 1)
-	last := es[len(es)-1]
-	if last.Op != "close" || last.Reason != "interrupted" {
-		t.Errorf("task 1's journal ends with %+v, want a close line with reason interrupted", last)
-	}
-	if st := es[len(es)-2]; st.RunID != victim.RunID || st.Status != record.StatusInterrupted {
-		t.Errorf("task 1's journal has %s %s before its close, want %s interrupted", st.RunID, st.Status, victim.RunID)
+	if b, _ := os.ReadFile(filepath.Join(dirB, "logs", "task-2.log")); bytes.Count(b, []byte("llem-task: ")) != 2 || !bytes.Contains(b, []byte("restart 1")) {
+		t.Errorf("task 2's log (--open-mode=append) does not show both attempts:\n%s", b)
 	}
 	for _, j := range c.job(arr) {
-		want := "COMPLETED"
-		if j["ArrayTaskId"] == "1" {
+		want, restarts := "COMPLETED", "0"
+		switch j["ArrayTaskId"] {
+		case "1":
 			want = "CANCELLED"
+		case "2":
+			restarts = "1"
 		}
-		if j["JobState"] != want {
-			t.Errorf("array task %s: %s, want %s", j["ArrayTaskId"], j["JobState"], want)
+		if j["JobState"] != want || j["Restarts"] != restarts {
+			t.Errorf("array task %s: %s, restarts %s; want %s, restarts %s", j["ArrayTaskId"], j["JobState"], j["Restarts"], want, restarts)
 		}
 	}
 	// The first merge found task 1 unfinished: it merged what there was and
@@ -476,14 +534,14 @@ func TestArrayJob(t *testing.T) {
 			}
 		}
 	}
-	attempts := 0
+	attempts := map[string]int{}
 	for _, r := range records(t, filepath.Join(dirB, "runs.ndjson"), "run") {
-		if r["run_id"] == victim.RunID {
-			attempts = int(r["attempt"].(float64))
-		}
+		attempts[r["run_id"].(string)] = int(r["attempt"].(float64))
 	}
-	if attempts != 2 {
-		t.Errorf("the interrupted run %s finished on attempt %d, want 2", victim.RunID, attempts)
+	for _, v := range victims {
+		if attempts[v] != 2 {
+			t.Errorf("the interrupted run %s finished on attempt %d, want 2", v, attempts[v])
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dirB, "report.txt")); err == nil {
 		t.Error("report.txt written although the bin folder has no llem-report")
