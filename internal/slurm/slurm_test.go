@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,17 +68,43 @@ func requireSlurm(t *testing.T) {
 	t.Skip(msg)
 }
 
-func buildTools(t *testing.T, dir string, tools ...string) {
+var (
+	toolsOnce sync.Once
+	toolsDir  string
+	toolsErr  error
+)
+
+// TestMain removes the tools that tools() built for the whole package.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if toolsDir != "" {
+		os.RemoveAll(toolsDir)
+	}
+	os.Exit(code)
+}
+
+// tools builds llem-expand, llem-exec, llem-aggregate and llem-report once
+// for every test of the package, and returns their folder.
+func tools(t *testing.T) string {
 	t.Helper()
-	args := []string{"build", "-o", dir + "/"}
-	for _, tl := range tools {
-		args = append(args, "./cmd/"+tl)
+	toolsOnce.Do(func() {
+		if toolsDir, toolsErr = os.MkdirTemp("", "llem-slurm-tools"); toolsErr != nil {
+			return
+		}
+		args := []string{"build", "-o", toolsDir + "/"}
+		for _, tl := range []string{"llem-expand", "llem-exec", "llem-aggregate", "llem-report"} {
+			args = append(args, "./cmd/"+tl)
+		}
+		cmd := osexec.Command("go", args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			toolsErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	})
+	if toolsErr != nil {
+		t.Fatal(toolsErr)
 	}
-	cmd := osexec.Command("go", args...)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
+	return toolsDir
 }
 
 // cluster tracks the jobs a test submitted, so that it cancels what is left
@@ -341,8 +368,7 @@ func TestArrayJob(t *testing.T) {
 	requireSlurm(t)
 	start := time.Now()
 	tmp := t.TempDir() // one node: a local folder is the shared filesystem
-	bin := filepath.Join(tmp, "bin")
-	buildTools(t, bin, "llem-expand", "llem-exec", "llem-aggregate", "llem-report")
+	bin := tools(t)
 	t.Logf("built the tools in %s", time.Since(start).Round(time.Millisecond))
 	c := newCluster(t)
 	write := func(name, s string) string {
@@ -358,7 +384,11 @@ func TestArrayJob(t *testing.T) {
 	// succeeds and says so).
 	t0 := time.Now()
 	dirA := filepath.Join(tmp, "a")
-	arr, merge, _ := c.submit("--bin", bin, "--tasks", "4", "--exec-arg=--baseline=1s", write("a.yaml", studyA), dirA)
+	aFile := write("a.yaml", studyA)
+	arr, merge, _ := c.submit("--bin", bin, "--tasks", "4", "--exec-arg=--baseline=1s", aFile, dirA)
+	if code, _, errs := helper(t, "--bin", bin, aFile, dirA); code != 2 || !strings.Contains(errs, "still queued or running") {
+		t.Errorf("resubmission while the jobs are queued: exit %d (%s), want 2 and a refusal", code, errs)
+	}
 	c.waitEnded(3*time.Minute, arr, merge)
 	for _, j := range c.job(arr) {
 		if j["JobState"] != "COMPLETED" {
@@ -385,6 +415,17 @@ func TestArrayJob(t *testing.T) {
 		t.Errorf("energy.ndjson: %d summary records, want 3 (one per config)", len(s))
 	}
 	t.Logf("12 runs as 4 tasks, merged and aggregated, in %s", time.Since(t0).Round(time.Millisecond))
+	// The DIR belongs to that stream and that layout: another study, or
+	// another array size or shard key, is refused before anything is submitted.
+	for _, args := range [][]string{
+		{"--bin", bin, write("other.yaml", studyB), dirA},
+		{"--bin", bin, "--tasks", "3", aFile, dirA},
+		{"--bin", bin, "--shard-by", "config", aFile, dirA},
+	} {
+		if code, out, errs := helper(t, args...); code != 2 || out != "" {
+			t.Errorf("%v: exit %d, stdout %q (%s); want 2 and no job", args, code, out, errs)
+		}
+	}
 
 	// 2. 12 runs (6 configs × 2 cycles) by config over 4 tasks (tasks 1 and
 	// 2 have two configs, four runs), from a bin folder without llem-report.
@@ -550,4 +591,101 @@ func TestArrayJob(t *testing.T) {
 		t.Errorf("merge log does not say llem-report is missing:\n%s", b)
 	}
 	t.Logf("cancel, resubmit and resume in %s; whole test %s", time.Since(t0).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
+
+// helper runs llem-slurm-submit and returns its exit code, stdout and stderr.
+func helper(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := osexec.Command(submit, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*osexec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errb.String()
+}
+
+const gpuStudy = `name: gpu-study
+model: facebook/opt-125m
+backend: vllm
+vllm:
+  engine:
+    tensor_parallel_size: 2
+    pipeline_parallel_size: 2
+sweep:
+  precision: [fp16, bf16]
+execution:
+  n_cycles: 3
+`
+
+// TestSubmitDryRun checks, without a cluster, how the helper sizes the array
+// and asks for GPUs (from the study, through llem-exec --print), and its
+// usage errors. --dry-run prints the sbatch commands and writes nothing.
+func TestSubmitDryRun(t *testing.T) {
+	bin := tools(t)
+	tmp := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(tmp, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	gpu, a := write("gpu.yaml", gpuStudy), write("a.yaml", studyA)
+	dir := filepath.Join(tmp, "d")
+	for _, c := range []struct {
+		args []string
+		want []string // in the printed sbatch commands
+		not  []string
+	}{
+		// 6 runs of vllm tp 2 × pp 2: 4 GPUs a task; ceil(6 / 4) = 2 tasks.
+		{[]string{gpu, dir}, []string{"--gres=gpu:4 ", "--array=1-2 ", "--dependency=afterany:DRYRUN"}, nil},
+		{[]string{"--gpus", "0", "--per-task", "1", gpu, dir}, []string{"--array=1-6 "}, []string{"--gres"}},
+		// By config: at most one task per config (2).
+		{[]string{"--shard-by", "config", "--per-task", "1", gpu, dir}, []string{"--array=1-2 "}, nil},
+		{[]string{"--tasks", "50", "--max-running", "2", a, dir}, []string{"--array=1-12%2 "}, []string{"--gres"}},
+		{[]string{"--no-merge", a, dir, "--", "--partition=gpu", "--time=1:00:00"}, []string{"--array=1-3 ", "--partition=gpu --time=1:00:00 "}, []string{"llem-merge"}},
+	} {
+		code, out, errs := helper(t, append([]string{"--dry-run", "--bin", bin}, c.args...)...)
+		if code != 0 {
+			t.Errorf("%v: exit %d\n%s", c.args, code, errs)
+			continue
+		}
+		if strings.TrimSpace(out) != "DRYRUN DRYRUN" && strings.TrimSpace(out) != "DRYRUN -" {
+			t.Errorf("%v: stdout %q", c.args, out)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(errs, w) {
+				t.Errorf("%v: no %q in\n%s", c.args, w, errs)
+			}
+		}
+		for _, w := range c.not {
+			if strings.Contains(errs, w) {
+				t.Errorf("%v: %q in\n%s", c.args, w, errs)
+			}
+		}
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("--dry-run created %s", dir)
+	}
+	for _, args := range [][]string{
+		{},
+		{a},
+		{"--bogus", a, dir},
+		{"--tasks", "0", a, dir},
+		{"--tasks"},
+		{"--shard-by", "hash", a, dir},
+		{"--exec-arg=--out=x", a, dir},
+		{"--exec-arg", "--shard", a, dir},
+		{"--bin", filepath.Join(tmp, "nowhere"), a, dir},
+		{"--bin", bin, filepath.Join(tmp, "missing.yaml"), dir},
+	} {
+		if code, _, errs := helper(t, append([]string{"--dry-run"}, args...)...); code != 2 || errs == "" {
+			t.Errorf("%v: exit %d (%q), want 2 with a message", args, code, errs)
+		}
+	}
 }
