@@ -643,8 +643,8 @@ func TestSubmitDryRun(t *testing.T) {
 		not  []string
 	}{
 		// 6 runs of vllm tp 2 × pp 2: 4 GPUs a task; ceil(6 / 4) = 2 tasks.
-		{[]string{gpu, dir}, []string{"--gres=gpu:4 ", "--array=1-2 ", "--dependency=afterany:DRYRUN"}, nil},
-		{[]string{"--gpus", "0", "--per-task", "1", gpu, dir}, []string{"--array=1-6 "}, []string{"--gres"}},
+		{[]string{gpu, dir}, []string{"--gres=gpu:4 ", "--signal=B:TERM@120 ", "--array=1-2 ", "--dependency=afterany:DRYRUN"}, nil},
+		{[]string{"--gpus", "0", "--warn-time", "0", "--per-task", "1", gpu, dir}, []string{"--array=1-6 "}, []string{"--gres", "--signal"}},
 		// By config: at most one task per config (2).
 		{[]string{"--shard-by", "config", "--per-task", "1", gpu, dir}, []string{"--array=1-2 "}, nil},
 		{[]string{"--tasks", "50", "--max-running", "2", a, dir}, []string{"--array=1-12%2 "}, []string{"--gres"}},
@@ -677,6 +677,7 @@ func TestSubmitDryRun(t *testing.T) {
 		{a},
 		{"--bogus", a, dir},
 		{"--tasks", "0", a, dir},
+		{"--warn-time", "-1", a, dir},
 		{"--tasks"},
 		{"--shard-by", "hash", a, dir},
 		{"--exec-arg=--out=x", a, dir},
