@@ -590,8 +590,40 @@ func TestArrayJob(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dirB, "logs", "merge-"+merge+".log")); !bytes.Contains(b, []byte("no llem-report")) {
 		t.Errorf("merge log does not say llem-report is missing:\n%s", b)
 	}
-	t.Logf("cancel, resubmit and resume in %s; whole test %s", time.Since(t0).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	t.Logf("cancel, resubmit and resume in %s", time.Since(t0).Round(time.Millisecond))
+
+	// 3. The early warning before the time limit (--signal=B:TERM@S from
+	// --warn-time) goes to the batch shell only; the task script exec's
+	// llem-exec, so llem-exec gets it and journals the run in progress. With
+	// a 1-minute limit and a 120 s warning, Slurm sends it within seconds of
+	// the start, long before the limit: the task ends FAILED with llem-exec's
+	// 130, not TIMEOUT.
+	t0 = time.Now()
+	dirC := filepath.Join(tmp, "c")
+	arr, _, _ = c.submit("--bin", bin2, "--tasks", "1", "--no-merge", "--warn-time", "120", "--exec-arg=--baseline=0",
+		write("c.yaml", studyC), dirC, "--", "--time=1")
+	c.waitEnded(3*time.Minute, arr)
+	if j := c.job(arr)[0]; j["JobState"] != "FAILED" || j["ExitCode"] != "130:0" {
+		t.Errorf("task stopped by the time-limit warning: JobState=%s ExitCode=%s, want FAILED 130:0\n%s", j["JobState"], j["ExitCode"], logs(dirC))
+	}
+	es := journal(t, dirC, 1)
+	if n := len(es); n < 2 || es[n-1].Op != "close" || es[n-1].Reason != "interrupted" || es[n-2].Status != record.StatusInterrupted {
+		t.Errorf("journal after the time-limit warning: %+v; want a run interrupted, then close interrupted", es)
+	}
+	t.Logf("time-limit warning in %s; whole test %s", time.Since(t0).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
+
+// One run of about a minute on one core: it is still running when the
+// time-limit warning comes.
+const studyC = `name: slurm-c
+model: llem-tiny
+backend: native
+n: 3000
+max_output_tokens: 64
+dataset: {output_len: 64}
+native: {threads: 1}
+warmup: {n_warmup: 1, thermal_floor_seconds: 0}
+`
 
 // helper runs llem-slurm-submit and returns its exit code, stdout and stderr.
 func helper(t *testing.T, args ...string) (int, string, string) {
