@@ -125,6 +125,15 @@ func newCluster(t *testing.T) *cluster {
 		}
 		if len(live) > 0 {
 			osexec.Command("scancel", live...).Run()
+			// Wait for them to go, so that none writes into the temporary
+			// folders while they are removed.
+			for i := 0; i < 300; i++ {
+				out, err := osexec.Command("squeue", "-h", "-j", strings.Join(live, ","), "-o", "%i").CombinedOutput()
+				if err != nil || strings.TrimSpace(string(out)) == "" {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
 		}
 	})
 	return c
