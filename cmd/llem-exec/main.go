@@ -68,8 +68,8 @@ Rerunning the same stream into the same --out resumes: runs already ok are not
 repeated (their run records are re-emitted), the others run again.
 First SIGINT/SIGTERM stops the current worker (SIGTERM, --grace, SIGKILL) and
 exits 130; a second one kills it at once. See docs/exec.md.
---shard i/n --shard-by config --print runs|gpus|pending is how the Slurm
-helpers size and resume array jobs (docs/slurm.md).
+Slurm array jobs (scripts/slurm, docs/slurm.md) run one --shard per task,
+sized and resumed with --print.
 
   llem-expand study.yaml | llem-exec --out results | llem-aggregate`, &o, args, stdout)
 	if err != nil {
