@@ -38,7 +38,9 @@ type options struct {
 	FailFast    bool          `long:"fail-fast" description:"stop at the first run that does not finish ok"`
 	KeepGoing   bool          `long:"keep-going" description:"go on after a failed run (the default)"`
 	DryRun      bool          `long:"dry-run" description:"run nothing; emit planned/done run records"`
-	Shard       string        `long:"shard" value-name:"i/n" description:"take the i-th (1-based) of n shares, by seq"`
+	Shard       string        `long:"shard" value-name:"i/n" description:"take the i-th (1-based) of n shares (see --shard-by)"`
+	ShardBy     string        `long:"shard-by" value-name:"seq|config" default:"seq" description:"--shard by run seq, or by config: all cycles of a config in one share, in order"`
+	Print       string        `long:"print" value-name:"runs|configs|gpus|pending" description:"run nothing; print how many runs, distinct configs, GPUs per run (most), or runs not yet ok under --out"`
 	Select      string        `long:"select" value-name:"LIST" description:"only these runs: run ids and seq ranges, e.g. 0-3,7,abc-c2"`
 	Baseline    string        `long:"baseline" value-name:"DURATION|config" default:"config" description:"idle power measurement before the first run: a duration (0 skips), or config = as the study's baseline section says (duration_seconds, default 30 s; enabled: false skips)"`
 	BaselineTTL time.Duration `long:"baseline-ttl" default:"1h" description:"measure idle power again when the last baseline is older"`
@@ -79,6 +81,8 @@ docker:IMAGE) says where each backend's worker runs; docker needs a Docker
 engine (DOCKER_HOST) only when the stream has docker runs.
 First SIGINT/SIGTERM stops the current worker (SIGTERM, --grace, SIGKILL) and
 exits 130; a second one kills it at once. See docs/exec.md.
+Slurm array jobs (scripts/slurm, docs/slurm.md) run one --shard per task,
+sized and resumed with --print.
 
   llem-expand study.yaml | llem-exec --out results | llem-aggregate`, &o, args, stdout)
 	if err != nil {
@@ -108,7 +112,7 @@ exits 130; a second one kills it at once. See docs/exec.md.
 	dopts.Log = stderr
 	eo := exec.Options{Out: o.Out, Workers: workers, Timeout: o.Timeout, Grace: o.Grace, NoGaps: o.NoGaps,
 		SkipFailed: o.SkipFailed, FailFast: o.FailFast && !o.KeepGoing, DryRun: o.DryRun, Host: exec.HostFacts(),
-		Progress: stderr, Parallel: o.Parallel, CacheDir: o.CacheDir,
+		Progress: stderr, Parallel: o.Parallel, CacheDir: o.CacheDir, ShardBy: o.ShardBy, Print: o.Print,
 		Runners: map[string]runner.Runner{"local": local.New(),
 			// Made on first use: a stream without docker runs needs no engine.
 			"docker": runner.Lazy("docker", func() (runner.Runner, error) { return docker.New(dopts) })}}
@@ -117,6 +121,20 @@ exits 130; a second one kills it at once. See docs/exec.md.
 		if baseline, err = time.ParseDuration(o.Baseline); err != nil || baseline < 0 {
 			return cli.Usagef("--baseline %q: want a duration such as 30s (0 skips) or config", o.Baseline)
 		}
+	}
+	if o.ShardBy != exec.ShardBySeq && o.ShardBy != exec.ShardByConfig {
+		return cli.Usagef("--shard-by %q: want seq or config", o.ShardBy)
+	}
+	if o.Print != "" {
+		ok := false
+		for _, p := range exec.Prints {
+			ok = ok || p == o.Print
+		}
+		if !ok {
+			return cli.Usagef("--print %q: want one of %s", o.Print, strings.Join(exec.Prints, ", "))
+		}
+		// Nothing runs: no sampler to probe.
+		o.Sampler, o.SamplerCmd = "none", ""
 	}
 	gpuSel := splitList(o.GPUs)
 	if err := findGPUs(&eo, gpuSel, stderr); err != nil {

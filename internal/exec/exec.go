@@ -61,6 +61,13 @@ type Options struct {
 	FailFast    bool
 	DryRun      bool
 	Shard       [2]int // i/n, 1-based; zero = all
+	// ShardBy is what --shard divides: "seq" (or "") takes a run when
+	// seq % n == i-1; "config" gives every config id, with all its cycles, to
+	// one share (see shardKeys).
+	ShardBy string
+	// Print, when set, runs nothing: Run writes one number about the runs it
+	// would take (runs, configs, gpus, pending) and returns (see printPlan).
+	Print       string
 	Select      func(record.Experiment) bool
 	Host        record.Host
 	// GPUs are the UUIDs of the GPUs runs may use. Each run gets exactly
@@ -96,43 +103,17 @@ type study struct {
 // Run executes the stream read from inputs and writes records to stdout.
 func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writer, stderr io.Writer) error {
 	out := record.NewFlushingWriter(stdout)
-	var exps []record.Experiment
-	seen := map[string]string{}
-	for _, r := range inputs {
-		for r.Next() {
-			l := r.Line()
-			if l.Kind != record.KindExperiment {
-				if err := out.WriteRaw(l.Raw); err != nil {
-					return err
-				}
-				continue
-			}
-			var e record.Experiment
-			if err := l.Decode(&e); err != nil {
-				return cli.Usage(err)
-			}
-			if !safeName.MatchString(e.RunID) || e.RunID == "." || e.RunID == ".." {
-				return cli.Usage(&record.PosError{File: l.File, Line: l.No, Err: fmt.Errorf("field run_id: %q is not a safe folder name", e.RunID)})
-			}
-			if e.Study == "" || strings.ContainsAny(e.Study, "/\\\x00") || e.Study == "." || e.Study == ".." || len(e.StudyHash) < 8 {
-				return cli.Usage(&record.PosError{File: l.File, Line: l.No, Err: fmt.Errorf("field study: %q (hash %q) cannot name a study directory", e.Study, e.StudyHash)})
-			}
-			key := e.Study + "\x00" + e.StudyHash + "\x00" + e.RunID
-			if prev, dup := seen[key]; dup {
-				return cli.Usage(&record.PosError{File: l.File, Line: l.No, Err: fmt.Errorf("field run_id: %q repeats the run of %s", e.RunID, prev)})
-			}
-			seen[key] = fmt.Sprintf("%s:%d", l.File, l.No)
-			if o.Shard[1] > 0 && e.Seq%o.Shard[1] != o.Shard[0]-1 {
-				continue
-			}
-			if o.Select != nil && !o.Select(e) {
-				continue
-			}
-			exps = append(exps, e)
-		}
-		if err := r.Err(); err != nil {
-			return cli.Usage(err)
-		}
+	pass := out
+	if o.Print != "" {
+		// --print answers with one number: other records do not pass through.
+		pass = record.NewFlushingWriter(io.Discard)
+	}
+	exps, err := readExperiments(o, inputs, pass)
+	if err != nil {
+		return err
+	}
+	if o.Print != "" {
+		return printPlan(o, exps, stdout, stderr)
 	}
 	for _, e := range exps {
 		if _, ok := o.Workers[e.Backend]; !ok && e.Runner.Type != "docker" && !python.IsBackend(e.Backend) {

@@ -97,6 +97,13 @@ type runState struct {
 // llem-exec was killed mid-write) is reported through warn as file:line and
 // cut off; any other bad line is an error naming file:line:col.
 func readJournal(path string, warn func(string)) (map[string]*runState, error) {
+	return readJournalFile(path, true, warn)
+}
+
+// readJournalFile is readJournal; with cut false it only reads: a last line
+// without a newline is skipped silently, since it may be one a running
+// llem-exec is writing at this moment.
+func readJournalFile(path string, cut bool, warn func(string)) (map[string]*runState, error) {
 	states := map[string]*runState{}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -114,6 +121,9 @@ func readJournal(path string, warn func(string)) (map[string]*runState, error) {
 				end = i
 				break
 			}
+		}
+		if end < 0 && !cut {
+			break
 		}
 		if end < 0 {
 			warn(fmt.Sprintf("%s:%d: truncated record ignored (a previous llem-exec was killed while writing it)", path, line))
