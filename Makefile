@@ -13,8 +13,11 @@ build:
 
 # The main job: the pipeline on the quickstart study with the native backend.
 demo: build
+	mkdir -p results
 	set -o pipefail; $(BIN)/llem-expand examples/quickstart.yaml | $(BIN)/llem-exec --out results \
-	  | $(BIN)/llem-aggregate
+	  | $(BIN)/llem-aggregate | tee results/energy.ndjson | $(BIN)/llem-report
+	$(BIN)/llem-report -o results/report.html results/energy.ndjson
+	@echo "demo: HTML report in results/report.html"
 
 # Every test: installs what the tests need (Debian packages, services), then runs them.
 test: test-setup
