@@ -67,9 +67,9 @@ type Options struct {
 	ShardBy string
 	// Print, when set, runs nothing: Run writes one number about the runs it
 	// would take (runs, configs, gpus, pending) and returns (see printPlan).
-	Print       string
-	Select      func(record.Experiment) bool
-	Host        record.Host
+	Print  string
+	Select func(record.Experiment) bool
+	Host   record.Host
 	// GPUs are the UUIDs of the GPUs runs may use. Each run gets exactly
 	// python.GPUsNeeded of them (none for CPU backends), disjoint from those
 	// of the runs beside it, in Spec.GPUs, and is sampled on those only.
