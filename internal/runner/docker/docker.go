@@ -535,6 +535,18 @@ func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, erro
 		}
 	} else if insp.State != nil {
 		code := insp.State.ExitCode
+		// The engine learns of an OOM kill from a separate event that can
+		// arrive after the exit event (containerd sends them unordered), so a
+		// worker SIGKILLed by nobody we know of gets a second look before it
+		// is called a plain crash.
+		for wait := 0; code == 128+9 && !insp.State.OOMKilled && stopped == nil && wait < 20; wait++ {
+			time.Sleep(100 * time.Millisecond)
+			again, err := r.cli.ContainerInspect(ictx, id)
+			if err != nil || again.State == nil {
+				break
+			}
+			insp = again
+		}
 		// With an init process as PID 1, a worker killed by signal N
 		// exits 128+N.
 		if code > 128 && code <= 128+64 {
