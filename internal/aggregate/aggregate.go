@@ -14,7 +14,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/llem/llem/internal/record"
 )
@@ -140,7 +139,7 @@ func (a *Aggregator) process(r *record.Run) error {
 	if r.BaselineID != "" {
 		in.Baseline = a.baselines[r.BaselineID]
 	}
-	dir := ResolveDir(r.RunDir, a.cfg.Root)
+	dir := record.ResolveRunDir(r.RunDir, a.cfg.Root)
 	var eventsFlag *record.Flag
 	if r.EventsFile != "" && dir != "" {
 		reqs, model, err := ReadEvents(filepath.Join(dir, r.EventsFile))
@@ -199,32 +198,6 @@ func (a *Aggregator) process(r *record.Run) error {
 	}
 	a.Energies = append(a.Energies, e)
 	return a.out.Write(e)
-}
-
-// ResolveDir finds a run directory: as recorded when it exists or no root is
-// given; else under root, trying the recorded path's trailing components from
-// the longest to the shortest (so root may name the results folder or the
-// study folder).
-func ResolveDir(dir, root string) string {
-	if root == "" || dir == "" {
-		return dir
-	}
-	if !filepath.IsAbs(dir) {
-		if _, err := os.Stat(filepath.Join(root, dir)); err == nil {
-			return filepath.Join(root, dir)
-		}
-	}
-	if _, err := os.Stat(dir); err == nil {
-		return dir
-	}
-	parts := strings.Split(filepath.ToSlash(filepath.Clean(dir)), "/")
-	for i := range parts {
-		cand := filepath.Join(append([]string{root}, parts[i:]...)...)
-		if _, err := os.Stat(cand); err == nil {
-			return cand
-		}
-	}
-	return dir
 }
 
 // ReadEvents reads a worker's events file: its request events and model facts.

@@ -2,7 +2,6 @@ package aggregate
 
 import (
 	"math"
-	"os"
 	"strings"
 	"testing"
 
@@ -120,20 +119,3 @@ func TestFLOPs(t *testing.T) {
 	}
 }
 
-func TestResolveDir(t *testing.T) {
-	root := t.TempDir()
-	want := root + "/study-1/runs/r1"
-	if err := mkdirAll(want); err != nil {
-		t.Fatal(err)
-	}
-	for _, old := range []string{"/old/place/study-1/runs/r1", "/x/study-1/runs/r1", "study-1/runs/r1"} {
-		if got := ResolveDir(old, root); got != want {
-			t.Errorf("%s → %s, want %s", old, got, want)
-		}
-	}
-	if got := ResolveDir("/nowhere/else", root); got != "/nowhere/else" {
-		t.Errorf("unfound dir changed to %s", got)
-	}
-}
-
-func mkdirAll(p string) error { return os.MkdirAll(p, 0o755) }

@@ -105,7 +105,7 @@ func Build(in *Input, opt Options) (*Report, error) {
 	}
 	for _, e := range in.Energies {
 		c := get(e.ID, e.Study, e.Backend, e.Model, e.Basis, e.Config)
-		r := &Run{E: e, Config: c, Dir: resolveDir(e.RunDir, opt.Root)}
+		r := &Run{E: e, Config: c, Dir: record.ResolveRunDir(e.RunDir, opt.Root)}
 		c.Runs = append(c.Runs, r)
 		c.Estimate = c.Estimate || e.Estimate
 		for k := range e.Metrics {

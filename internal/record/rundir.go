@@ -1,4 +1,4 @@
-package report
+package record
 
 import (
 	"os"
@@ -6,11 +6,12 @@ import (
 	"strings"
 )
 
-// resolveDir finds a run directory that was moved: as recorded when it exists
-// or no root is given; else under root, trying the recorded path's trailing
-// components from the longest to the shortest (the rule of llem-aggregate's
-// --root, so the same DIR works for both).
-func resolveDir(dir, root string) string {
+// ResolveRunDir finds a run directory that may have moved (llem-aggregate
+// and llem-report --root): as recorded when it exists or no root is
+// given; else under root, trying the recorded path's trailing components from
+// the longest to the shortest (so root may name the results folder or the
+// study folder).
+func ResolveRunDir(dir, root string) string {
 	if root == "" || dir == "" {
 		return dir
 	}
@@ -31,3 +32,4 @@ func resolveDir(dir, root string) string {
 	}
 	return dir
 }
+
