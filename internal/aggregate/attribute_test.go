@@ -118,4 +118,3 @@ func TestFLOPs(t *testing.T) {
 		t.Error("no parameter count should give null FLOPs")
 	}
 }
-

@@ -32,4 +32,3 @@ func ResolveRunDir(dir, root string) string {
 	}
 	return dir
 }
-
