@@ -67,6 +67,7 @@ type Options struct {
 	Progress    io.Writer
 	prompts     func(record.Experiment) ([]string, error)
 	LogMax      int64
+	EventsMax   int64 // bytes of events.ndjson; 0 = DefaultEventsMax
 }
 
 var safeName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
@@ -434,7 +435,7 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 		logMax = 256 << 20
 	}
 	lw := &logWriter{w: bufio.NewWriterSize(lf, 64<<10), max: logMax}
-	col := newCollector(evf, lw)
+	col := newCollector(evf, lw, o.EventsMax)
 
 	r := record.Run{Experiment: e, RunDir: runDir, SampleFile: "samples.arrows", EventsFile: "events.ndjson",
 		Host: o.Host, Attempt: attempt, Devices: o.GPUs, BaselineID: baselineID, Samplers: []string{}, Warnings: []record.Flag{}}
@@ -539,6 +540,10 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 	case !col.done:
 		r.Status = record.StatusFailed
 		r.Error = &record.Error{Type: "no_done", Message: "worker exited 0 without a done event" + lastLine(last), Hint: "a worker must end a good run with a done event"}
+	case col.eventsCut:
+		r.Status = record.StatusFailed
+		r.Error = &record.Error{Type: "worker_flood", Message: fmt.Sprintf("the worker wrote more than %d bytes of protocol events; events.ndjson was cut and the run's requests are incomplete", col.eventsMax),
+			Hint: "a worker writes one request event per measured request; check it for a loop"}
 	default:
 		r.Status = record.StatusOK
 	}

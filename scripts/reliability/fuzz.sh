@@ -18,7 +18,7 @@ ALL=(
 	internal/config:FuzzParse
 	internal/study:FuzzExpand
 	internal/record:FuzzRecords
-	internal/record:FuzzEvents
+	internal/exec:FuzzEvents
 	internal/power:FuzzReader
 	internal/dataset:FuzzJSONL
 	internal/native:FuzzSafetensorsHeader
