@@ -21,6 +21,15 @@ const (
 	MaxMessageBody = 512 << 20 // bytes of one record batch body
 )
 
+// NewIPCReader is ipc.NewReader with the limits above: every reader of
+// sample streams (this package's Reader, llem-aggregate's Arrow source) goes
+// through it, since a run directory is writable by its worker.
+func NewIPCReader(in io.Reader) (*ipc.Reader, error) {
+	alloc := &boundedAlloc{}
+	alloc.setBody(0)
+	return ipc.NewReaderFromMessageReader(&boundedMessages{r: in, alloc: alloc}, ipc.WithAllocator(alloc))
+}
+
 // boundedMessages reads Arrow IPC stream messages like ipc.NewMessageReader,
 // but refuses lengths beyond the limits above and grows its buffers with the
 // bytes actually present, so memory use is bounded by the file's real size.

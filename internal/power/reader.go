@@ -76,9 +76,7 @@ func Open(path string) (*Reader, error) {
 // NewReader reads a sample stream from in; name is used in errors.
 func NewReader(in io.Reader, name string) (*Reader, error) {
 	br := bufio.NewReaderSize(in, 1<<20)
-	alloc := &boundedAlloc{}
-	alloc.setBody(0)
-	rd, err := ipc.NewReaderFromMessageReader(&boundedMessages{r: br, alloc: alloc}, ipc.WithAllocator(alloc))
+	rd, err := NewIPCReader(br)
 	if err != nil {
 		return nil, fmt.Errorf("%s: not an Arrow IPC sample stream: %w", name, err)
 	}

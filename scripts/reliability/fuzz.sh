@@ -23,6 +23,7 @@ ALL=(
 	internal/dataset:FuzzJSONL
 	internal/native:FuzzSafetensorsHeader
 	internal/exec:FuzzJournal
+	internal/aggregate:FuzzArrowSource
 	internal/aggregate:FuzzCurve
 )
 
