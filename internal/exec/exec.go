@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,7 +71,11 @@ type Options struct {
 	EventsMax   int64 // bytes of events.ndjson; 0 = DefaultEventsMax
 }
 
-var safeName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
+var (
+	safeName  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
+	studyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`) // llem-expand's rule
+	studyHash = regexp.MustCompile(`^[0-9a-f]{8,64}$`)
+)
 
 type study struct {
 	runs      []record.Experiment
@@ -101,10 +106,16 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 				return cli.Usage(err)
 			}
 			if !safeName.MatchString(e.RunID) || e.RunID == "." || e.RunID == ".." {
-				return cli.Usage(&record.PosError{File: l.File, Line: l.No, Err: fmt.Errorf("field run_id: %q is not a safe folder name", e.RunID)})
+				return cli.Usage(&record.PosError{File: l.File, Line: l.No, Err: fmt.Errorf("field run_id: %s is not a safe folder name", quoteClip(e.RunID))})
 			}
-			if e.Study == "" || strings.ContainsAny(e.Study, "/\\\x00") || e.Study == "." || e.Study == ".." || len(e.StudyHash) < 8 {
-				return cli.Usage(&record.PosError{File: l.File, Line: l.No, Err: fmt.Errorf("field study: %q (hash %q) cannot name a study directory", e.Study, e.StudyHash)})
+			// The study directory is <study>-<first 8 of study_hash>: both
+			// must be plain names, or a record could point llem-exec's writes
+			// outside --out (a study_hash of "/../../x" once did).
+			if !studyName.MatchString(e.Study) {
+				return cli.Usage(&record.PosError{File: l.File, Line: l.No, Err: fmt.Errorf("field study: %s cannot name a study directory (letters, digits, '.', '_' and '-', at most 128, starting with a letter or digit)", quoteClip(e.Study))})
+			}
+			if !studyHash.MatchString(e.StudyHash) {
+				return cli.Usage(&record.PosError{File: l.File, Line: l.No, Err: fmt.Errorf("field study_hash: %s is not 8 to 64 lowercase hex digits", quoteClip(e.StudyHash))})
 			}
 			key := e.Study + "\x00" + e.StudyHash + "\x00" + e.RunID
 			if prev, dup := seen[key]; dup {
@@ -165,6 +176,11 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 		if !o.DryRun {
 			if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o755); err != nil {
 				return err
+			}
+			// Each run directory is removed and made again under runs/: a
+			// runs that is a symlink would aim that removal elsewhere.
+			if fi, err := os.Lstat(filepath.Join(dir, "runs")); err != nil || !fi.IsDir() {
+				return fmt.Errorf("%s is not a directory (a symlink?); llem-exec removes and recreates run directories under it, so it must be a plain directory", filepath.Join(dir, "runs"))
 			}
 			lk, err := takeLock(filepath.Join(dir, "lock"), o.Host.Hostname)
 			if err != nil {
@@ -375,6 +391,15 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 	return nil
 }
 
+// quoteClip quotes a value for an error message, cut to 80 bytes: a hostile
+// record's 10 MB name makes a one-line error, not a 10 MB one.
+func quoteClip(s string) string {
+	if len(s) > 80 {
+		return strconv.Quote(s[:80]) + fmt.Sprintf("... (%d bytes)", len(s))
+	}
+	return strconv.Quote(s)
+}
+
 func plannedRun(e record.Experiment, status, runDir string, host record.Host) record.Run {
 	e.Kind = record.KindRun
 	return record.Run{Experiment: e, Status: status, RunDir: runDir, SampleFile: "samples.arrows",
@@ -467,6 +492,7 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 	}
 	spec := runner.Spec{Experiment: e, RunDir: runDir, ExperimentFile: expFile, Command: argv,
 		GPUs: o.GPUs, Stdout: col, Stderr: lw, Grace: grace, Kill: o.Kill}
+	guard := newDirGuard(runDir, evf, lf)
 	r.StartNS = time.Now().UnixNano()
 	res, err := o.Runners[rt].Run(rctx, spec)
 	r.EndNS = time.Now().UnixNano()
@@ -516,11 +542,16 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 	r.Container = res.Container
 	last := string(lw.lastLine)
 
+	tampered := guard.check()
 	switch {
 	case intr:
 		r.Status = record.StatusInterrupted
 		r.Error = &record.Error{Type: "interrupted", Message: "llem-exec was interrupted; the worker was stopped",
 			Hint: "rerun the same stream with the same --out to resume"}
+	case tampered != "":
+		r.Status = record.StatusFailed
+		r.Error = &record.Error{Type: "run_dir_tampered", Message: tampered,
+			Hint: "a worker may write files in its run directory but must not replace the ones llem-exec keeps there"}
 	case timedOut:
 		r.Status = record.StatusTimeout
 		r.Error = &record.Error{Type: "timeout", Message: fmt.Sprintf("worker exceeded the timeout of %s and was killed with its process group", timeout),
