@@ -108,6 +108,7 @@ type collector struct {
 	oversized, dropped     int
 	eventsN, eventsMax     int64
 	eventsCut              bool
+	onCut                  func()
 	outOfOrder             bool
 	afterDone              bool
 	phaseDup               bool
@@ -171,6 +172,9 @@ func (c *collector) line(raw []byte) {
 		return
 	}
 	if c.eventsN+int64(len(raw))+1 > c.eventsMax {
+		if !c.eventsCut && c.onCut != nil {
+			c.onCut() // a worker past the limit is stopped, not waited for
+		}
 		c.eventsCut = true
 	} else {
 		c.eventsN += int64(len(raw)) + 1

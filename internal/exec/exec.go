@@ -481,6 +481,7 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	col.onCut = cancel
 	rt := e.Runner.Type
 	if rt == "" {
 		rt = "local"
@@ -519,11 +520,21 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 	if err := col.finish(); err != nil {
 		return r, err
 	}
+	// A write error (a full disk, a read-only remount) sticks in the
+	// buffered writers: a run whose files are incomplete is not written up
+	// as ok, and llem-exec stops with the error; resume reruns it.
 	lw.mu.Lock()
-	lw.w.Flush()
+	lerr := lw.w.Flush()
 	lw.mu.Unlock()
-	evf.Sync()
-	lf.Sync()
+	if lerr != nil {
+		return r, fmt.Errorf("worker.log: %w", lerr)
+	}
+	if err := evf.Sync(); err != nil {
+		return r, fmt.Errorf("events.ndjson: %w", err)
+	}
+	if err := lf.Sync(); err != nil {
+		return r, fmt.Errorf("worker.log: %w", err)
+	}
 
 	ph, pflags := col.phases()
 	r.Phases = ph
@@ -552,6 +563,10 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 		r.Status = record.StatusFailed
 		r.Error = &record.Error{Type: "run_dir_tampered", Message: tampered,
 			Hint: "a worker may write files in its run directory but must not replace the ones llem-exec keeps there"}
+	case col.eventsCut:
+		r.Status = record.StatusFailed
+		r.Error = &record.Error{Type: "worker_flood", Message: fmt.Sprintf("the worker wrote more than %d bytes of protocol events; it was stopped and events.ndjson was cut there", col.eventsMax),
+			Hint: "a worker writes one request event per measured request; check it for a loop"}
 	case timedOut:
 		r.Status = record.StatusTimeout
 		r.Error = &record.Error{Type: "timeout", Message: fmt.Sprintf("worker exceeded the timeout of %s and was killed with its process group", timeout),
@@ -571,10 +586,6 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 	case !col.done:
 		r.Status = record.StatusFailed
 		r.Error = &record.Error{Type: "no_done", Message: "worker exited 0 without a done event" + lastLine(last), Hint: "a worker must end a good run with a done event"}
-	case col.eventsCut:
-		r.Status = record.StatusFailed
-		r.Error = &record.Error{Type: "worker_flood", Message: fmt.Sprintf("the worker wrote more than %d bytes of protocol events; events.ndjson was cut and the run's requests are incomplete", col.eventsMax),
-			Hint: "a worker writes one request event per measured request; check it for a loop"}
 	default:
 		r.Status = record.StatusOK
 	}
