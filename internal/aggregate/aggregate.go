@@ -21,6 +21,10 @@ import (
 // FlagBadEvents marks a run whose events file could not be read in full.
 const FlagBadEvents = "bad_events"
 
+// FlagSamplesTruncated marks an energy record whose sample stream was cut
+// mid-batch.
+const FlagSamplesTruncated = "samples_truncated"
+
 // Config wires an Aggregator.
 type Config struct {
 	Options
@@ -171,6 +175,12 @@ func (a *Aggregator) process(r *record.Run) error {
 		in.SourceErr = fmt.Errorf("the run record names no sample file")
 	}
 	res, err := Compute(in, a.cfg.Options)
+	if t, ok := in.Source.(interface{ Truncated() bool }); ok && err == nil && t.Truncated() {
+		res.Energy.Flags = append(res.Energy.Flags, record.Flag{Code: FlagSamplesTruncated,
+			Message: fmt.Sprintf("%s ends inside a batch (the sampler died or the disk filled while writing it)", filepath.Join(dir, r.SampleFile)),
+			Hint:    "the figures cover the samples before the cut; windows after it have no samples and are flagged"})
+		a.warn("run %s: %s is cut short; figures cover the samples before the cut", r.RunID, r.SampleFile)
+	}
 	if in.Source != nil {
 		if cerr := in.Source.Close(); err == nil && cerr != nil {
 			err = cerr

@@ -13,6 +13,8 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/ipc"
+
+	"github.com/llem/llem/internal/power"
 )
 
 // ArrowSource reads a sample stream in the Arrow IPC stream format with the
@@ -29,7 +31,12 @@ type ArrowSource struct {
 	rows     Rows
 	rec      arrow.Record
 	batch    int
+	cut      bool
 }
+
+// Truncated tells whether the stream ended inside a message (the sampler
+// died or the disk filled mid-batch); the rows before the cut were read.
+func (s *ArrowSource) Truncated() bool { return s.cut }
 
 // OpenArrow opens a sample stream file.
 func OpenArrow(path string) (Source, error) {
@@ -37,7 +44,7 @@ func OpenArrow(path string) (Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	rd, err := ipc.NewReader(bufio.NewReaderSize(f, 1<<20))
+	rd, err := power.NewIPCReader(bufio.NewReaderSize(f, 1<<20))
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: not an Arrow IPC stream: %w", path, err)
@@ -146,8 +153,29 @@ func (s *ArrowSource) devIndex(dev, src string) int32 {
 	return int32(len(s.devs) - 1)
 }
 
-// Next decodes the next record batch into columns.
-func (s *ArrowSource) Next() (*Rows, error) {
+// Next decodes the next record batch into columns. Arrow takes a batch's
+// row count and dictionary indices from the file without checking them
+// against the buffers; a batch that does not hold together is an error
+// naming the file and batch, never a panic.
+func (s *ArrowSource) Next() (rows *Rows, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			rows, err = nil, fmt.Errorf("%s: batch %d: malformed record batch (%v)", s.name, s.batch, p)
+		}
+	}()
+	rows, err = s.next()
+	if err == nil {
+		n := len(rows.T)
+		if len(rows.Dev) != n || len(rows.PowerW) != n || len(rows.EnergyJ) != n ||
+			rows.PowerOK != nil && len(rows.PowerOK) != n || rows.EnergyOK != nil && len(rows.EnergyOK) != n ||
+			rows.TempC != nil && len(rows.TempC) != n || rows.Throttle != nil && len(rows.Throttle) != n {
+			return nil, fmt.Errorf("%s: batch %d: columns of different lengths", s.name, s.batch)
+		}
+	}
+	return rows, err
+}
+
+func (s *ArrowSource) next() (*Rows, error) {
 	if s.rec != nil {
 		s.rec.Release()
 		s.rec = nil
@@ -156,6 +184,7 @@ func (s *ArrowSource) Next() (*Rows, error) {
 		if err := s.rd.Err(); err != nil && !errors.Is(err, io.EOF) {
 			// A stream cut short (the sampler crashed) ends at its last whole batch.
 			if errors.Is(err, io.ErrUnexpectedEOF) {
+				s.cut = true
 				return nil, io.EOF
 			}
 			return nil, fmt.Errorf("%s: batch %d: %w", s.name, s.batch+1, err)
@@ -177,7 +206,7 @@ func (s *ArrowSource) Next() (*Rows, error) {
 			break
 		}
 		mul := map[arrow.TimeUnit]int64{arrow.Second: 1e9, arrow.Millisecond: 1e6, arrow.Microsecond: 1e3}[unit]
-		r.T = make([]int64, n)
+		r.T = make([]int64, len(t.TimestampValues()))
 		for i, v := range t.TimestampValues() {
 			r.T[i] = int64(v) * mul
 		}
@@ -185,6 +214,10 @@ func (s *ArrowSource) Next() (*Rows, error) {
 		r.T = t.Int64Values()
 	default:
 		return nil, fmt.Errorf("%s: column t is %s, want timestamp[ns]", s.name, col(rec, "t").DataType())
+	}
+	// The row count is trusted only once the t column's bytes back it.
+	if len(r.T) != n {
+		return nil, fmt.Errorf("%s: batch %d: column t has %d values in a batch of %d rows", s.name, s.batch, len(r.T), n)
 	}
 	var err error
 	r.PowerW, r.PowerOK, err = floats(col(rec, "power_w"), r.PowerOK)
@@ -217,6 +250,9 @@ func (s *ArrowSource) Next() (*Rows, error) {
 	// Rows rotate over a handful of devices: remember the last index per
 	// dictionary code, or compare against the known names.
 	if d, ok := col(rec, "device").(*array.Dictionary); ok {
+		if d.Dictionary().Len() > 1<<16 {
+			return nil, fmt.Errorf("%s: batch %d: a dictionary of %d device names", s.name, s.batch, d.Dictionary().Len())
+		}
 		m := make([]int32, d.Dictionary().Len())
 		for k := range m {
 			m[k] = -1

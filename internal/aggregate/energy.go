@@ -147,6 +147,12 @@ func Compute(in RunInput, opt Options) (*RunResult, error) {
 		flag(record.Flag{Code: FlagNoSamples, Message: msg, Hint: "energy figures are null; check run_dir and sample_file, or pass --root where results were moved"})
 	}
 	tracks = selectDevices(tracks, run.Devices, queries, len(statWins))
+	if in.Source != nil && len(tracks) == 0 {
+		// A stream that opened but holds no rows of this run's devices (the
+		// sampler died before its first batch): null figures, said aloud.
+		flag(record.Flag{Code: FlagNoSamples, Message: "the sample stream holds no samples of the run's devices (the sampler died or never sampled)",
+			Hint: "energy figures are null; see the run's sampler_failed warning"})
+	}
 
 	// Scopes and basis.
 	present := map[string]bool{}

@@ -1,6 +1,9 @@
 package config
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // FuzzParse: any bytes give a config or positioned errors, never a panic; a
 // config re-encodes to itself through Decode.
@@ -14,6 +17,10 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The fuzzer does not notice a hang: a slow input panics the worker,
+		// so that it is kept as a crasher.
+		watchdog := time.AfterFunc(5*time.Second, func() { panic("FuzzParse: input took more than 5 s") })
+		defer watchdog.Stop()
 		c, _, err := Parse("f.yaml", data)
 		if err != nil {
 			if err.Error() == "" {

@@ -79,10 +79,20 @@ func (cs *CmdSampler) StartGPUs(path string, gpus []string) (SamplerSession, err
 
 func (s *cmdSession) Stop() (SampleInfo, error) {
 	pg := s.c.Process.Pid
-	s.stdin.Close()
 	var werr error
-	stopped := false
+	stopped, early := false, false
+	// A sampler that is already gone died during the run (killed, crashed,
+	// out of disk): whatever it exited with, its samples stop early.
+	select {
+	case werr = <-s.done:
+		stopped, early = true, true
+	default:
+	}
+	s.stdin.Close()
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGKILL} {
+		if stopped {
+			break
+		}
 		syscall.Kill(-pg, sig)
 		select {
 		case werr = <-s.done:
@@ -102,6 +112,9 @@ func (s *cmdSession) Stop() (SampleInfo, error) {
 		s.f.Close()
 	}
 	var info SampleInfo
+	if early {
+		return info, fmt.Errorf("--sampler-cmd ended before the run did (%v); the samples stop there", werr)
+	}
 	if ee, ok := werr.(*osexec.ExitError); ok && ee.Exited() && ee.ExitCode() != 0 && ee.ExitCode() != 130 {
 		return info, fmt.Errorf("--sampler-cmd exited with code %d", ee.ExitCode())
 	}

@@ -7,12 +7,30 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/llem/llem/internal/record"
 )
 
 // maxEventLine bounds one stdout line; longer ones are kept in worker.log as garbage.
 const maxEventLine = 4 << 20
+
+// What a worker can put into its run record is bounded, so that a worker
+// that floods warnings or sends a huge error message cannot make a run
+// record too large for the tools downstream (record.MaxLineBytes): an event
+// other than a request whose line is longer than maxRecordedEvent is kept in
+// events.ndjson but not used (flagged); at most maxWarnings warnings are
+// kept (the rest counted); flag texts are clipped to maxFlagText bytes.
+const (
+	maxRecordedEvent = 64 << 10
+	maxWarnings      = 100
+	maxFlagText      = 1 << 10
+)
+
+// DefaultEventsMax bounds events.ndjson (Options.EventsMax): a worker that
+// writes more protocol events than this fails its run instead of filling the
+// disk. A long run of a real backend writes a few hundred bytes a request.
+const DefaultEventsMax = 1 << 30
 
 // logWriter is worker.log: stderr and garbage stdout lines, shared by two
 // goroutines, capped so a runaway worker cannot fill the disk.
@@ -87,13 +105,20 @@ type collector struct {
 	done     bool
 
 	garbageN, garbageFirst int
+	oversized, dropped     int
+	eventsN, eventsMax     int64
+	eventsCut              bool
+	onCut                  func()
 	outOfOrder             bool
 	afterDone              bool
 	phaseDup               bool
 }
 
-func newCollector(events io.Writer, log *logWriter) *collector {
-	return &collector{events: bufio.NewWriterSize(events, 64<<10), log: log,
+func newCollector(events io.Writer, log *logWriter, max int64) *collector {
+	if max <= 0 {
+		max = DefaultEventsMax
+	}
+	return &collector{events: bufio.NewWriterSize(events, 64<<10), log: log, eventsMax: max,
 		edges: map[string]*record.Window{}, starts: map[string]bool{}, ends: map[string]bool{}}
 }
 
@@ -146,8 +171,20 @@ func (c *collector) line(raw []byte) {
 		c.log.garbage(c.lineNo, raw)
 		return
 	}
-	c.events.Write(raw)
-	c.events.WriteByte('\n')
+	if c.eventsN+int64(len(raw))+1 > c.eventsMax {
+		if !c.eventsCut && c.onCut != nil {
+			c.onCut() // a worker past the limit is stopped, not waited for
+		}
+		c.eventsCut = true
+	} else {
+		c.eventsN += int64(len(raw)) + 1
+		c.events.Write(raw)
+		c.events.WriteByte('\n')
+	}
+	if ev.Event != record.EventRequest && len(raw) > maxRecordedEvent {
+		c.oversized++
+		return
+	}
 	if ev.T < c.lastT {
 		c.outOfOrder = true
 	}
@@ -160,6 +197,7 @@ func (c *collector) line(raw []byte) {
 	switch ev.Event {
 	case record.EventHello:
 		e := ev
+		e.Version = clip(e.Version, 256)
 		c.hello = &e
 	case record.EventModel:
 		c.model = ev.Model
@@ -186,10 +224,15 @@ func (c *collector) line(raw []byte) {
 	case record.EventMemory:
 		c.memory = ev.Memory
 	case record.EventWarning:
-		c.warnings = append(c.warnings, record.Flag{Code: flagCode(ev.Code), Message: nonEmpty(ev.Message, ev.Code), Hint: ev.Hint})
+		if len(c.warnings) >= maxWarnings {
+			c.dropped++
+			break
+		}
+		c.warnings = append(c.warnings, record.Flag{Code: clip(flagCode(ev.Code), 64), Message: clip(nonEmpty(ev.Message, ev.Code), maxFlagText), Hint: clip(ev.Hint, maxFlagText)})
 	case record.EventError:
 		if c.errEv == nil {
 			e := ev
+			e.Code, e.Message, e.Hint = clip(e.Code, 64), clip(e.Message, maxFlagText), clip(e.Hint, maxFlagText)
 			c.errEv = &e
 		}
 	case record.EventDone:
@@ -236,6 +279,18 @@ func (c *collector) flags() []record.Flag {
 			Message: fmt.Sprintf("%d stdout line(s) of the worker were not protocol events (first: line %d); kept in worker.log", c.garbageN, c.garbageFirst),
 			Hint:    "workers must print only events to stdout; send other output to stderr"})
 	}
+	if c.dropped > 0 {
+		fl = append(fl, record.Flag{Code: "worker_warnings_dropped",
+			Message: fmt.Sprintf("the worker sent %d warnings; the first %d are kept here, all are in events.ndjson", maxWarnings+c.dropped, maxWarnings)})
+	}
+	if c.oversized > 0 {
+		fl = append(fl, record.Flag{Code: "worker_event_oversized",
+			Message: fmt.Sprintf("%d event(s) of the worker were longer than %d bytes and were not used (kept in events.ndjson)", c.oversized, maxRecordedEvent)})
+	}
+	if c.eventsCut {
+		fl = append(fl, record.Flag{Code: "events_cut",
+			Message: fmt.Sprintf("the worker wrote more than %d bytes of events; events.ndjson was cut there", c.eventsMax)})
+	}
 	if c.outOfOrder {
 		fl = append(fl, record.Flag{Code: "events_out_of_order", Message: "the worker's event timestamps went backwards; phases were assembled from their start/end pairs"})
 	}
@@ -266,6 +321,18 @@ func flagCode(s string) string {
 		return "worker_warning"
 	}
 	return string(b)
+}
+
+// clip cuts s to at most n bytes, at a rune boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }
 
 func nonEmpty(a, b string) string {

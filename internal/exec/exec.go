@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,9 +87,14 @@ type Options struct {
 	prompts     func(record.Experiment) ([]string, error)
 	env         []string // added to the run's worker environment
 	LogMax      int64
+	EventsMax   int64 // bytes of events.ndjson; 0 = DefaultEventsMax
 }
 
-var safeName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
+var (
+	safeName  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
+	studyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`) // llem-expand's rule
+	studyHash = regexp.MustCompile(`^[0-9a-f]{8,64}$`)
+)
 
 type study struct {
 	runs      []record.Experiment
@@ -182,6 +188,11 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 		if !o.DryRun {
 			if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o755); err != nil {
 				return err
+			}
+			// Each run directory is removed and made again under runs/: a
+			// runs that is a symlink would aim that removal elsewhere.
+			if fi, err := os.Lstat(filepath.Join(dir, "runs")); err != nil || !fi.IsDir() {
+				return fmt.Errorf("%s is not a directory (a symlink?); llem-exec removes and recreates run directories under it, so it must be a plain directory", filepath.Join(dir, "runs"))
 			}
 			lk, err := takeLock(filepath.Join(dir, "lock"), o.Host.Hostname)
 			if err != nil {
@@ -485,6 +496,15 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 	return nil
 }
 
+// quoteClip quotes a value for an error message, cut to 80 bytes: a hostile
+// record's 10 MB name makes a one-line error, not a 10 MB one.
+func quoteClip(s string) string {
+	if len(s) > 80 {
+		return strconv.Quote(s[:80]) + fmt.Sprintf("... (%d bytes)", len(s))
+	}
+	return strconv.Quote(s)
+}
+
 func plannedRun(e record.Experiment, status, runDir string, host record.Host) record.Run {
 	e.Kind = record.KindRun
 	return record.Run{Experiment: e, Status: status, RunDir: runDir, SampleFile: "samples.arrows",
@@ -545,7 +565,7 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 		logMax = 256 << 20
 	}
 	lw := &logWriter{w: bufio.NewWriterSize(lf, 64<<10), max: logMax}
-	col := newCollector(evf, lw)
+	col := newCollector(evf, lw, o.EventsMax)
 
 	r := record.Run{Experiment: e, RunDir: runDir, SampleFile: "samples.arrows", EventsFile: "events.ndjson",
 		Host: o.Host, Attempt: attempt, Devices: o.GPUs, BaselineID: baselineID, Samplers: []string{}, Warnings: []record.Flag{}}
@@ -566,6 +586,7 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	col.onCut = cancel
 	rt := e.Runner.Type
 	if rt == "" {
 		rt = "local"
@@ -577,6 +598,7 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 	}
 	spec := runner.Spec{Experiment: e, RunDir: runDir, ExperimentFile: expFile, Command: argv,
 		GPUs: o.GPUs, Env: o.env, Stdout: col, Stderr: lw, Grace: grace, Kill: o.Kill}
+	guard := newDirGuard(runDir, evf, lf)
 	r.StartNS = time.Now().UnixNano()
 	res, err := o.Runners[rt].Run(rctx, spec)
 	r.EndNS = time.Now().UnixNano()
@@ -613,11 +635,21 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 	if err := col.finish(); err != nil {
 		return r, err
 	}
+	// A write error (a full disk, a read-only remount) sticks in the
+	// buffered writers: a run whose files are incomplete is not written up
+	// as ok, and llem-exec stops with the error; resume reruns it.
 	lw.mu.Lock()
-	lw.w.Flush()
+	lerr := lw.w.Flush()
 	lw.mu.Unlock()
-	evf.Sync()
-	lf.Sync()
+	if lerr != nil {
+		return r, fmt.Errorf("worker.log: %w", lerr)
+	}
+	if err := evf.Sync(); err != nil {
+		return r, fmt.Errorf("events.ndjson: %w", err)
+	}
+	if err := lf.Sync(); err != nil {
+		return r, fmt.Errorf("worker.log: %w", err)
+	}
 
 	ph, pflags := col.phases()
 	r.Phases = ph
@@ -639,11 +671,20 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 	r.Container = res.Container
 	last := string(lw.lastLine)
 
+	tampered := guard.check()
 	switch {
 	case intr:
 		r.Status = record.StatusInterrupted
 		r.Error = &record.Error{Type: "interrupted", Message: "llem-exec was interrupted; the worker was stopped",
 			Hint: "rerun the same stream with the same --out to resume"}
+	case tampered != "":
+		r.Status = record.StatusFailed
+		r.Error = &record.Error{Type: "run_dir_tampered", Message: tampered,
+			Hint: "a worker may write files in its run directory but must not replace the ones llem-exec keeps there"}
+	case col.eventsCut:
+		r.Status = record.StatusFailed
+		r.Error = &record.Error{Type: "worker_flood", Message: fmt.Sprintf("the worker wrote more than %d bytes of protocol events; it was stopped and events.ndjson was cut there", col.eventsMax),
+			Hint: "a worker writes one request event per measured request; check it for a loop"}
 	case timedOut:
 		r.Status = record.StatusTimeout
 		r.Error = &record.Error{Type: "timeout", Message: fmt.Sprintf("worker exceeded the timeout of %s and was killed with its process group", timeout),

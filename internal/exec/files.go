@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -67,6 +69,76 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// dirGuard remembers the run directory and the files llem-exec holds open
+// in it (events.ndjson, worker.log) before the worker starts, and checks
+// after it ends that they are still those: a worker may write in its run
+// directory, but one that replaces these with a symlink, a FIFO or another
+// file (to make llem-exec or a later tool read or write elsewhere) fails its
+// run, and what it planted is removed so that no tool follows it.
+type dirGuard struct {
+	dir   string
+	dirFI os.FileInfo
+	files map[string]os.FileInfo
+}
+
+func newDirGuard(dir string, open ...*os.File) *dirGuard {
+	g := &dirGuard{dir: dir, files: map[string]os.FileInfo{}}
+	g.dirFI, _ = os.Lstat(dir)
+	for _, f := range open {
+		if fi, err := f.Stat(); err == nil {
+			g.files[filepath.Base(f.Name())] = fi
+		}
+	}
+	return g
+}
+
+// check returns "" when all is as it was, else what changed (and removes
+// the replacements). samples.arrows, written by the sampler, must be a
+// regular file if it exists.
+func (g *dirGuard) check() string {
+	if fi, err := os.Lstat(g.dir); err != nil || g.dirFI == nil || !os.SameFile(fi, g.dirFI) || !fi.IsDir() {
+		return fmt.Sprintf("the run directory %s was replaced while the worker ran", g.dir)
+	}
+	var bad []string
+	for name, want := range g.files {
+		p := filepath.Join(g.dir, name)
+		fi, err := os.Lstat(p)
+		if err == nil && os.SameFile(fi, want) {
+			continue
+		}
+		what := "removed"
+		if err == nil {
+			what = "replaced by " + describeMode(fi.Mode())
+			os.Remove(p)
+		}
+		bad = append(bad, name+" "+what)
+	}
+	p := filepath.Join(g.dir, "samples.arrows")
+	if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+		bad = append(bad, "samples.arrows replaced by "+describeMode(fi.Mode()))
+		os.Remove(p)
+	}
+	if len(bad) == 0 {
+		return ""
+	}
+	sort.Strings(bad)
+	return fmt.Sprintf("the worker tampered with its run directory: %s", strings.Join(bad, ", "))
+}
+
+func describeMode(m os.FileMode) string {
+	switch {
+	case m&os.ModeSymlink != 0:
+		return "a symlink"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m.IsDir():
+		return "a directory"
+	case m.IsRegular():
+		return "another file"
+	}
+	return "a special file"
+}
+
 // Entry is one line of journal.ndjson.
 type Entry struct {
 	T       int64         `json:"t"`
@@ -105,6 +177,10 @@ func readJournal(path string, warn func(string)) (map[string]*runState, error) {
 // llem-exec is writing at this moment.
 func readJournalFile(path string, cut bool, warn func(string)) (map[string]*runState, error) {
 	states := map[string]*runState{}
+	// Replay may cut the file (below): never through a symlink.
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return nil, noFollowErr(path, syscall.ELOOP)
+	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return states, nil
@@ -158,9 +234,11 @@ func readJournalFile(path string, cut bool, warn func(string)) (map[string]*runS
 }
 
 func openJournal(path string) (*journal, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	// O_NOFOLLOW: the journal is llem-exec's own file; a symlink planted in
+	// its place is refused rather than written through.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, noFollowErr(path, err)
 	}
 	return &journal{f: f}, nil
 }
@@ -195,9 +273,9 @@ func (j *journal) close() error { return j.f.Close() }
 type lock struct{ f *os.File }
 
 func takeLock(path, host string) (*lock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, noFollowErr(path, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		held, _ := os.ReadFile(path)
@@ -214,6 +292,14 @@ func takeLock(path, host string) (*lock, error) {
 }
 
 func (l *lock) release() { l.f.Close() }
+
+// noFollowErr says plainly why O_NOFOLLOW refused a path.
+func noFollowErr(path string, err error) error {
+	if errors.Is(err, syscall.ELOOP) {
+		return fmt.Errorf("%s is a symlink; llem-exec does not write through symlinks in a study directory (remove it)", path)
+	}
+	return err
+}
 
 func trimNL(b []byte) []byte {
 	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {

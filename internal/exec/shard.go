@@ -44,10 +44,16 @@ func readExperiments(o Options, inputs []*record.Reader, pass *record.Writer) ([
 				return nil, cli.Usage(err)
 			}
 			if !safeName.MatchString(e.RunID) || e.RunID == "." || e.RunID == ".." {
-				return nil, cli.Usage(&record.PosError{File: l.File, Line: l.No, Err: fmt.Errorf("field run_id: %q is not a safe folder name", e.RunID)})
+				return nil, cli.Usage(&record.PosError{File: l.File, Line: l.No, Err: fmt.Errorf("field run_id: %s is not a safe folder name", quoteClip(e.RunID))})
 			}
-			if e.Study == "" || strings.ContainsAny(e.Study, "/\\\x00") || e.Study == "." || e.Study == ".." || len(e.StudyHash) < 8 {
-				return nil, cli.Usage(&record.PosError{File: l.File, Line: l.No, Err: fmt.Errorf("field study: %q (hash %q) cannot name a study directory", e.Study, e.StudyHash)})
+			// The study directory is <study>-<first 8 of study_hash>: both
+			// must be plain names, or a record could point llem-exec's writes
+			// outside --out (a study_hash of "/../../x" once did).
+			if !studyName.MatchString(e.Study) {
+				return nil, cli.Usage(&record.PosError{File: l.File, Line: l.No, Err: fmt.Errorf("field study: %s cannot name a study directory (letters, digits, '.', '_' and '-', at most 128, starting with a letter or digit)", quoteClip(e.Study))})
+			}
+			if !studyHash.MatchString(e.StudyHash) {
+				return nil, cli.Usage(&record.PosError{File: l.File, Line: l.No, Err: fmt.Errorf("field study_hash: %s is not 8 to 64 lowercase hex digits", quoteClip(e.StudyHash))})
 			}
 			key := e.Study + "\x00" + e.StudyHash + "\x00" + e.RunID
 			if prev, dup := seen[key]; dup {

@@ -16,7 +16,7 @@ import (
 
 // trace writes n ticks of two devices: a GPU whose power ramps 100..(100+n-1) W
 // with a counter, and a RAPL package with no temperature.
-func trace(t *testing.T, w *Writer, n int, flushEvery int) {
+func trace(t testing.TB, w *Writer, n int, flushEvery int) {
 	t.Helper()
 	e := 0.0
 	for i := 0; i < n; i++ {

@@ -76,7 +76,7 @@ func Open(path string) (*Reader, error) {
 // NewReader reads a sample stream from in; name is used in errors.
 func NewReader(in io.Reader, name string) (*Reader, error) {
 	br := bufio.NewReaderSize(in, 1<<20)
-	rd, err := ipc.NewReader(br)
+	rd, err := NewIPCReader(br)
 	if err != nil {
 		return nil, fmt.Errorf("%s: not an Arrow IPC sample stream: %w", name, err)
 	}
@@ -199,12 +199,14 @@ func (r *Reader) readTrailer() {
 	if _, err := io.ReadFull(r.br, hdr[:]); err != nil || string(hdr[:8]) != trailerMagic {
 		return
 	}
+	// The trailer is a few hundred bytes of counts and warnings; its length
+	// field is not trusted with an allocation.
 	n := binary.LittleEndian.Uint32(hdr[8:])
-	if n > 64<<20 {
+	if n > 1<<20 {
 		return
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r.br, buf); err != nil {
+	buf, err := readN(r.br, int64(n))
+	if err != nil {
 		return
 	}
 	var t Trailer
@@ -265,7 +267,15 @@ func valid(a arrow.Array, ok []bool) []bool {
 	return ok
 }
 
-func (r *Reader) decode(rec arrow.Record) error {
+// decode checks what it reads: Arrow takes a batch's row count and buffer
+// sizes from the file without comparing them, so a damaged batch can claim
+// more rows than its columns hold. A panic left anyway is a malformed batch.
+func (r *Reader) decode(rec arrow.Record) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("malformed record batch (%v)", p)
+		}
+	}()
 	b := &r.batch
 	b.Record = rec
 	b.N = int(rec.NumRows())
@@ -274,6 +284,11 @@ func (r *Reader) decode(rec arrow.Record) error {
 		return fmt.Errorf("column t is %s, want timestamp[ns]", column(rec, ColT).DataType())
 	}
 	b.T = arrow.Int64Traits.CastFromBytes(arrow.TimestampTraits.CastToBytes(t.TimestampValues()))
+	// First, so that the row count is backed by real bytes (8 a row) before
+	// anything is allocated from it.
+	if len(b.T) != b.N {
+		return fmt.Errorf("column t has %d values in a batch of %d rows", len(b.T), b.N)
+	}
 	f64 := func(name string, ok []bool) ([]float64, []bool, error) {
 		a := column(rec, name)
 		if a == nil {
@@ -283,9 +298,11 @@ func (r *Reader) decode(rec arrow.Record) error {
 		if !isF {
 			return nil, nil, fmt.Errorf("column %s is %s, want float64", name, a.DataType())
 		}
+		if c.Len() != b.N {
+			return nil, nil, fmt.Errorf("column %s has %d values in a batch of %d rows", name, c.Len(), b.N)
+		}
 		return c.Float64Values(), valid(a, ok), nil
 	}
-	var err error
 	if b.PowerW, b.PowerOK, err = f64(ColPowerW, b.PowerOK); err != nil {
 		return err
 	}
@@ -342,6 +359,16 @@ func (r *Reader) decode(rec arrow.Record) error {
 		}
 		last, lastIdx = d, idx
 		b.Dev = append(b.Dev, idx)
+	}
+	for name, n := range map[string]int{ColPowerW: len(b.PowerW), ColEnergyJ: len(b.EnergyJ)} {
+		if n != b.N {
+			return fmt.Errorf("column %s has %d values in a batch of %d rows", name, n, b.N)
+		}
+	}
+	for name, n := range map[string]int{ColTempC: len(b.TempC), ColUtilPct: len(b.UtilPct), ColMemUsed: len(b.MemUsed), ColSMClock: len(b.SMClock), ColThrottle: len(b.Throttle)} {
+		if n != 0 && n != b.N {
+			return fmt.Errorf("column %s has %d values in a batch of %d rows", name, n, b.N)
+		}
 	}
 	return nil
 }
