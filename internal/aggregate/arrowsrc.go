@@ -145,7 +145,7 @@ func (s *ArrowSource) devIndex(dev, src string) int32 {
 	}
 	if src == "" { // a stream without a source column: tell by the name
 		src = "rapl"
-		if ScopeOf("", dev) == "gpu" {
+		if power.ScopeOf("", dev) == "gpu" {
 			src = "nvml"
 		}
 	}

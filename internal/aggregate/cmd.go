@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/llem/llem/internal/cli"
+	"github.com/llem/llem/internal/power"
 	"github.com/llem/llem/internal/record"
 )
 
@@ -146,7 +147,7 @@ func windowsMode(samples, windows string, stdout io.Writer) error {
 	for i, w := range ws {
 		for _, tr := range tracks {
 			sp := tr.Curve.Span(w.StartNS, w.EndNS)
-			fmt.Fprintf(bw, "%d,%d,%d,%s,%s,%s,%s,%d\n", i, w.StartNS, w.EndNS, tr.Info.Name, ScopeOf(tr.Info.Source, tr.Info.Name),
+			fmt.Fprintf(bw, "%d,%d,%d,%s,%s,%s,%s,%d\n", i, w.StartNS, w.EndNS, tr.Info.Name, power.ScopeOf(tr.Info.Source, tr.Info.Name),
 				num(sp.CounterJ), num(sp.IntegralJ), sp.Samples)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 
+	"github.com/llem/llem/internal/power"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/stats"
 )
@@ -157,7 +158,7 @@ func Compute(in RunInput, opt Options) (*RunResult, error) {
 	// Scopes and basis.
 	present := map[string]bool{}
 	for _, tr := range tracks {
-		present[ScopeOf(tr.Info.Source, tr.Info.Name)] = true
+		present[power.ScopeOf(tr.Info.Source, tr.Info.Name)] = true
 	}
 	for _, s := range []string{record.ScopeGPU, record.ScopeCPUPackage, record.ScopeDRAM} {
 		if present[s] {
@@ -308,7 +309,7 @@ func selectDevices(tracks []*DeviceTrack, want []string, queries []int64, nStats
 			continue
 		}
 		src := "rapl"
-		if ScopeOf("", d) == record.ScopeGPU {
+		if power.ScopeOf("", d) == record.ScopeGPU {
 			src = "nvml"
 		}
 		c := NewCurve(queries)
@@ -364,7 +365,7 @@ func deviceEnergy(tr *DeviceTrack, w phaseWin, tol int64, idle map[string]*recor
 	sp := tr.Curve.Span(w.w.StartNS, w.w.EndNS)
 	d := w.w.EndNS - w.w.StartNS
 	dur := w.w.DurationS()
-	de := record.DeviceEnergy{Device: tr.Info.Name, Scope: ScopeOf(tr.Info.Source, tr.Info.Name), Source: tr.Info.Source,
+	de := record.DeviceEnergy{Device: tr.Info.Name, Scope: power.ScopeOf(tr.Info.Source, tr.Info.Name), Source: tr.Info.Source,
 		Estimate: tr.Info.Source == "estimate", Method: "none", Samples: int(sp.Samples)}
 	dev := tr.Info.Name
 	// A window wholly outside the readings is not measured: null, not an extrapolation.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/llem/llem/internal/power"
 	"github.com/llem/llem/internal/record"
 )
 
@@ -84,8 +85,8 @@ func TestScopeOf(t *testing.T) {
 		{"rapl", "dram-0", "dram"}, {"rapl", "package-0-dram", "dram"}, {"rapl", "core-0", "cpu_core"},
 		{"rapl", "uncore-0", "cpu_uncore"}, {"estimate", "cpu", "cpu_estimate"}, {"", "GPU-ab", "gpu"},
 	} {
-		if got := ScopeOf(c[0], c[1]); got != c[2] {
-			t.Errorf("ScopeOf(%s, %s) = %s, want %s", c[0], c[1], got, c[2])
+		if got := power.ScopeOf(c[0], c[1]); got != c[2] {
+			t.Errorf("power.ScopeOf(%s, %s) = %s, want %s", c[0], c[1], got, c[2])
 		}
 	}
 }

@@ -47,33 +47,6 @@ type Source interface {
 	Close() error
 }
 
-// ScopeOf maps a device to its energy scope.
-func ScopeOf(source, device string) string {
-	switch source {
-	case "nvml":
-		return record.ScopeGPU
-	case "estimate":
-		if strings.HasPrefix(device, "GPU") || strings.HasPrefix(device, "gpu") {
-			return record.ScopeGPU
-		}
-		return record.ScopeCPUEst
-	}
-	// RAPL domains are named package-N, core-N, uncore-N, dram-N; names
-	// such as package-0-dram are matched by their subdomain.
-	d := strings.ToLower(device)
-	switch {
-	case strings.HasPrefix(device, "GPU-"):
-		return record.ScopeGPU
-	case strings.Contains(d, "dram"):
-		return record.ScopeDRAM
-	case strings.Contains(d, "uncore"):
-		return record.ScopeCPUUncore
-	case strings.Contains(d, "core"):
-		return record.ScopeCPUCore
-	}
-	return record.ScopeCPUPackage
-}
-
 // WindowStats are per-device statistics over one window, for the validity flags.
 type WindowStats struct {
 	Win        record.Window

@@ -382,25 +382,30 @@ func falses(n int, ok []bool) []bool {
 	return ok
 }
 
-// ScopeOf maps a device name of a source to its energy scope.
+// ScopeOf maps a device of a source to its energy scope; llem-sample's
+// summary, llem-aggregate and llem-report all ask here, so they agree.
 func ScopeOf(source, device string) string {
 	switch source {
 	case "nvml":
 		return record.ScopeGPU
 	case "estimate":
+		if strings.HasPrefix(device, "GPU") || strings.HasPrefix(device, "gpu") {
+			return record.ScopeGPU
+		}
 		return record.ScopeCPUEst
 	}
+	// RAPL domains are named package-N, core-N, uncore-N, dram-N; names
+	// such as package-0-dram are matched by their subdomain.
+	d := strings.ToLower(device)
 	switch {
-	case strings.HasPrefix(device, "package"):
-		return record.ScopeCPUPackage
-	case strings.HasPrefix(device, "dram"):
-		return record.ScopeDRAM
-	case strings.HasPrefix(device, "uncore"):
-		return record.ScopeCPUUncore
-	case strings.HasPrefix(device, "core"):
-		return record.ScopeCPUCore
 	case strings.HasPrefix(device, "GPU-"):
 		return record.ScopeGPU
+	case strings.Contains(d, "dram"):
+		return record.ScopeDRAM
+	case strings.Contains(d, "uncore"):
+		return record.ScopeCPUUncore
+	case strings.Contains(d, "core"):
+		return record.ScopeCPUCore
 	}
-	return ""
+	return record.ScopeCPUPackage
 }
