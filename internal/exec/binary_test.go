@@ -27,6 +27,33 @@ func buildExec(t *testing.T) string {
 	return bin
 }
 
+// killAndResume starts bin on stream `kills` times, SIGKILLs it after min plus
+// a seeded random part of span each time and calls check(k) after each kill;
+// then runs it to the end and returns its stdout (check(-1) is the caller's).
+func killAndResume(t *testing.T, bin string, args []string, stream string, kills int, min, span time.Duration, rng *rand.Rand, check func(kill int)) string {
+	t.Helper()
+	for k := 0; k < kills; k++ {
+		cmd := osexec.Command(bin, args...)
+		cmd.Stdin = strings.NewReader(stream)
+		cmd.Stdout, cmd.Stderr = new(bytes.Buffer), new(bytes.Buffer)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(min + time.Duration(rng.Int63n(int64(span))))
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		check(k)
+	}
+	cmd := osexec.Command(bin, args...)
+	cmd.Stdin = strings.NewReader(stream)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("final run: %v\n%s", err, stderr.String())
+	}
+	return stdout.String()
+}
+
 // journalStates returns the last status per run id and the ok count per run id.
 func journalStates(t *testing.T, path string) (map[string]string, map[string]int) {
 	t.Helper()
@@ -90,32 +117,14 @@ func TestSIGKILLResume(t *testing.T) {
 			}
 		}
 	}
-	for k := 0; k < 32; k++ {
-		cmd := osexec.Command(bin, args...)
-		cmd.Stdin = strings.NewReader(stream)
-		cmd.Stdout, cmd.Stderr = new(bytes.Buffer), new(bytes.Buffer)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(20+rng.Intn(180)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-		check(k)
-	}
-	cmd := osexec.Command(bin, args...)
-	cmd.Stdin = strings.NewReader(stream)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("final run: %v\n%s", err, stderr.String())
-	}
+	stdout := killAndResume(t, bin, args, stream, 32, 20*time.Millisecond, 180*time.Millisecond, rng, check)
 	if midRun < 16 {
 		t.Errorf("only %d of 32 kills caught a run in progress; the kill points do not exercise resume", midRun)
 	}
 	t.Logf("%d of 32 kills caught a run in progress", midRun)
 	check(-1)
 	seen := map[string]int{}
-	sc := bufio.NewScanner(&stdout)
+	sc := bufio.NewScanner(strings.NewReader(stdout))
 	for sc.Scan() {
 		var r record.Run
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil || r.Kind != "run" {

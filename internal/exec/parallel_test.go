@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -360,31 +359,14 @@ func TestSIGKILLResumeParallel(t *testing.T) {
 		}
 		maxRunning = max(maxRunning, running)
 	}
-	for k := 0; k < 12; k++ {
-		cmd := osexec.Command(bin, args...)
-		cmd.Stdin = strings.NewReader(stream)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(60+rng.Intn(240)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-		check(k)
-	}
-	cmd := osexec.Command(bin, args...)
-	cmd.Stdin = strings.NewReader(stream)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("final run: %v\n%s", err, stderr.String())
-	}
+	stdout := killAndResume(t, bin, args, stream, 12, 60*time.Millisecond, 240*time.Millisecond, rng, check)
 	check(-1)
 	if maxRunning < 2 {
 		t.Errorf("no kill caught two runs in flight at once (at most %d): --parallel did not run side by side", maxRunning)
 	}
 	last, oks := journalStates(t, filepath.Join(study, "journal.ndjson"))
 	seen := map[string]int{}
-	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
 		var r record.Run
 		if json.Unmarshal([]byte(l), &r) == nil && r.Kind == "run" && r.Status == "ok" {
 			seen[r.RunID]++
