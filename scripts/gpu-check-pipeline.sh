@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # gpu-check-pipeline.sh — the whole pipeline with the pytorch worker under the local runner:
-#   llem-expand study.yaml | llem-exec | llem-aggregate   (| llem-report once it exists)
+#   llem-expand study.yaml | llem-exec | llem-aggregate | llem-report
 # on a small random-weight model made from a config by scripts/docker/make-tiny-model.py
 # (nothing is downloaded), sampled with NVML. scripts/gpu-check.sh calls it on an NVIDIA machine
 # whose python3 has torch (with CUDA) and transformers.
@@ -66,11 +66,12 @@ if [ "$rc" != 0 ]; then
 	exit 1
 fi
 
-if "$bin/llem-report" --help >/dev/null 2>&1 && "$bin/llem-report" <"$work/energy.ndjson" >"$work/report.out" 2>"$work/report.err"; then
-	echo "== llem-report: $(wc -c <"$work/report.out") bytes"
-else
-	echo "== llem-report: skipped ($(head -c 200 "$work/report.err" 2>/dev/null || echo 'not runnable'))"
+echo "== llem-report"
+if ! "$bin/llem-report" "$work/energy.ndjson" || ! "$bin/llem-report" -o "$work/report.html" "$work/energy.ndjson"; then
+	echo "gpu-check-pipeline: llem-report failed" >&2
+	exit 1
 fi
+echo "== HTML report: $work/report.html"
 
 python3 - "$work/runs.ndjson" "$work/energy.ndjson" "$mode" <<'PY'
 import json, sys

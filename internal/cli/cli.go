@@ -137,10 +137,3 @@ func Run(name string, run func(args []string, stdin io.Reader, stdout, stderr io
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-// NotYet is the body of a tool that is not implemented yet.
-func NotYet(name string) func([]string, io.Reader, io.Writer, io.Writer) error {
-	return func([]string, io.Reader, io.Writer, io.Writer) error {
-		return &Error{Code: ExitUsage, Err: fmt.Errorf("not yet implemented")}
-	}
-}
