@@ -19,13 +19,13 @@ import (
 	"time"
 
 	"github.com/llem/llem/internal/cli"
-	"github.com/llem/llem/internal/exec"
+	"github.com/llem/llem/internal/runloop"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/runner"
 	"github.com/llem/llem/internal/runner/docker"
 	"github.com/llem/llem/internal/runner/local"
 	"github.com/llem/llem/internal/sampler"
-	"github.com/llem/llem/internal/worker/native"
+	"github.com/llem/llem/internal/worker/nativeworker"
 )
 
 type options struct {
@@ -57,7 +57,7 @@ type options struct {
 func main() {
 	if len(os.Args) >= 3 && os.Args[1] == "__worker" && os.Args[2] == "native" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := native.Main(ctx, os.Stdout, os.Stderr)
+		code := nativeworker.Main(ctx, os.Stdout, os.Stderr)
 		stop()
 		os.Exit(code)
 	}
@@ -110,8 +110,8 @@ sized and resumed with --print.
 		return cli.Usage(err)
 	}
 	dopts.Log = stderr
-	eo := exec.Options{Out: o.Out, Workers: workers, Timeout: o.Timeout, Grace: o.Grace, NoGaps: o.NoGaps,
-		SkipFailed: o.SkipFailed, FailFast: o.FailFast && !o.KeepGoing, DryRun: o.DryRun, Host: exec.HostFacts(),
+	eo := runloop.Options{Out: o.Out, Workers: workers, Timeout: o.Timeout, Grace: o.Grace, NoGaps: o.NoGaps,
+		SkipFailed: o.SkipFailed, FailFast: o.FailFast && !o.KeepGoing, DryRun: o.DryRun, Host: runloop.HostFacts(),
 		Progress: stderr, Parallel: o.Parallel, CacheDir: o.CacheDir, ShardBy: o.ShardBy, Print: o.Print,
 		Runners: map[string]runner.Runner{"local": local.New(),
 			// Made on first use: a stream without docker runs needs no engine.
@@ -122,16 +122,16 @@ sized and resumed with --print.
 			return cli.Usagef("--baseline %q: want a duration such as 30s (0 skips) or config", o.Baseline)
 		}
 	}
-	if o.ShardBy != exec.ShardBySeq && o.ShardBy != exec.ShardByConfig {
+	if o.ShardBy != runloop.ShardBySeq && o.ShardBy != runloop.ShardByConfig {
 		return cli.Usagef("--shard-by %q: want seq or config", o.ShardBy)
 	}
 	if o.Print != "" {
 		ok := false
-		for _, p := range exec.Prints {
+		for _, p := range runloop.Prints {
 			ok = ok || p == o.Print
 		}
 		if !ok {
-			return cli.Usagef("--print %q: want one of %s", o.Print, strings.Join(exec.Prints, ", "))
+			return cli.Usagef("--print %q: want one of %s", o.Print, strings.Join(runloop.Prints, ", "))
 		}
 		// Nothing runs: no sampler to probe.
 		o.Sampler, o.SamplerCmd = "none", ""
@@ -141,7 +141,7 @@ sized and resumed with --print.
 		return err
 	}
 	if o.SamplerCmd != "" {
-		eo.Sampler = &exec.CmdSampler{Cmd: o.SamplerCmd, GPUs: eo.GPUs}
+		eo.Sampler = &runloop.CmdSampler{Cmd: o.SamplerCmd, GPUs: eo.GPUs}
 		eo.Baseline, eo.BaselineTTL = baseline, o.BaselineTTL
 	} else if o.Sampler != "none" {
 		so := sampler.Options{Interval: o.Interval, Sources: strings.Split(o.Sampler, ","), GPUs: gpuSel,
@@ -149,12 +149,12 @@ sized and resumed with --print.
 		if _, _, err := sampler.Probe(so); err != nil {
 			fmt.Fprintf(stderr, "llem-exec: warning: no power sampling (%v); runs carry no samples\n", err)
 		} else {
-			eo.Sampler = &exec.InternalSampler{Opts: so}
+			eo.Sampler = &runloop.InternalSampler{Opts: so}
 			eo.Baseline, eo.BaselineTTL = baseline, o.BaselineTTL
 		}
 	}
 	if o.Select != "" {
-		sel, err := exec.ParseSelect(o.Select)
+		sel, err := runloop.ParseSelect(o.Select)
 		if err != nil {
 			return cli.Usage(err)
 		}
@@ -207,13 +207,13 @@ sized and resumed with --print.
 	}()
 	eo.Kill = kill
 	eo.Interrupted = func() bool { return n.Load() > 0 }
-	return exec.Run(ctx, eo, inputs, stdout, stderr)
+	return runloop.Run(ctx, eo, inputs, stdout, stderr)
 }
 
 // findGPUs sets the GPUs runs may use (UUIDs, from NVML, honouring
 // CUDA_VISIBLE_DEVICES and --gpus) and the host's GPU facts. Without NVML
 // (no NVIDIA driver, or a build without cgo) --gpus is taken as given.
-func findGPUs(eo *exec.Options, sel []string, stderr io.Writer) error {
+func findGPUs(eo *runloop.Options, sel []string, stderr io.Writer) error {
 	devs, host, err := sampler.Probe(sampler.Options{Sources: []string{"nvml"}, GPUs: sel})
 	var ue *sampler.UsageError
 	switch {

@@ -9,7 +9,7 @@ import (
 	"io/fs"
 	"math/rand"
 	"os"
-	osexec "os/exec"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llem/llem/internal/exec"
+	"github.com/llem/llem/internal/runloop"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/runner"
 	"github.com/llem/llem/internal/runner/local"
@@ -47,7 +47,7 @@ func TestKillResume(t *testing.T) {
 	rng := rand.New(rand.NewSource(seed))
 	half, tails, early := 0, 0, 0
 	for k := 0; k < trials; k++ {
-		cmd := osexec.Command(execBin, execArgs(out)...)
+		cmd := exec.Command(execBin, execArgs(out)...)
 		cmd.Stdin = strings.NewReader(stream.String())
 		var errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = new(bytes.Buffer), &errb
@@ -177,12 +177,12 @@ func TestWorkerFaults(t *testing.T) {
 // worker_flood; nothing waits for the timeout.
 func TestEventFlood(t *testing.T) {
 	out := t.TempDir()
-	o := exec.Options{Out: out, Workers: map[string][]string{"native": {workerBin}},
+	o := runloop.Options{Out: out, Workers: map[string][]string{"native": {workerBin}},
 		Runners: map[string]runner.Runner{"local": local.New()}, Timeout: 60 * time.Second,
-		Grace: 300 * time.Millisecond, Host: exec.HostFacts(), EventsMax: 1 << 20}
+		Grace: 300 * time.Millisecond, Host: runloop.HostFacts(), EventsMax: 1 << 20}
 	var stdout, stderr bytes.Buffer
 	t0 := time.Now()
-	exec.Run(context.Background(), o, []*record.Reader{record.NewReader(strings.NewReader(exp(0, `"behave":"flood"`)), "-")}, &stdout, &stderr)
+	runloop.Run(context.Background(), o, []*record.Reader{record.NewReader(strings.NewReader(exp(0, `"behave":"flood"`)), "-")}, &stdout, &stderr)
 	took := time.Since(t0)
 	runs, _ := runsOf(t, stdout.String())
 	r := runs["r0000-c1"]
@@ -312,7 +312,7 @@ func snapshot(t *testing.T, dir string) string {
 func TestTwoExecs(t *testing.T) {
 	out := t.TempDir()
 	stream := exp(0, `"behave":"succeed","sleep_s":1.5`) + exp(1, "")
-	a := osexec.Command(execBin, execArgs(out)...)
+	a := exec.Command(execBin, execArgs(out)...)
 	a.Stdin = strings.NewReader(stream)
 	var aout, aerr bytes.Buffer
 	a.Stdout, a.Stderr = &aout, &aerr

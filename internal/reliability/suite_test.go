@@ -6,14 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	osexec "os/exec"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/llem/llem/internal/exec"
+	"github.com/llem/llem/internal/runloop"
 	"github.com/llem/llem/internal/record"
 )
 
@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 	}
 	build := func(out string, pkgs ...string) {
 		args := append([]string{"build", "-o", out}, pkgs...)
-		if b, err := osexec.Command("go", args...).CombinedOutput(); err != nil {
+		if b, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "go %s: %v\n%s", strings.Join(args, " "), err, b)
 			os.RemoveAll(dir)
 			os.Exit(1)
@@ -104,7 +104,7 @@ type result struct {
 // run runs a binary to its end.
 func run(t *testing.T, stdin string, env []string, bin string, args ...string) result {
 	t.Helper()
-	cmd := osexec.Command(bin, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
@@ -112,7 +112,7 @@ func run(t *testing.T, stdin string, env []string, bin string, args ...string) r
 	t0 := time.Now()
 	err := cmd.Run()
 	r := result{stdout: out.String(), stderr: errb.String(), dur: time.Since(t0)}
-	if ee, ok := err.(*osexec.ExitError); ok {
+	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatalf("%s: %v", bin, err)
@@ -151,7 +151,7 @@ func journal(t *testing.T, dir string) (last map[string]string, oks, starts map[
 	last, oks, starts = map[string]string{}, map[string]int{}, map[string]int{}
 	b, _ := os.ReadFile(filepath.Join(dir, "journal.ndjson"))
 	for _, l := range strings.Split(string(b), "\n") {
-		var e exec.Entry
+		var e runloop.Entry
 		if json.Unmarshal([]byte(l), &e) != nil || e.Op != "state" {
 			continue
 		}
@@ -264,20 +264,20 @@ func oneLine(t *testing.T, r result, tool string, want ...string) string {
 func mountTmpfs(t *testing.T, size string) string {
 	t.Helper()
 	dir := t.TempDir()
-	if b, err := osexec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
 		msg := fmt.Sprintf("cannot mount a tmpfs (%v: %s); run as root to test a full or read-only disk", err, bytes.TrimSpace(b))
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
 	}
-	t.Cleanup(func() { osexec.Command("umount", "-l", dir).Run() })
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	return dir
 }
 
 func remount(t *testing.T, dir, opts string) {
 	t.Helper()
-	if b, err := osexec.Command("mount", "-o", "remount,"+opts, dir).CombinedOutput(); err != nil {
+	if b, err := exec.Command("mount", "-o", "remount,"+opts, dir).CombinedOutput(); err != nil {
 		t.Fatalf("remount %s %s: %v %s", dir, opts, err, b)
 	}
 }

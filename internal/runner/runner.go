@@ -1,6 +1,6 @@
 // Package runner starts one experiment's worker somewhere — a local process
 // group or a container — and hands its stdout (the worker protocol's events)
-// and stderr back to the run loop. The loop in internal/exec does not know which
+// and stderr back to the run loop. The loop in internal/runloop does not know which
 // runner it drives.
 package runner
 

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	osexec "os/exec"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llem/llem/internal/exec"
+	"github.com/llem/llem/internal/runloop"
 	"github.com/llem/llem/internal/record"
 )
 
@@ -37,7 +37,7 @@ func requireSlurm(t *testing.T) {
 	t.Helper()
 	why := ""
 	for _, c := range []string{"sbatch", "squeue", "scontrol", "scancel", "sinfo"} {
-		if _, err := osexec.LookPath(c); err != nil {
+		if _, err := exec.LookPath(c); err != nil {
 			why = c + " is not installed"
 			break
 		}
@@ -47,7 +47,7 @@ func requireSlurm(t *testing.T) {
 		// is still registering.
 		state := ""
 		for i := 0; i < 20; i++ {
-			out, err := osexec.Command("sinfo", "-h", "-N", "-o", "%T").CombinedOutput()
+			out, err := exec.Command("sinfo", "-h", "-N", "-o", "%T").CombinedOutput()
 			state = strings.TrimSpace(string(out))
 			if err == nil && regexp.MustCompile(`(?m)^(idle|mixed|allocated)`).MatchString(state) {
 				return
@@ -95,7 +95,7 @@ func tools(t *testing.T) string {
 		for _, tl := range []string{"llem-expand", "llem-exec", "llem-aggregate", "llem-report"} {
 			args = append(args, "./cmd/"+tl)
 		}
-		cmd := osexec.Command("go", args...)
+		cmd := exec.Command("go", args...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			toolsErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -124,11 +124,11 @@ func newCluster(t *testing.T) *cluster {
 			}
 		}
 		if len(live) > 0 {
-			osexec.Command("scancel", live...).Run()
+			exec.Command("scancel", live...).Run()
 			// Wait for them to go, so that none writes into the temporary
 			// folders while they are removed.
 			for i := 0; i < 300; i++ {
-				out, err := osexec.Command("squeue", "-h", "-j", strings.Join(live, ","), "-o", "%i").CombinedOutput()
+				out, err := exec.Command("squeue", "-h", "-j", strings.Join(live, ","), "-o", "%i").CombinedOutput()
 				if err != nil || strings.TrimSpace(string(out)) == "" {
 					break
 				}
@@ -143,7 +143,7 @@ func newCluster(t *testing.T) *cluster {
 // prints ("-" for one not submitted) and its stderr.
 func (c *cluster) submit(args ...string) (array, merge, stderr string) {
 	c.t.Helper()
-	cmd := osexec.Command(submit, args...)
+	cmd := exec.Command(submit, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -171,7 +171,7 @@ func (c *cluster) waitEnded(timeout time.Duration, ids ...string) {
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		out, err := osexec.Command("squeue", "-h", "-j", strings.Join(live, ","), "-o", "%i %T").CombinedOutput()
+		out, err := exec.Command("squeue", "-h", "-j", strings.Join(live, ","), "-o", "%i %T").CombinedOutput()
 		s := strings.TrimSpace(string(out))
 		if err == nil && s == "" || err != nil && strings.Contains(s, "Invalid job id") {
 			return
@@ -186,7 +186,7 @@ func (c *cluster) waitEnded(timeout time.Duration, ids ...string) {
 // job is what `scontrol show job -o` says about each job (or array task) of id.
 func (c *cluster) job(id string) []map[string]string {
 	c.t.Helper()
-	out, err := osexec.Command("scontrol", "show", "job", "-o", id).CombinedOutput()
+	out, err := exec.Command("scontrol", "show", "job", "-o", id).CombinedOutput()
 	if err != nil {
 		c.t.Fatalf("scontrol show job %s: %v\n%s", id, err, out)
 	}
@@ -228,7 +228,7 @@ func logs(dir string) string {
 }
 
 // journal reads the journal of shard i (its only study directory).
-func journal(t *testing.T, dir string, i int) []exec.Entry {
+func journal(t *testing.T, dir string, i int) []runloop.Entry {
 	t.Helper()
 	js, _ := filepath.Glob(filepath.Join(dir, "shards", fmt.Sprint(i), "*", "journal.ndjson"))
 	if len(js) != 1 {
@@ -239,10 +239,10 @@ func journal(t *testing.T, dir string, i int) []exec.Entry {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var es []exec.Entry
+	var es []runloop.Entry
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var e exec.Entry
+		var e runloop.Entry
 		if json.Unmarshal(sc.Bytes(), &e) == nil {
 			es = append(es, e)
 		}
@@ -274,10 +274,10 @@ func records(t *testing.T, path, kind string) []map[string]any {
 // `ok` exactly once over all the shards' journals and in exactly one shard;
 // the merged stream has each run once, ok; the aggregate has one energy
 // record per run. It returns each shard's journal.
-func checkAllOK(t *testing.T, dir string, tasks, nRuns int) map[int][]exec.Entry {
+func checkAllOK(t *testing.T, dir string, tasks, nRuns int) map[int][]runloop.Entry {
 	t.Helper()
 	oks, shardOf := map[string]int{}, map[string]int{}
-	js := map[int][]exec.Entry{}
+	js := map[int][]runloop.Entry{}
 	for i := 1; i <= tasks; i++ {
 		js[i] = journal(t, dir, i)
 		for _, e := range js[i] {
@@ -485,7 +485,7 @@ func TestArrayJob(t *testing.T) {
 				cmds = [][]string{{"scontrol", "requeue", task}}
 			}
 			for _, cmd := range cmds {
-				if out, err := osexec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+				if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
 					t.Fatalf("%s: %v\n%s", strings.Join(cmd, " "), err, out)
 				}
 			}
@@ -496,9 +496,9 @@ func TestArrayJob(t *testing.T) {
 	// again; once it is pending, StartTime=now lifts that for the test.
 	task2 := arr + "_2"
 	for deadline := time.Now().Add(time.Minute); ; {
-		out, _ := osexec.Command("squeue", "-h", "-j", task2, "-o", "%T %r").CombinedOutput()
+		out, _ := exec.Command("squeue", "-h", "-j", task2, "-o", "%T %r").CombinedOutput()
 		if st := strings.TrimSpace(string(out)); st == "PENDING BeginTime" {
-			if out, err := osexec.Command("scontrol", "update", "JobId="+task2, "StartTime=now").CombinedOutput(); err != nil {
+			if out, err := exec.Command("scontrol", "update", "JobId="+task2, "StartTime=now").CombinedOutput(); err != nil {
 				t.Fatalf("scontrol update JobId=%s StartTime=now: %v\n%s", task2, err, out)
 			}
 		} else if st == "RUNNING" || st == "" {
@@ -512,7 +512,7 @@ func TestArrayJob(t *testing.T) {
 	c.waitEnded(3*time.Minute, arr, merge)
 	// interrupted checks that the journal's first session ended with one run
 	// interrupted and a close line saying so, and returns that run's id.
-	interrupted := func(i int, es []exec.Entry) string {
+	interrupted := func(i int, es []runloop.Entry) string {
 		for k, e := range es {
 			if e.Op == "close" {
 				if e.Reason != "interrupted" || k == 0 || es[k-1].Status != record.StatusInterrupted {
@@ -637,12 +637,12 @@ warmup: {n_warmup: 1, thermal_floor_seconds: 0}
 // helper runs llem-slurm-submit and returns its exit code, stdout and stderr.
 func helper(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := osexec.Command(submit, args...)
+	cmd := exec.Command(submit, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	code := 0
-	if ee, ok := err.(*osexec.ExitError); ok {
+	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatal(err)

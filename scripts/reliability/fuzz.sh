@@ -18,11 +18,11 @@ ALL=(
 	internal/config:FuzzParse
 	internal/study:FuzzExpand
 	internal/record:FuzzRecords
-	internal/exec:FuzzEvents
+	internal/runloop:FuzzEvents
 	internal/power:FuzzReader
 	internal/dataset:FuzzJSONL
 	internal/native:FuzzSafetensorsHeader
-	internal/exec:FuzzJournal
+	internal/runloop:FuzzJournal
 	internal/aggregate:FuzzArrowSource
 	internal/aggregate:FuzzCurve
 )

@@ -6,7 +6,7 @@
 #
 # It runs the fault-injection and hostile-input tests (internal/reliability,
 # real binaries) and the fault tests that live beside the code they test
-# (internal/exec, internal/power, internal/aggregate) with go test -json,
+# (internal/runloop, internal/power, internal/aggregate) with go test -json,
 # keeps each test's result and figures in scripts/reliability/figures/
 # suite-<mode>.ndjson, and regenerates RELIABILITY.md's figures with
 # scripts/reliability/report.sh. Tests that mount a tmpfs need root; without
@@ -26,7 +26,7 @@ go test -json -count=1 -timeout 30m ./internal/reliability >"$art/reliability.js
 rc1=$?
 go test -json -count=1 -timeout 30m \
 	-run 'TestBehaviours|TestResumeAndDryRun|TestShardSelectLockTruncated|TestSIGKILLResume|TestSIGINTBinary|TestSecondSIGINTAndGap|TestBadInput|TestSamplerCmd|TestTruncated|TestWriteErrorSticky|TestFuzzFindings|Fuzz' \
-	./internal/exec ./internal/power ./internal/aggregate ./internal/record ./internal/study ./internal/config ./internal/dataset ./internal/native >"$art/beside.json" 2>&1
+	./internal/runloop ./internal/power ./internal/aggregate ./internal/record ./internal/study ./internal/config ./internal/dataset ./internal/native >"$art/beside.json" 2>&1
 rc2=$?
 set -e
 t1=$(date +%s)

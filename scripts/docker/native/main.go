@@ -1,4 +1,4 @@
-// Command native is the native backend's worker (internal/worker/native) as a
+// Command native is the native backend's worker (internal/worker/nativeworker) as a
 // standalone static binary (CGO_ENABLED=0): the entrypoint of the llem/native
 // image, FROM scratch (scripts/docker/native.Dockerfile, built by
 // scripts/docker/build.sh native). The docker runner's tests build and run
@@ -11,11 +11,11 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/llem/llem/internal/worker/native"
+	"github.com/llem/llem/internal/worker/nativeworker"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	os.Exit(native.Main(ctx, os.Stdout, os.Stderr))
+	os.Exit(nativeworker.Main(ctx, os.Stdout, os.Stderr))
 }

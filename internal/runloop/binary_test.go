@@ -1,4 +1,4 @@
-package exec
+package runloop
 
 import (
 	"bufio"
@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
-	osexec "os/exec"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,7 +21,7 @@ import (
 func buildExec(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "llem-exec")
-	if out, err := osexec.Command("go", "build", "-o", bin, "../../cmd/llem-exec").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/llem-exec").CombinedOutput(); err != nil {
 		t.Fatalf("build llem-exec: %v\n%s", err, out)
 	}
 	return bin
@@ -33,7 +33,7 @@ func buildExec(t *testing.T) string {
 func killAndResume(t *testing.T, bin string, args []string, stream string, kills int, min, span time.Duration, rng *rand.Rand, check func(kill int)) string {
 	t.Helper()
 	for k := 0; k < kills; k++ {
-		cmd := osexec.Command(bin, args...)
+		cmd := exec.Command(bin, args...)
 		cmd.Stdin = strings.NewReader(stream)
 		cmd.Stdout, cmd.Stderr = new(bytes.Buffer), new(bytes.Buffer)
 		if err := cmd.Start(); err != nil {
@@ -44,7 +44,7 @@ func killAndResume(t *testing.T, bin string, args []string, stream string, kills
 		cmd.Wait()
 		check(k)
 	}
-	cmd := osexec.Command(bin, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdin = strings.NewReader(stream)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -151,7 +151,7 @@ func TestSIGINTBinary(t *testing.T) {
 	}
 	bin := buildExec(t)
 	out := t.TempDir()
-	cmd := osexec.Command(bin, "--out", out, "--worker", "native="+testWorker, "--grace", "500ms", "--sampler", "none")
+	cmd := exec.Command(bin, "--out", out, "--worker", "native="+testWorker, "--grace", "500ms", "--sampler", "none")
 	cmd.Stdin = strings.NewReader(expLine(0, "succeed") + expLine(1, "ignoreterm") + expLine(2, "succeed"))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -171,7 +171,7 @@ func TestSIGINTBinary(t *testing.T) {
 	}
 	cmd.Process.Signal(syscall.SIGINT)
 	err := cmd.Wait()
-	if ee, ok := err.(*osexec.ExitError); !ok || ee.ExitCode() != 130 {
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
 		t.Fatalf("exit %v, want 130\n%s", err, stderr.String())
 	}
 	b, _ := os.ReadFile(pidFile)
@@ -198,7 +198,7 @@ func TestSamplerCmd(t *testing.T) {
 		t.Skip("builds llem-sample")
 	}
 	bin := filepath.Join(t.TempDir(), "llem-sample")
-	if out, err := osexec.Command("go", "build", "-o", bin, "../../cmd/llem-sample").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/llem-sample").CombinedOutput(); err != nil {
 		t.Fatalf("build llem-sample: %v\n%s", err, out)
 	}
 	for _, cmd := range []string{bin + " --sources estimate --interval 10ms -o {}", bin + " --sources estimate --interval 10ms"} {
@@ -224,7 +224,7 @@ func TestSecondSIGINTAndGap(t *testing.T) {
 	bin := buildExec(t)
 	out := t.TempDir()
 	gap := strings.Replace(expLine(1, "succeed"), `"gap_before_s":0`, `"gap_before_s":60`, 1)
-	cmd := osexec.Command(bin, "--out", out, "--worker", "native="+testWorker, "--sampler", "none")
+	cmd := exec.Command(bin, "--out", out, "--worker", "native="+testWorker, "--sampler", "none")
 	cmd.Stdin = strings.NewReader(expLine(0, "succeed") + gap)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -233,12 +233,12 @@ func TestSecondSIGINTAndGap(t *testing.T) {
 	t0 := time.Now()
 	cmd.Process.Signal(syscall.SIGINT)
 	err := cmd.Wait()
-	if ee, ok := err.(*osexec.ExitError); !ok || ee.ExitCode() != 130 || time.Since(t0) > 3*time.Second {
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 || time.Since(t0) > 3*time.Second {
 		t.Errorf("gap interrupt: %v after %s\n%s", err, time.Since(t0), stderr.String())
 	}
 
 	out = t.TempDir()
-	cmd = osexec.Command(bin, "--out", out, "--worker", "native="+testWorker, "--grace", "60s", "--sampler", "none")
+	cmd = exec.Command(bin, "--out", out, "--worker", "native="+testWorker, "--grace", "60s", "--sampler", "none")
 	cmd.Stdin = strings.NewReader(expLine(0, "ignoreterm"))
 	cmd.Start()
 	pidFile := filepath.Join(out, "t-01234567", "runs", "r000-c1", "pids")
@@ -253,7 +253,7 @@ func TestSecondSIGINTAndGap(t *testing.T) {
 	t0 = time.Now()
 	cmd.Process.Signal(syscall.SIGINT)
 	err = cmd.Wait()
-	if ee, ok := err.(*osexec.ExitError); !ok || ee.ExitCode() != 130 || time.Since(t0) > 3*time.Second {
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 || time.Since(t0) > 3*time.Second {
 		t.Errorf("second SIGINT: %v after %s", err, time.Since(t0))
 	}
 	b, _ := os.ReadFile(pidFile)
@@ -268,12 +268,12 @@ func TestBadInput(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	bin := buildExec(t)
-	cmd := osexec.Command(bin, "--out", t.TempDir(), "--sampler", "none")
+	cmd := exec.Command(bin, "--out", t.TempDir(), "--sampler", "none")
 	cmd.Stdin = strings.NewReader(`{"kind":"other","x":1}` + "\n" + `{"kind":"experiment","v":1,"seq":"x"}` + "\n")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	if ee, ok := err.(*osexec.ExitError); !ok || ee.ExitCode() != 2 {
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 		t.Fatalf("exit %v", err)
 	}
 	if !strings.HasPrefix(stderr.String(), "llem-exec: <stdin>:2:") || !strings.Contains(stderr.String(), "seq") || strings.Count(stderr.String(), "\n") != 1 {

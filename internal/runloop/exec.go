@@ -2,7 +2,7 @@
 // in a fresh worker through a runner.Runner, writes the run directory, journals
 // every state change (fsync'd) so a killed study resumes without losing or
 // repeating a finished run, and emits one run record per run.
-package exec
+package runloop
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package exec
+package runloop
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	osexec "os/exec"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	testWorker = filepath.Join(dir, "testworker")
-	out, err := osexec.Command("go", "build", "-o", testWorker, "./testdata/testworker").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", testWorker, "./testdata/testworker").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build testworker: %v\n%s", err, out)
 		os.Exit(1)

@@ -2,7 +2,7 @@
 // experiment.json (LLEM_EXPERIMENT), runs the experiment on the Go engine of
 // internal/native and writes worker-protocol events (record.Event) to stdout,
 // one NDJSON line each. llem-exec runs it as `llem-exec __worker native`.
-package native
+package nativeworker
 
 import (
 	"bufio"

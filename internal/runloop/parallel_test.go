@@ -1,4 +1,4 @@
-package exec
+package runloop
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
-	osexec "os/exec"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -322,7 +322,7 @@ func TestSIGKILLResumeParallel(t *testing.T) {
 	bin := buildExec(t)
 	args := []string{"--worker", "vllm=" + testWorker, "--worker", "native=" + testWorker, "--grace", "200ms",
 		"--sampler", "none", "--parallel", "3", "--gpus", strings.Join(fakeGPUs, ",")}
-	if err := osexec.Command(bin, append(args, "--dry-run", "--out", t.TempDir())...).Run(); err != nil {
+	if err := exec.Command(bin, append(args, "--dry-run", "--out", t.TempDir())...).Run(); err != nil {
 		t.Skipf("SKIPPED: this machine has NVML, so --gpus must name its real GPUs: %v", err)
 	}
 	const nRuns = 24

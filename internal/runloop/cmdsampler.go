@@ -1,9 +1,9 @@
-package exec
+package runloop
 
 import (
 	"fmt"
 	"os"
-	osexec "os/exec"
+	"os/exec"
 	"strings"
 	"syscall"
 	"time"
@@ -23,7 +23,7 @@ type CmdSampler struct {
 }
 
 type cmdSession struct {
-	c     *osexec.Cmd
+	c     *exec.Cmd
 	f     *os.File
 	path  string
 	grace time.Duration
@@ -35,7 +35,7 @@ type cmdSession struct {
 func (cs *CmdSampler) Start(path string) (SamplerSession, error) {
 	line := strings.ReplaceAll(cs.Cmd, "{gpus}", shellQuote(strings.Join(cs.GPUs, ",")))
 	var f *os.File
-	c := osexec.Command("sh", "-c", "")
+	c := exec.Command("sh", "-c", "")
 	if strings.Contains(line, "{}") {
 		line = strings.ReplaceAll(line, "{}", shellQuote(path))
 	} else {
@@ -115,7 +115,7 @@ func (s *cmdSession) Stop() (SampleInfo, error) {
 	if early {
 		return info, fmt.Errorf("--sampler-cmd ended before the run did (%v); the samples stop there", werr)
 	}
-	if ee, ok := werr.(*osexec.ExitError); ok && ee.Exited() && ee.ExitCode() != 0 && ee.ExitCode() != 130 {
+	if ee, ok := werr.(*exec.ExitError); ok && ee.Exited() && ee.ExitCode() != 0 && ee.ExitCode() != 130 {
 		return info, fmt.Errorf("--sampler-cmd exited with code %d", ee.ExitCode())
 	}
 	r, err := power.Open(s.path)

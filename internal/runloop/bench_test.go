@@ -1,9 +1,9 @@
-package exec
+package runloop
 
 import (
 	"io"
 	"os"
-	osexec "os/exec"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,7 +35,7 @@ func BenchmarkRunOverhead(b *testing.B) {
 	dir := filepath.Join(out, "t-01234567", "runs", "r000-c1")
 	t1 := time.Now()
 	for i := 0; i < b.N; i++ {
-		c := osexec.Command(testWorker)
+		c := exec.Command(testWorker)
 		c.Env = append(os.Environ(), "LLEM_EXPERIMENT="+filepath.Join(dir, "experiment.json"), "LLEM_RUN_DIR="+b.TempDir())
 		c.Stdout = io.Discard
 		if err := c.Run(); err != nil {
@@ -53,16 +53,16 @@ func BenchmarkRunOverhead(b *testing.B) {
 // run is at least one interpreter start importing its config libraries
 // (pydantic, yaml) — before any of torch's import time. Skipped without them.
 func BenchmarkPythonRunFloor(b *testing.B) {
-	py, err := osexec.LookPath("python3")
+	py, err := exec.LookPath("python3")
 	if err != nil {
 		b.Skip("no python3")
 	}
-	if err := osexec.Command(py, "-c", "import pydantic, yaml").Run(); err != nil {
+	if err := exec.Command(py, "-c", "import pydantic, yaml").Run(); err != nil {
 		b.Skip("python3 lacks pydantic or yaml")
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := osexec.Command(py, "-c", "import json, sys, pydantic, yaml").Run(); err != nil {
+		if err := exec.Command(py, "-c", "import json, sys, pydantic, yaml").Run(); err != nil {
 			b.Fatal(err)
 		}
 	}
