@@ -18,7 +18,7 @@ import (
 )
 
 // ArrowSource reads a sample stream in the Arrow IPC stream format with the
-// columns of DESIGN.md's sample schema, found by name: t (timestamp or int64
+// columns of the sample schema (docs/design.md), found by name: t (timestamp or int64
 // ns), device and source (string or dictionary of strings), power_w and
 // energy_j (float64, nullable), and the optional temp_c and throttle. It
 // holds one record batch at a time.

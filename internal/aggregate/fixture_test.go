@@ -27,8 +27,8 @@ type sampleRow struct {
 	throttle uint64
 }
 
-// writeSamples writes rows as an Arrow IPC stream with DESIGN.md's sample
-// schema (batches of batchRows rows).
+// writeSamples writes rows as an Arrow IPC stream with the sample
+// schema of docs/design.md (batches of batchRows rows).
 func writeSamples(t testing.TB, path string, intervalMS string, rows []sampleRow, batchRows int) {
 	t.Helper()
 	schema := arrow.NewSchema([]arrow.Field{

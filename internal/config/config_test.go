@@ -142,7 +142,7 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-// Behaviour 7: preset expansion, explicit keys winning, from any layer.
+// Preset expansion, explicit keys winning, from any layer.
 func TestDecoderPreset(t *testing.T) {
 	c := mustParse(t, "model: llem-tiny\ndecoder: {preset: creative, temperature: 0.5}\n")
 	if c.Decoder.Temperature != 0.5 || c.Decoder.TopP != 0.9 || c.Decoder.RepetitionPenalty != 1.1 || !c.Decoder.DoSample {
@@ -165,7 +165,7 @@ func TestDecoderPreset(t *testing.T) {
 	}
 }
 
-// Behaviour 7 and §1.7: every rule, with path and hint.
+// Every cross-field rule of the original's config model, with path and hint.
 func TestValidationRules(t *testing.T) {
 	cases := []struct{ src, path, msg string }{
 		{"model: x\nbackend: pytorch\nvllm: {}\n", "vllm", "needs backend vllm"},

@@ -111,7 +111,7 @@ func (c *Config) ensureSection(fill bool) {
 }
 
 // Validate checks the rules that involve more than one field (the original's
-// §1.7 plus llem's precision table and native architecture rules). Field-level
+// cross-field rules plus llem's precision table and native architecture rules). Field-level
 // type, enum and range errors are found while decoding. The errors carry a
 // field path and a hint, but no position.
 func (c *Config) Validate() Errors {

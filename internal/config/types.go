@@ -1,7 +1,7 @@
 package config
 
 // Config is one experiment's configuration: the schema of LLenergyMeasure v0.8
-// (§1 of the original's specification) plus llem's `native` backend section.
+// (its config model, docs/expand.md) plus llem's `native` backend section.
 // JSON names are the original's YAML keys.
 //
 // An effective Config (from Parse, Decode or a study's expansion) has every

@@ -1,5 +1,5 @@
 // Package power writes and reads llem sample streams: Apache Arrow IPC
-// streams (.arrows) in the long format of DESIGN.md, one row per device per
+// streams (.arrows) in the long format of docs/design.md, one row per device per
 // tick.
 //
 // Writing (the sampler, and tests that need a known trace):

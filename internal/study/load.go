@@ -292,7 +292,7 @@ func (s *Study) loadExecution(n *yaml.Node, opts Options) {
 		}
 		s.errs = append(s.errs, d.Errors()...)
 	}
-	// The CLI-effective defaults of the original (§2.4): 3 cycles, shuffled.
+	// The CLI-effective defaults of the original's CLI: 3 cycles, shuffled.
 	s.NCycles = 3
 	if ex.NCycles != nil {
 		s.NCycles = *ex.NCycles

@@ -89,7 +89,7 @@ func configs(t *testing.T, s *Study) []*config.Config {
 	return out
 }
 
-// Behaviour 1: universal Cartesian product.
+// Universal Cartesian product.
 func TestUniversalProduct(t *testing.T) {
 	s := expand(t, "model: gpt2\nbackend: pytorch\nsweep:\n  precision: [fp16, bf16]\n  n: [50, 100]\n")
 	cs := configs(t, s)
@@ -104,7 +104,7 @@ func TestUniversalProduct(t *testing.T) {
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 
-// Behaviour 2: backend-scoped axes form per-backend grids; 3- and
+// Backend-scoped axes form per-backend grids; 3- and
 // 4-segment paths land at their nested fields.
 func TestScopedAxes(t *testing.T) {
 	s := expand(t, `model: m
@@ -169,7 +169,7 @@ func TestDuplicatesKeptOnce(t *testing.T) {
 	}
 }
 
-// Behaviour 3: invalid combinations are skipped with reasons.
+// Invalid combinations are skipped with reasons.
 func TestSkipping(t *testing.T) {
 	s := expand(t, `model: gpt2
 backend: pytorch
@@ -200,7 +200,7 @@ experiments:
 	}
 }
 
-// Behaviour 4: sweep configs first, then explicit entries; base file.
+// Sweep configs first, then explicit entries; base file.
 func TestExplicitAndBase(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "common.yaml"), []byte("model: llem-small\nn: 7\nmax_output_tokens: 16\nsweep: {n: [1, 2, 3]}\nname: ignored\n"), 0o644)
@@ -233,7 +233,7 @@ func order(t *testing.T, s *Study) string {
 	return strings.Join(b, "")
 }
 
-// Behaviour 5: cycle orders.
+// Cycle orders.
 func TestCycleOrders(t *testing.T) {
 	src := "sweep:\n  model: [A, B]\nbackend: pytorch\nexecution: {n_cycles: 3, cycle_order: %s}\n"
 	if got := order(t, expand(t, strings.Replace(src, "%s", "sequential", 1))); got != "AAABBB" {
@@ -318,7 +318,7 @@ func TestSplitMix64(t *testing.T) {
 	}
 }
 
-// Behaviour 6: study hash.
+// Study hash.
 func TestStudyHash(t *testing.T) {
 	src := "model: m\nbackend: pytorch\nsweep:\n  n: [1, 2]\n"
 	a := expand(t, src)

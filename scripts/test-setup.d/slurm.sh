@@ -1,7 +1,7 @@
 # A one-node Slurm cluster on this machine for internal/slurm's integration test
 # (sourced by scripts/test-setup.sh). Debian's slurm-wlm and munge, configured
 # on localhost: munge authentication, no cgroups, no accounting daemon. The
-# recipe is shared/reference/slurm-single-node.md and docs/slurm.md.
+# recipe is in docs/slurm.md.
 #
 # Idempotent: a second run finds the packages, the key, the configuration and
 # the three daemons in place and returns in well under a second. The daemons are

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """A stand-in for LLenergyMeasure v0.8's study loader, the peer of llem-expand's benchmark.
 
-The original cannot be installed here (no PyPI), so this re-implements what its spec
-(shared/spec/original-llenergymeasure.md §1 and §2) says the loader does, with the same
-libraries (PyYAML, pydantic 2): the `expand_grid` algorithm of §2.2, one pydantic
+The original cannot be installed here (no PyPI), so this re-implements what its
+documented behaviour (docs/expand.md) says the loader does, with the same
+libraries (PyYAML, pydantic 2): its `expand_grid` algorithm, one pydantic
 ExperimentConfig per generated dict (extra=forbid top level, range-checked fields, the
-decoder/warmup/baseline/energy/dataset sub-models, an extra=allow backend section), the
-§1.9 identity hash (SHA-256 over json.dumps(model_dump(), sort_keys=True)), the
-study hash over the valid pre-cycling list, and `apply_cycles` (§2.5). Like the original it
+decoder/warmup/baseline/energy/dataset sub-models, an extra=allow backend section), its
+identity hash (SHA-256 over json.dumps(model_dump(), sort_keys=True)), the
+study hash over the valid pre-cycling list, and `apply_cycles`. Like the original it
 builds every list in memory before anything is written. It writes one JSON line per run, as
 llem-expand does, so both are timed on the same work.
 

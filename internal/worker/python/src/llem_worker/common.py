@@ -80,7 +80,7 @@ TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 # --- warmup -----------------------------------------------------------------------------------
 
 def run_warmup(cfg, call, proto):
-    """Warmup as in spec §4.5 (fixed n_warmup calls, or CV mode up to max_prompts calls stopping
+    """Warmup as in the original (fixed n_warmup calls, or CV mode up to max_prompts calls stopping
     once the CV of the last window_size latencies is under cv_threshold), then the thermal floor.
     call(i) runs the i-th warmup request and returns nothing; its latency is measured here.
     Returns the done event's warmup object."""
@@ -100,7 +100,7 @@ def run_warmup(cfg, call, proto):
             call(i)
         except WorkerError:
             raise
-        except Exception as e:  # a failed warmup call is reported and skipped (spec §4.5)
+        except Exception as e:  # a failed warmup call is reported and skipped, as in the original
             proto.warning("warmup_call_failed", "warmup request %d failed: %s" % (i, e))
             continue
         lat.append(time.perf_counter() - t0)
@@ -184,7 +184,7 @@ def experts_of(hf_config):
 
 
 def count_parameters(named_numels, experts=None, active=None):
-    """Totals from (name, numel) pairs: all, non-embedding (names without "embed", spec §4.6) and
+    """Totals from (name, numel) pairs: all, non-embedding (names without "embed", the original's rule) and
     for a mixture of experts the parameters active per token: everything outside the experts plus
     active/experts of the expert weights."""
     total = non_embed = expert = 0

@@ -1,4 +1,4 @@
-"""The worker protocol (see DESIGN.md, "Worker protocol"): NDJSON events on stdout.
+"""The worker protocol (docs/design.md, "Worker protocol"): NDJSON events on stdout.
 
 Libraries print to stdout freely (transformers, vLLM, TensorRT-LLM, even C code), so the
 protocol stream is moved to a private duplicate of file descriptor 1 and fd 1 itself is pointed

@@ -4,7 +4,7 @@ The dataset's prompts (from experiment.json, not placeholders) are tokenised wit
 and truncated to max_input_tokens, run in batches of pytorch.batch_size; a StoppingCriteria
 called after every generation step stamps the time each step's tokens appeared (after a CUDA
 sync), so TTFT and inter-token gaps are real. Every pytorch field of the config is wired to
-from_pretrained / generate (spec §8.1, §1.4), extra keys and passthrough_kwargs included.
+from_pretrained / generate, extra keys and passthrough_kwargs included.
 """
 import os
 
@@ -51,7 +51,7 @@ def from_pretrained_kwargs(cfg, torch, transformers):
             q["load_in_8bit"] = True
         kw["quantization_config"] = transformers.BitsAndBytesConfig(**q)
     kw.update(extra)  # extra pytorch keys are forwarded to from_pretrained
-    kw.update(cfg.get("passthrough_kwargs") or {})  # merged last (spec §1.4)
+    kw.update(cfg.get("passthrough_kwargs") or {})  # merged last, as in the original
     return kw
 
 

@@ -1,6 +1,6 @@
 """The vllm worker: vLLM's offline LLM API with continuous batching.
 
-Every vllm field of the config is wired (spec §1.5): engine fields to LLM(...) (the speculative
+Every vllm field of the config is wired: engine fields to LLM(...) (the speculative
 pair as speculative_config, offload_params as a set, attention.backend as attention_backend and
 the other attention fields as attention_config), sampling fields to SamplingParams, beam_search
 fields to BeamSearchParams; extra keys of each section are forwarded to the same call. Prompts are
