@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/llem/llem/internal/cli"
-	"github.com/llem/llem/internal/runloop"
 	"github.com/llem/llem/internal/record"
+	"github.com/llem/llem/internal/runloop"
 	"github.com/llem/llem/internal/runner"
 	"github.com/llem/llem/internal/runner/docker"
 	"github.com/llem/llem/internal/runner/local"

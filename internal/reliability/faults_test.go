@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llem/llem/internal/runloop"
 	"github.com/llem/llem/internal/record"
+	"github.com/llem/llem/internal/runloop"
 	"github.com/llem/llem/internal/runner"
 	"github.com/llem/llem/internal/runner/local"
 )

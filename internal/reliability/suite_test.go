@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llem/llem/internal/runloop"
 	"github.com/llem/llem/internal/record"
+	"github.com/llem/llem/internal/runloop"
 )
 
 var (

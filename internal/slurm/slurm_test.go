@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llem/llem/internal/runloop"
 	"github.com/llem/llem/internal/record"
+	"github.com/llem/llem/internal/runloop"
 )
 
 // root is the repository root, seen from this package's folder (go test's
