@@ -8,7 +8,8 @@
 # random-weight Mixtral-style model (scripts/docker/gpu-check-python.sh --moe: parameters, active
 # parameters, TTFT/ITL, memory), and the whole pipeline with the pytorch worker under the local
 # runner on a random-weight Llama-style model with NVML sampling (scripts/gpu-check-pipeline.sh:
-# llem-expand | llem-exec | llem-aggregate, energy per run and per config). Nothing is downloaded.
+# llem-expand | llem-exec | llem-aggregate | llem-report: energy per run and per config, and the
+# report). Nothing is downloaded.
 #
 # Without an NVIDIA driver it says so and exits 0.
 #

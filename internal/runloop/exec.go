@@ -1,4 +1,4 @@
-// Package exec is llem-exec's run loop: it reads experiment records, runs each
+// Package runloop is llem-exec's run loop: it reads experiment records, runs each
 // in a fresh worker through a runner.Runner, writes the run directory, journals
 // every state change (fsync'd) so a killed study resumes without losing or
 // repeating a finished run, and emits one run record per run.

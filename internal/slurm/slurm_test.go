@@ -388,9 +388,8 @@ func TestArrayJob(t *testing.T) {
 		return p
 	}
 
-	// 1. 12 runs by seq over 4 tasks, 1 s idle baseline each; the merge has
-	// a llem-report to try (while it is a stub that fails, the merge still
-	// succeeds and says so).
+	// 1. 12 runs by seq over 4 tasks, 1 s idle baseline each; the bin folder
+	// has llem-report, so the merge ends with its table in report.txt.
 	t0 := time.Now()
 	dirA := filepath.Join(tmp, "a")
 	aFile := write("a.yaml", studyA)
@@ -422,6 +421,9 @@ func TestArrayJob(t *testing.T) {
 	}
 	if s := records(t, filepath.Join(dirA, "energy.ndjson"), "summary"); len(s) != 3 {
 		t.Errorf("energy.ndjson: %d summary records, want 3 (one per config)", len(s))
+	}
+	if b, err := os.ReadFile(filepath.Join(dirA, "report.txt")); err != nil || len(bytes.TrimSpace(b)) == 0 {
+		t.Errorf("report.txt of the merge: %d bytes (%v), want llem-report's table\n%s", len(b), err, logs(dirA))
 	}
 	t.Logf("12 runs as 4 tasks, merged and aggregated, in %s", time.Since(t0).Round(time.Millisecond))
 	// The DIR belongs to that stream and that layout: another study, or

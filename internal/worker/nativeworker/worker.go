@@ -1,4 +1,4 @@
-// Package native is the worker of the native backend: it reads
+// Package nativeworker is the worker of the native backend: it reads
 // experiment.json (LLEM_EXPERIMENT), runs the experiment on the Go engine of
 // internal/native and writes worker-protocol events (record.Event) to stdout,
 // one NDJSON line each. llem-exec runs it as `llem-exec __worker native`.
