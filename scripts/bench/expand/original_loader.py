@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A stand-in for LLenergyMeasure v0.8's study loader, the peer of llem-expand's benchmark.
 
-The original cannot be installed here (no PyPI), so this re-implements what its
-documented behaviour (docs/expand.md) says the loader does, with the same
+The original cannot be installed here (no PyPI), so this re-implements what
+LLenergyMeasure's documentation says its loader does, with the same
 libraries (PyYAML, pydantic 2): its `expand_grid` algorithm, one pydantic
 ExperimentConfig per generated dict (extra=forbid top level, range-checked fields, the
 decoder/warmup/baseline/energy/dataset sub-models, an extra=allow backend section), its
@@ -13,7 +13,7 @@ llem-expand does, so both are timed on the same work.
 
     original_loader.py study.yaml > runs.ndjson
 
-It is written from the spec, not copied: its speed is an estimate of the original's, and
+It is written from that description, not copied: its speed is an estimate of the original's, and
 is labelled so wherever its figures are quoted.
 """
 import hashlib

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # llem-expand against a Python stand-in for the original's loader
-# (original_loader.py: the spec's expand_grid + pydantic validation + hashing),
+# (original_loader.py: its expand_grid + pydantic validation + hashing),
 # side by side in one run, as whole processes timed by GNU time.
 #
 #   scripts/bench/expand/run.sh [K]
