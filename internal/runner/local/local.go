@@ -43,7 +43,7 @@ const drainWait = 2 * time.Second
 func (*Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, error) {
 	res := runner.Result{ExitCode: -1}
 	if len(spec.Command) == 0 {
-		res.Err = &record.Error{Type: "spawn", Message: "no worker command", Hint: "give one with --worker BACKEND=CMD"}
+		res.Err = &record.Error{Type: record.ErrSpawn, Message: "no worker command", Hint: "give one with --worker BACKEND=CMD"}
 		return res, nil
 	}
 	cmd := exec.Command(spec.Command[0], spec.Command[1:]...)
@@ -73,7 +73,7 @@ func (*Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, error)
 		outW.Close()
 		errR.Close()
 		errW.Close()
-		res.Err = &record.Error{Type: "spawn", Message: fmt.Sprintf("cannot start worker %q: %v", spec.Command[0], err),
+		res.Err = &record.Error{Type: record.ErrSpawn, Message: fmt.Sprintf("cannot start worker %q: %v", spec.Command[0], err),
 			Hint: "check the worker command (--worker BACKEND=CMD) and that it is executable"}
 		return res, nil
 	}
