@@ -1,14 +1,16 @@
-// Package exec is llem-exec's run loop: it reads experiment records, runs each
-// in a fresh worker through a runner.Runner, writes the run directory, journals
-// every state change (fsync'd) so a killed study resumes without losing or
-// repeating a finished run, and emits one run record per run.
+// Package runloop is llem-exec's run loop: it reads experiment records, runs
+// each in a fresh worker through a runner.Runner, writes the run directory,
+// journals every state change (fsync'd) so a killed study resumes without
+// losing or repeating a finished run, and emits one run record per run.
+//
+// loop.go holds the loop over the stream (type loop), run.go one run of one
+// experiment (runOne), cmd.go the llem-exec command.
 package runloop
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -121,376 +123,548 @@ func Run(ctx context.Context, o Options, inputs []*record.Reader, stdout io.Writ
 	if o.Print != "" {
 		return printPlan(o, exps, stdout, stderr)
 	}
-	for _, e := range exps {
-		if _, ok := o.Workers[e.Backend]; !ok && e.Runner.Type != "docker" && !python.IsBackend(e.Backend) {
+	l := &loop{ctx: ctx, o: o, exps: exps, out: out, stderr: stderr, par: max(o.Parallel, 1), byDir: map[string]*study{}}
+	if err := l.prepare(); err != nil {
+		return err
+	}
+	defer l.closeStudies()
+	if err := l.openStudies(); err != nil {
+		return err
+	}
+	return l.run()
+}
+
+// loop is one llem-exec session over a stream of experiments. Before the
+// first run: prepare (every run has a worker and a runner; the runners'
+// pre-flight) and openStudies (lock, journal, pending entries). Then each
+// experiment, in stream order, goes through next:
+//
+//	resume    decide from the journal: skip it (ok already, or failed with
+//	          --skip-failed), or run it (again)
+//	gap       the thermal gap before a serial run
+//	baseline  reuse or measure the study's idle baseline
+//	launch    journal it running, start runOne on its GPUs in a goroutine
+//	collect   take a finished run back; finishRun journals its state, emits
+//	          its record and counts it
+//
+// and after the last, finish journals the session's end and gives the exit
+// status. Runs come back only through collect, one at a time, so the
+// journal, stdout and the progress are written by this goroutine alone. With
+// one slot (the default) each run is collected before the next starts: the
+// serial loop.
+//
+// What happens inside one run (its files, sampler, worker and verdict) is
+// runOne's (run.go); a serving experiment's server lifecycle goes there, as
+// an execution, not here.
+type loop struct {
+	ctx    context.Context
+	o      Options
+	exps   []record.Experiment
+	out    *record.Writer
+	stderr io.Writer
+	par    int // runs in flight at most
+
+	studies []*study // in the order the stream names them
+	byDir   map[string]*study
+	prog    *progress
+	pool    *gpuPool
+
+	runs        context.Context    // the runs' context: ctx, cancelled on a fatal error too
+	cancelRuns  context.CancelFunc //
+	results     chan result        // finished runs, from their goroutines
+	inflight    int                // runs launched and not yet collected
+	stopLaunch  bool               // no more runs start (fail-fast, an interrupted run)
+	fatal       error              // a run that could not be carried out: the session ends with it
+	failed      int                // runs that did not finish ok (skipped failed ones included)
+	interrupted bool
+	ranOne      bool // a run started in this session (no gap before the first)
+}
+
+// result is a finished run, as its goroutine hands it back.
+type result struct {
+	e       record.Experiment
+	st      *study
+	attempt int
+	gpus    []string
+	r       record.Run
+	err     error
+}
+
+func (l *loop) warn(s string) { fmt.Fprintf(l.stderr, "llem-exec: warning: %s\n", s) }
+
+// runnerOf is the runner type of e ("" means local).
+func runnerOf(e record.Experiment) string {
+	if e.Runner.Type == "" {
+		return "local"
+	}
+	return e.Runner.Type
+}
+
+// prepare checks that every run has a worker and a runner and, unless this is
+// a dry run, resolves the workers and runs each runner's pre-flight.
+func (l *loop) prepare() error {
+	for _, e := range l.exps {
+		if _, ok := l.o.Workers[e.Backend]; !ok && e.Runner.Type != "docker" && !python.IsBackend(e.Backend) {
 			return cli.Usagef("no worker for backend %q (run %s); give one with --worker %s=CMD", e.Backend, e.RunID, e.Backend)
 		}
-		rt := e.Runner.Type
-		if rt == "" {
-			rt = "local"
-		}
-		if o.Runners[rt] == nil {
-			return cli.Usagef("run %s asks for runner %q, which this llem-exec does not have", e.RunID, rt)
+		if l.o.Runners[runnerOf(e)] == nil {
+			return cli.Usagef("run %s asks for runner %q, which this llem-exec does not have", e.RunID, runnerOf(e))
 		}
 	}
-	if !o.DryRun {
-		// The embedded Python workers, for the local runs of their backends
-		// that --worker does not name: extracted now, once, not before.
-		workers := map[string][]string{}
-		for b, argv := range o.Workers {
-			workers[b] = argv
+	if !l.o.DryRun {
+		if err := l.resolveWorkers(); err != nil {
+			return err
 		}
-		for _, e := range exps {
-			if _, ok := workers[e.Backend]; !ok && e.Runner.Type != "docker" {
-				argv, err := python.Command(e.Backend, o.CacheDir)
-				if err != nil {
-					return fmt.Errorf("%s worker: %w", e.Backend, err)
-				}
-				workers[e.Backend] = argv
-			}
-		}
-		o.Workers = workers
-		byRunner := map[string][]record.Experiment{}
-		for _, e := range exps {
-			rt := e.Runner.Type
-			if rt == "" {
-				rt = "local"
-			}
-			byRunner[rt] = append(byRunner[rt], e)
-		}
-		for rt, es := range byRunner {
-			if err := o.Runners[rt].Preflight(ctx, es); err != nil {
-				return fmt.Errorf("%s runner: %w", rt, err)
-			}
+		if err := l.preflight(); err != nil {
+			return err
 		}
 	}
-	warn := func(s string) { fmt.Fprintf(stderr, "llem-exec: warning: %s\n", s) }
-	par := max(o.Parallel, 1)
-	if par > 1 && !o.NoGaps && !o.DryRun {
-		for _, e := range exps {
+	if l.par > 1 && !l.o.NoGaps && !l.o.DryRun {
+		for _, e := range l.exps {
 			if e.GapBeforeS > 0 {
-				warn(fmt.Sprintf("--parallel %d: the thermal gaps between runs (gap_before_s) are not taken; a run starts as soon as a slot and its GPUs are free", par))
+				l.warn(fmt.Sprintf("--parallel %d: the thermal gaps between runs (gap_before_s) are not taken; a run starts as soon as a slot and its GPUs are free", l.par))
 				break
 			}
 		}
 	}
+	return nil
+}
 
-	studies := map[string]*study{}
-	for _, e := range exps {
-		dir := filepath.Join(o.Out, e.Study+"-"+e.StudyHash[:8])
-		if studies[dir] != nil {
-			studies[dir].runs = append(studies[dir].runs, e)
+// resolveWorkers adds the embedded Python workers, for the local runs of
+// their backends that --worker does not name: extracted now, once, not before.
+func (l *loop) resolveWorkers() error {
+	workers := map[string][]string{}
+	for b, argv := range l.o.Workers {
+		workers[b] = argv
+	}
+	for _, e := range l.exps {
+		if _, ok := workers[e.Backend]; !ok && e.Runner.Type != "docker" {
+			argv, err := python.Command(e.Backend, l.o.CacheDir)
+			if err != nil {
+				return fmt.Errorf("%s worker: %w", e.Backend, err)
+			}
+			workers[e.Backend] = argv
+		}
+	}
+	l.o.Workers = workers
+	return nil
+}
+
+// preflight asks each runner the stream uses, in the order the stream first
+// uses them, whether it can run its experiments at all.
+func (l *loop) preflight() error {
+	var order []string
+	byRunner := map[string][]record.Experiment{}
+	for _, e := range l.exps {
+		rt := runnerOf(e)
+		if byRunner[rt] == nil {
+			order = append(order, rt)
+		}
+		byRunner[rt] = append(byRunner[rt], e)
+	}
+	for _, rt := range order {
+		if err := l.o.Runners[rt].Preflight(l.ctx, byRunner[rt]); err != nil {
+			return fmt.Errorf("%s runner: %w", rt, err)
+		}
+	}
+	return nil
+}
+
+func (l *loop) studyDir(e record.Experiment) string {
+	return filepath.Join(l.o.Out, e.Study+"-"+e.StudyHash[:8])
+}
+
+func (l *loop) studyOf(e record.Experiment) *study { return l.byDir[l.studyDir(e)] }
+
+// openStudies opens the directory of every study in the stream and journals,
+// in each, the runs this session will take as pending, before any runs.
+func (l *loop) openStudies() error {
+	for _, e := range l.exps {
+		if st := l.studyOf(e); st != nil {
+			st.runs = append(st.runs, e)
 			continue
 		}
-		st := &study{dir: dir, runs: []record.Experiment{e}, emitted: map[string]bool{}}
-		st.baselines = loadBaselines(dir)
-		studies[dir] = st
-		if !o.DryRun {
-			if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o755); err != nil {
-				return err
-			}
-			// Each run directory is removed and made again under runs/: a
-			// runs that is a symlink would aim that removal elsewhere.
-			if fi, err := os.Lstat(filepath.Join(dir, "runs")); err != nil || !fi.IsDir() {
-				return fmt.Errorf("%s is not a directory (a symlink?); llem-exec removes and recreates run directories under it, so it must be a plain directory", filepath.Join(dir, "runs"))
-			}
-			lk, err := takeLock(filepath.Join(dir, "lock"), o.Host.Hostname)
-			if err != nil {
-				return err
-			}
-			st.lk = lk
-			defer lk.release()
+		dir := l.studyDir(e)
+		st := &study{dir: dir, runs: []record.Experiment{e}, emitted: map[string]bool{}, baselines: loadBaselines(dir)}
+		l.byDir[dir] = st
+		l.studies = append(l.studies, st)
+		if err := l.openStudy(st); err != nil {
+			return err
 		}
-		states, err := readJournal(filepath.Join(dir, "journal.ndjson"), warn)
+	}
+	if l.o.DryRun {
+		return nil
+	}
+	for _, st := range l.studies {
+		var pend []Entry
+		for _, e := range st.runs {
+			if st.states[e.RunID] == nil {
+				seq := e.Seq
+				pend = append(pend, Entry{Op: "state", RunID: e.RunID, Seq: &seq, ID: e.ID, Status: record.StatusPending})
+			}
+		}
+		if len(pend) > 0 {
+			if err := st.j.append(pend...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// openStudy reads a study's journal and, unless this is a dry run, makes its
+// runs directory, takes its lock and opens its journal for this session.
+func (l *loop) openStudy(st *study) error {
+	runs := filepath.Join(st.dir, "runs")
+	if !l.o.DryRun {
+		if err := os.MkdirAll(runs, 0o755); err != nil {
+			return err
+		}
+		// Each run directory is removed and made again under runs/: a
+		// runs that is a symlink would aim that removal elsewhere.
+		if fi, err := os.Lstat(runs); err != nil || !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory (a symlink?); llem-exec removes and recreates run directories under it, so it must be a plain directory", runs)
+		}
+		lk, err := takeLock(filepath.Join(st.dir, "lock"), l.o.Host.Hostname)
 		if err != nil {
 			return err
 		}
-		st.states = states
-		if !o.DryRun {
-			j, err := openJournal(filepath.Join(dir, "journal.ndjson"))
-			if err != nil {
-				return err
-			}
-			st.j = j
-			defer j.close()
-			if err := j.append(Entry{Op: "open", PID: os.Getpid(), Host: o.Host.Hostname}); err != nil {
-				return err
-			}
-		}
+		st.lk = lk
 	}
-	studyOf := func(e record.Experiment) *study {
-		return studies[filepath.Join(o.Out, e.Study+"-"+e.StudyHash[:8])]
+	states, err := readJournal(filepath.Join(st.dir, "journal.ndjson"), l.warn)
+	if err != nil {
+		return err
 	}
-
-	// Pending: every run this session will take, journalled before any runs.
-	if !o.DryRun {
-		for _, st := range studies {
-			var pend []Entry
-			for _, e := range exps {
-				if studyOf(e) != st {
-					continue
-				}
-				if s := st.states[e.RunID]; s == nil {
-					seq := e.Seq
-					pend = append(pend, Entry{Op: "state", RunID: e.RunID, Seq: &seq, ID: e.ID, Status: record.StatusPending})
-				}
-			}
-			if len(pend) > 0 {
-				if err := st.j.append(pend...); err != nil {
-					return err
-				}
-			}
-		}
-	}
-
-	o.prompts = promptCache()
-	prog := newProgress(o.Progress, len(exps))
-	failed, interrupted := 0, false
-	ranOne := false
-
-	// Runs in flight: each runs in its own goroutine on its own GPUs; their
-	// results come back here, where the journal, stdout and the progress are
-	// written, one at a time. With one slot (the default) the loop waits for
-	// each run before the next: the serial loop.
-	pool := newGPUPool(o.GPUs)
-	rctx, cancelRuns := context.WithCancel(ctx)
-	defer cancelRuns()
-	type result struct {
-		e       record.Experiment
-		st      *study
-		attempt int
-		gpus    []string
-		r       record.Run
-		err     error
-	}
-	results := make(chan result)
-	inflight, stopLaunch := 0, false
-	var fatal error
-	collect := func() error {
-		d := <-results
-		inflight--
-		pool.give(d.gpus)
-		if d.err != nil {
-			if fatal == nil {
-				fatal = fmt.Errorf("run %s: %w", d.e.RunID, d.err)
-				cancelRuns()
-			}
-			return fatal
-		}
-		if fatal != nil {
-			return fatal
-		}
-		e, st, r := d.e, d.st, d.r
-		seq := e.Seq
-		if err := st.j.append(Entry{Op: "state", RunID: e.RunID, Seq: &seq, ID: e.ID, Status: r.Status, Attempt: d.attempt, Error: r.Error}); err != nil {
-			return err
-		}
-		if st.states[e.RunID] == nil {
-			st.states[e.RunID] = &runState{}
-		}
-		st.states[e.RunID].Status = r.Status
-		if err := out.Write(r); err != nil {
-			return err
-		}
-		prog.done(e, r.Status, false)
-		if r.Status == record.StatusInterrupted {
-			interrupted = true
-			stopLaunch = true
-		} else if r.Status != record.StatusOK {
-			failed++
-			stopLaunch = stopLaunch || o.FailFast
-		}
+	st.states = states
+	if l.o.DryRun {
 		return nil
 	}
-	drain := func() error {
-		var first error
-		for inflight > 0 {
-			if err := collect(); err != nil && first == nil {
-				first = err
-			}
-		}
-		return first
+	j, err := openJournal(filepath.Join(st.dir, "journal.ndjson"))
+	if err != nil {
+		return err
 	}
+	st.j = j
+	return j.append(Entry{Op: "open", PID: os.Getpid(), Host: l.o.Host.Hostname})
+}
+
+// closeStudies closes the journals and releases the locks, the last opened first.
+func (l *loop) closeStudies() {
+	for i := len(l.studies) - 1; i >= 0; i-- {
+		st := l.studies[i]
+		if st.j != nil {
+			st.j.close()
+		}
+		if st.lk != nil {
+			st.lk.release()
+		}
+	}
+}
+
+// run takes every experiment through next, waits for the runs in flight and
+// finishes the session.
+func (l *loop) run() error {
+	l.o.prompts = promptCache()
+	l.prog = newProgress(l.o.Progress, len(l.exps))
+	l.pool = newGPUPool(l.o.GPUs)
+	l.runs, l.cancelRuns = context.WithCancel(l.ctx)
+	defer l.cancelRuns()
+	l.results = make(chan result)
 	defer func() { // an early return leaves no run behind
-		if inflight > 0 {
-			cancelRuns()
-			drain()
+		if l.inflight > 0 {
+			l.cancelRuns()
+			l.drain()
 		}
 	}()
-	for _, e := range exps {
-		st := studyOf(e)
-		s := st.states[e.RunID]
-		runDir := filepath.Join(st.dir, "runs", e.RunID)
-		if abs, err := filepath.Abs(runDir); err == nil {
-			runDir = abs
-		}
-		if s != nil && s.Status == record.StatusOK {
-			if o.DryRun {
-				r := plannedRun(e, record.StatusDone, runDir, o.Host)
-				if err := out.Write(r); err != nil {
-					return err
-				}
-				continue
-			}
-			b, err := os.ReadFile(filepath.Join(runDir, "run.json"))
-			if err == nil {
-				var r record.Run
-				if err = json.Unmarshal(b, &r); err == nil {
-					for _, bl := range st.baselines {
-						if bl.ID == r.BaselineID && !st.emitted[bl.ID] {
-							st.emitted[bl.ID] = true
-							if err := out.Write(bl); err != nil {
-								return err
-							}
-						}
-					}
-					if err := out.Write(r); err != nil {
-						return err
-					}
-					prog.done(e, record.StatusOK, true)
-					continue
-				}
-			}
-			warn(fmt.Sprintf("run %s is ok in the journal but its run.json cannot be read (%v); running it again", e.RunID, err))
-		}
-		if s != nil && s.Status == record.StatusFailed && o.SkipFailed {
-			prog.done(e, record.StatusFailed, true)
-			failed++
-			continue
-		}
-		if o.DryRun {
-			if err := out.Write(plannedRun(e, record.StatusPlanned, runDir, o.Host)); err != nil {
-				return err
-			}
-			continue
-		}
-		need := gpusNeeded(e)
-		for inflight > 0 && !pool.fits(need) {
-			if err := collect(); err != nil {
-				return err
-			}
-		}
-		if stopLaunch {
-			break
-		}
-		if ctx.Err() != nil {
-			interrupted = true
-			break
-		}
-		if ranOne && par == 1 && !o.NoGaps && e.GapBeforeS > 0 {
-			t := time.NewTimer(time.Duration(e.GapBeforeS * float64(time.Second)))
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				interrupted = true
-			}
-			if interrupted {
-				break
-			}
-		}
-		ranOne = true
-		var bl *record.Baseline
-		blDur := o.Baseline
-		if blDur < 0 {
-			blDur = configBaseline(e.Config)
-		}
-		if o.Sampler != nil && blDur > 0 {
-			if n := len(st.baselines); n > 0 && (o.BaselineTTL <= 0 || time.Since(time.Unix(0, st.baselines[n-1].Window.EndNS)) < o.BaselineTTL) {
-				bl = st.baselines[n-1]
-			} else {
-				// Idle means idle: the runs in flight end first.
-				if err := drain(); err != nil {
-					return err
-				}
-				if stopLaunch {
-					break
-				}
-				if o.Progress != nil {
-					fmt.Fprintf(o.Progress, "llem-exec: measuring idle power for %s\n", blDur)
-				}
-				nb, err := measureBaseline(ctx, o, st, blDur)
-				if ctx.Err() != nil {
-					interrupted = true
-					break
-				}
-				if err != nil {
-					warn("idle baseline not measured: " + err.Error())
-				} else {
-					st.baselines = append(st.baselines, nb)
-					bl = nb
-				}
-			}
-			if bl != nil && !st.emitted[bl.ID] {
-				st.emitted[bl.ID] = true
-				if err := out.Write(bl); err != nil {
-					return err
-				}
-			}
-		}
-		attempt := 1
-		if s != nil {
-			attempt = s.Attempts + 1
-		}
-		seq := e.Seq
-		if err := st.j.append(Entry{Op: "state", RunID: e.RunID, Seq: &seq, ID: e.ID, Status: record.StatusRunning, Attempt: attempt}); err != nil {
+	for _, e := range l.exps {
+		stop, err := l.next(e)
+		if err != nil {
 			return err
 		}
-		prog.start(e)
-		baseID := ""
-		if bl != nil {
-			baseID = bl.ID
-		}
-		ro := o
-		ro.GPUs = pool.take(need)
-		if need == 0 && len(o.GPUs) > 0 {
-			// A CPU run beside GPU runs sees no GPU.
-			ro.env = append(append([]string(nil), o.env...), "CUDA_VISIBLE_DEVICES=")
-		}
-		inflight++
-		go func(e record.Experiment, st *study, attempt int) {
-			var r record.Run
-			var err error
-			if rerr := notEnoughGPUs(e, need, o.GPUs); rerr != nil {
-				r, err = refusedRun(ro, e, runDir, attempt, baseID, rerr)
-			} else {
-				r, err = runOne(rctx, ro, e, runDir, attempt, baseID)
-			}
-			results <- result{e: e, st: st, attempt: attempt, gpus: ro.GPUs, r: r, err: err}
-		}(e, st, attempt)
-		for inflight >= par {
-			if err := collect(); err != nil {
-				return err
-			}
-		}
-		if stopLaunch {
+		if stop {
 			break
 		}
 	}
-	if err := drain(); err != nil {
+	if err := l.drain(); err != nil {
 		return err
 	}
-	if err := out.Flush(); err != nil {
+	if err := l.out.Flush(); err != nil {
 		return err
 	}
+	return l.finish()
+}
+
+// next takes one experiment through the steps up to its launch (see loop);
+// stop says that no later experiment starts.
+func (l *loop) next(e record.Experiment) (stop bool, err error) {
+	st := l.studyOf(e)
+	s := st.states[e.RunID]
+	runDir := filepath.Join(st.dir, "runs", e.RunID)
+	if abs, err := filepath.Abs(runDir); err == nil {
+		runDir = abs
+	}
+	if skip, err := l.resume(e, st, s, runDir); skip || err != nil {
+		return false, err
+	}
+	if l.o.DryRun {
+		return false, l.out.Write(plannedRun(e, record.StatusPlanned, runDir, l.o.Host))
+	}
+	need := gpusNeeded(e)
+	for l.inflight > 0 && !l.pool.fits(need) {
+		if err := l.collect(); err != nil {
+			return true, err
+		}
+	}
+	if l.stopLaunch {
+		return true, nil
+	}
+	if l.ctx.Err() != nil || !l.gap(e) {
+		l.interrupted = true
+		return true, nil
+	}
+	l.ranOne = true
+	bl, stop, err := l.baseline(e, st)
+	if stop || err != nil {
+		return true, err
+	}
+	if err := l.launch(e, st, s, runDir, need, bl); err != nil {
+		return true, err
+	}
+	for l.inflight >= l.par {
+		if err := l.collect(); err != nil {
+			return true, err
+		}
+	}
+	return l.stopLaunch, nil
+}
+
+// resume decides what the journal's state s of a run means for this
+// session; skip is true when the run is not run now. A run already ok is
+// not run again: its run record (and the baseline it names) is emitted again
+// from its run.json, and one whose run.json cannot be read runs again. A
+// failed run is skipped with --skip-failed. Any other runs.
+func (l *loop) resume(e record.Experiment, st *study, s *runState, runDir string) (skip bool, err error) {
+	switch {
+	case s != nil && s.Status == record.StatusOK:
+		if l.o.DryRun {
+			return true, l.out.Write(plannedRun(e, record.StatusDone, runDir, l.o.Host))
+		}
+		var r record.Run
+		err := readJSON(filepath.Join(runDir, "run.json"), &r)
+		if err == nil {
+			return true, l.replay(e, st, r)
+		}
+		l.warn(fmt.Sprintf("run %s is ok in the journal but its run.json cannot be read (%v); running it again", e.RunID, err))
+	case s != nil && s.Status == record.StatusFailed && l.o.SkipFailed:
+		l.prog.done(e, record.StatusFailed, true)
+		l.failed++
+		return true, nil
+	}
+	return false, nil
+}
+
+// replay emits the records of a run finished in an earlier session.
+func (l *loop) replay(e record.Experiment, st *study, r record.Run) error {
+	for _, bl := range st.baselines {
+		if bl.ID == r.BaselineID && !st.emitted[bl.ID] {
+			st.emitted[bl.ID] = true
+			if err := l.out.Write(bl); err != nil {
+				return err
+			}
+		}
+	}
+	if err := l.out.Write(r); err != nil {
+		return err
+	}
+	l.prog.done(e, record.StatusOK, true)
+	return nil
+}
+
+// gap waits the thermal gap before a serial run (none before the first, with
+// --no-gaps, or with --parallel); false when interrupted meanwhile.
+func (l *loop) gap(e record.Experiment) bool {
+	if !l.ranOne || l.par != 1 || l.o.NoGaps || e.GapBeforeS <= 0 {
+		return true
+	}
+	t := time.NewTimer(time.Duration(e.GapBeforeS * float64(time.Second)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-l.ctx.Done():
+		return false
+	}
+}
+
+// baseline is the idle baseline the run refers to: the study's last one
+// while younger than --baseline-ttl, else a new measurement; nil without a
+// sampler, when baselines are off, or when the measurement failed (a
+// warning). Each baseline record is emitted once, before the first run that
+// refers to it. stop says no run starts any more.
+func (l *loop) baseline(e record.Experiment, st *study) (bl *record.Baseline, stop bool, err error) {
+	dur := l.o.Baseline
+	if dur < 0 {
+		dur = configBaseline(e.Config)
+	}
+	if l.o.Sampler == nil || dur <= 0 {
+		return nil, false, nil
+	}
+	if n := len(st.baselines); n > 0 && (l.o.BaselineTTL <= 0 || time.Since(time.Unix(0, st.baselines[n-1].Window.EndNS)) < l.o.BaselineTTL) {
+		bl = st.baselines[n-1]
+	} else if bl, stop, err = l.measure(st, dur); stop || err != nil {
+		return nil, stop, err
+	}
+	if bl != nil && !st.emitted[bl.ID] {
+		st.emitted[bl.ID] = true
+		if err := l.out.Write(bl); err != nil {
+			return nil, true, err
+		}
+	}
+	return bl, false, nil
+}
+
+// measure measures a new idle baseline for st. Idle means idle: the runs in
+// flight end first.
+func (l *loop) measure(st *study, dur time.Duration) (bl *record.Baseline, stop bool, err error) {
+	if err := l.drain(); err != nil {
+		return nil, true, err
+	}
+	if l.stopLaunch {
+		return nil, true, nil
+	}
+	if l.o.Progress != nil {
+		fmt.Fprintf(l.o.Progress, "llem-exec: measuring idle power for %s\n", dur)
+	}
+	nb, err := measureBaseline(l.ctx, l.o, st, dur)
+	if l.ctx.Err() != nil {
+		l.interrupted = true
+		return nil, true, nil
+	}
+	if err != nil {
+		l.warn("idle baseline not measured: " + err.Error())
+		return nil, false, nil
+	}
+	st.baselines = append(st.baselines, nb)
+	return nb, false, nil
+}
+
+// launch journals the run as running (its attempt counted from the journal)
+// and starts it in its own goroutine on need GPUs from the pool; collect takes
+// it back. A run needing more GPUs than llem-exec may use fails at once.
+func (l *loop) launch(e record.Experiment, st *study, s *runState, runDir string, need int, bl *record.Baseline) error {
+	attempt := 1
+	if s != nil {
+		attempt = s.Attempts + 1
+	}
+	seq := e.Seq
+	if err := st.j.append(Entry{Op: "state", RunID: e.RunID, Seq: &seq, ID: e.ID, Status: record.StatusRunning, Attempt: attempt}); err != nil {
+		return err
+	}
+	l.prog.start(e)
+	baseID := ""
+	if bl != nil {
+		baseID = bl.ID
+	}
+	ro := l.o
+	ro.GPUs = l.pool.take(need)
+	if need == 0 && len(l.o.GPUs) > 0 {
+		// A CPU run beside GPU runs sees no GPU.
+		ro.env = append(append([]string(nil), l.o.env...), "CUDA_VISIBLE_DEVICES=")
+	}
+	all, ctx := l.o.GPUs, l.runs
+	l.inflight++
+	go func() {
+		var r record.Run
+		var err error
+		if rerr := notEnoughGPUs(e, need, all); rerr != nil {
+			r, err = refusedRun(ro, e, runDir, attempt, baseID, rerr)
+		} else {
+			r, err = runOne(ctx, ro, e, runDir, attempt, baseID)
+		}
+		l.results <- result{e: e, st: st, attempt: attempt, gpus: ro.GPUs, r: r, err: err}
+	}()
+	return nil
+}
+
+// collect takes back one finished run: its GPUs return to the pool, then
+// finishRun. A run that could not be carried out (its files could not be
+// written, the runner failed) is fatal: the runs in flight are cancelled and
+// the session ends with that error.
+func (l *loop) collect() error {
+	d := <-l.results
+	l.inflight--
+	l.pool.give(d.gpus)
+	if d.err != nil {
+		if l.fatal == nil {
+			l.fatal = fmt.Errorf("run %s: %w", d.e.RunID, d.err)
+			l.cancelRuns()
+		}
+		return l.fatal
+	}
+	if l.fatal != nil {
+		return l.fatal
+	}
+	return l.finishRun(d)
+}
+
+// finishRun journals a finished run's state, emits its record, and counts it:
+// an interrupted run stops the session, a failed one with --fail-fast stops
+// further launches.
+func (l *loop) finishRun(d result) error {
+	e, st, r := d.e, d.st, d.r
+	seq := e.Seq
+	if err := st.j.append(Entry{Op: "state", RunID: e.RunID, Seq: &seq, ID: e.ID, Status: r.Status, Attempt: d.attempt, Error: r.Error}); err != nil {
+		return err
+	}
+	if st.states[e.RunID] == nil {
+		st.states[e.RunID] = &runState{}
+	}
+	st.states[e.RunID].Status = r.Status
+	if err := l.out.Write(r); err != nil {
+		return err
+	}
+	l.prog.done(e, r.Status, false)
+	if r.Status == record.StatusInterrupted {
+		l.interrupted = true
+		l.stopLaunch = true
+	} else if r.Status != record.StatusOK {
+		l.failed++
+		l.stopLaunch = l.stopLaunch || l.o.FailFast
+	}
+	return nil
+}
+
+// drain collects every run in flight; the first error is returned.
+func (l *loop) drain() error {
+	var first error
+	for l.inflight > 0 {
+		if err := l.collect(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// finish journals the session's end in every study and says how it ended:
+// interrupted (exit 130: rerun to resume), some runs not ok (exit 3), or all ok.
+func (l *loop) finish() error {
 	reason := "done"
-	if interrupted || ctx.Err() != nil {
+	if l.interrupted || l.ctx.Err() != nil {
 		reason = "interrupted"
-	} else if failed > 0 && o.FailFast {
+	} else if l.failed > 0 && l.o.FailFast {
 		reason = "fail-fast"
 	}
-	for _, st := range studies {
+	for _, st := range l.studies {
 		if st.j != nil {
 			st.j.append(Entry{Op: "close", PID: os.Getpid(), Reason: reason})
 		}
 	}
-	prog.finish()
+	l.prog.finish()
 	switch {
 	case reason == "interrupted":
-		fmt.Fprintf(stderr, "llem-exec: interrupted; rerun the same stream with the same --out to resume\n")
+		fmt.Fprintf(l.stderr, "llem-exec: interrupted; rerun the same stream with the same --out to resume\n")
 		return &cli.Error{Code: cli.ExitInterrupted}
-	case failed > 0:
-		fmt.Fprintf(stderr, "llem-exec: %d run(s) did not finish ok\n", failed)
+	case l.failed > 0:
+		fmt.Fprintf(l.stderr, "llem-exec: %d run(s) did not finish ok\n", l.failed)
 		return &cli.Error{Code: cli.ExitSomeFailed}
 	}
 	return nil
@@ -503,12 +677,6 @@ func quoteClip(s string) string {
 		return strconv.Quote(s[:80]) + fmt.Sprintf("... (%d bytes)", len(s))
 	}
 	return strconv.Quote(s)
-}
-
-func plannedRun(e record.Experiment, status, runDir string, host record.Host) record.Run {
-	e.Kind = record.KindRun
-	return record.Run{Experiment: e, Status: status, RunDir: runDir, SampleFile: "samples.arrows",
-		EventsFile: "events.ndjson", Host: host}
 }
 
 // DefaultTimeout is max(600 s, 2 s × n) where n is the config's prompt count.
@@ -524,208 +692,12 @@ func DefaultTimeout(cfg json.RawMessage) time.Duration {
 	return t
 }
 
-// runOne runs one experiment and builds its run record; run.json is written
-// atomically last, so a run directory without run.json is an unfinished run.
-func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, attempt int, baselineID string) (record.Run, error) {
-	if err := os.RemoveAll(runDir); err != nil {
-		return record.Run{}, err
-	}
-	if err := os.MkdirAll(runDir, 0o755); err != nil {
-		return record.Run{}, err
-	}
-	in := record.WorkerInput{Experiment: e, Prompts: []string{}}
-	if o.prompts != nil {
-		p, err := o.prompts(e)
-		if err != nil {
-			r := record.Run{Experiment: e, RunDir: runDir, SampleFile: "samples.arrows", EventsFile: "events.ndjson",
-				Host: o.Host, Attempt: attempt, Devices: o.GPUs, BaselineID: baselineID, Samplers: []string{}, Warnings: []record.Flag{},
-				Status: record.StatusFailed, Error: &record.Error{Type: "dataset", Message: err.Error(), Hint: "check the config's dataset"}}
-			r.Kind = record.KindRun
-			r.StartNS, r.EndNS = time.Now().UnixNano(), time.Now().UnixNano()
-			return r, writeJSONAtomic(filepath.Join(runDir, "run.json"), r)
-		}
-		in.Prompts = p
-	}
-	expFile := filepath.Join(runDir, "experiment.json")
-	if err := writeJSONAtomic(expFile, in); err != nil {
-		return record.Run{}, err
-	}
-	evf, err := os.Create(filepath.Join(runDir, "events.ndjson"))
-	if err != nil {
-		return record.Run{}, err
-	}
-	defer evf.Close()
-	lf, err := os.Create(filepath.Join(runDir, "worker.log"))
-	if err != nil {
-		return record.Run{}, err
-	}
-	defer lf.Close()
-	logMax := o.LogMax
-	if logMax <= 0 {
-		logMax = 256 << 20
-	}
-	lw := &logWriter{w: bufio.NewWriterSize(lf, 64<<10), max: logMax}
-	col := newCollector(evf, lw, o.EventsMax)
-
-	r := record.Run{Experiment: e, RunDir: runDir, SampleFile: "samples.arrows", EventsFile: "events.ndjson",
-		Host: o.Host, Attempt: attempt, Devices: o.GPUs, BaselineID: baselineID, Samplers: []string{}, Warnings: []record.Flag{}}
-	r.Kind = record.KindRun
-
-	var sess SamplerSession
-	if o.Sampler != nil {
-		sess, err = startSampler(o, filepath.Join(runDir, "samples.arrows"))
-		if err != nil {
-			r.Warnings = append(r.Warnings, record.Flag{Code: "sampler_failed", Message: "the sampler did not start: " + err.Error()})
-			sess = nil
-		}
-	}
-
-	timeout := o.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout(e.Config)
-	}
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	col.onCut = cancel
-	rt := e.Runner.Type
-	if rt == "" {
-		rt = "local"
-	}
-	argv := o.Workers[e.Backend]
-	grace := o.Grace
-	if grace <= 0 {
-		grace = 10 * time.Second
-	}
-	spec := runner.Spec{Experiment: e, RunDir: runDir, ExperimentFile: expFile, Command: argv,
-		GPUs: o.GPUs, Env: o.env, Stdout: col, Stderr: lw, Grace: grace, Kill: o.Kill}
-	guard := newDirGuard(runDir, evf, lf)
-	r.StartNS = time.Now().UnixNano()
-	res, err := o.Runners[rt].Run(rctx, spec)
-	r.EndNS = time.Now().UnixNano()
-	r.DurationS = float64(r.EndNS-r.StartNS) / 1e9
-	if err != nil {
-		return r, err
-	}
-	timedOut := errors.Is(rctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
-	intr := ctx.Err() != nil || (o.Interrupted != nil && o.Interrupted())
-
-	if sess != nil {
-		info, err := sess.Stop()
-		if err != nil {
-			r.Warnings = append(r.Warnings, record.Flag{Code: "sampler_failed", Message: "the sampler failed: " + err.Error()})
-		}
-		if info.Sources != nil {
-			r.Samplers = info.Sources
-		}
-		if len(info.Devices) > 0 {
-			r.Devices = info.Devices
-		}
-		r.Estimate = info.Estimate
-		if o.Parallel > 1 {
-			for _, src := range r.Samplers {
-				if src == "rapl" || src == "estimate" {
-					r.Warnings = append(r.Warnings, record.Flag{Code: "host_power_shared",
-						Message: fmt.Sprintf("--parallel %d: %s power is the whole node's and includes the runs beside this one", o.Parallel, src),
-						Hint:    "attribute CPU-side energy only from serial runs"})
-					break
-				}
-			}
-		}
-	}
-	if err := col.finish(); err != nil {
-		return r, err
-	}
-	// A write error (a full disk, a read-only remount) sticks in the
-	// buffered writers: a run whose files are incomplete is not written up
-	// as ok, and llem-exec stops with the error; resume reruns it.
-	lw.mu.Lock()
-	lerr := lw.w.Flush()
-	lw.mu.Unlock()
-	if lerr != nil {
-		return r, fmt.Errorf("worker.log: %w", lerr)
-	}
-	if err := evf.Sync(); err != nil {
-		return r, fmt.Errorf("events.ndjson: %w", err)
-	}
-	if err := lf.Sync(); err != nil {
-		return r, fmt.Errorf("worker.log: %w", err)
-	}
-
-	ph, pflags := col.phases()
-	r.Phases = ph
-	r.Totals, r.Warmup, r.ModelFacts, r.Memory = col.totals, col.warmup, col.model, col.memory
-	r.Warnings = append(r.Warnings, col.flags()...)
-	r.Warnings = append(r.Warnings, pflags...)
-	exit := res.ExitCode
-	wk := &record.Worker{Backend: e.Backend, Command: argv}
-	if rt != "local" {
-		wk.Command = nil // the image's entrypoint ran (container in the record)
-	}
-	if !res.Signaled && res.Err == nil {
-		wk.ExitCode = &exit
-	}
-	if col.hello != nil {
-		wk.Version, wk.PID = col.hello.Version, col.hello.PID
-	}
-	r.Worker = wk
-	r.Container = res.Container
-	last := string(lw.lastLine)
-
-	tampered := guard.check()
-	switch {
-	case intr:
-		r.Status = record.StatusInterrupted
-		r.Error = &record.Error{Type: "interrupted", Message: "llem-exec was interrupted; the worker was stopped",
-			Hint: "rerun the same stream with the same --out to resume"}
-	case tampered != "":
-		r.Status = record.StatusFailed
-		r.Error = &record.Error{Type: "run_dir_tampered", Message: tampered,
-			Hint: "a worker may write files in its run directory but must not replace the ones llem-exec keeps there"}
-	case col.eventsCut:
-		r.Status = record.StatusFailed
-		r.Error = &record.Error{Type: "worker_flood", Message: fmt.Sprintf("the worker wrote more than %d bytes of protocol events; it was stopped and events.ndjson was cut there", col.eventsMax),
-			Hint: "a worker writes one request event per measured request; check it for a loop"}
-	case timedOut:
-		r.Status = record.StatusTimeout
-		r.Error = &record.Error{Type: "timeout", Message: fmt.Sprintf("worker exceeded the timeout of %s and was killed with its process group", timeout),
-			Hint: "raise --timeout if the experiment needs longer"}
-	case res.Err != nil:
-		r.Status = record.StatusFailed
-		r.Error = res.Err
-	case col.errEv != nil:
-		r.Status = record.StatusFailed
-		r.Error = &record.Error{Type: "worker_error", Code: col.errEv.Code, Message: nonEmpty(col.errEv.Message, col.errEv.Code), Hint: col.errEv.Hint}
-	case res.Signaled:
-		r.Status = record.StatusFailed
-		r.Error = &record.Error{Type: "crash", Message: "worker was killed by a signal without an error event" + lastLine(last), Hint: "see worker.log in the run directory"}
-	case exit != 0:
-		r.Status = record.StatusFailed
-		r.Error = &record.Error{Type: "crash", Message: fmt.Sprintf("worker exited with code %d without an error event%s", exit, lastLine(last)), Hint: "see worker.log in the run directory"}
-	case !col.done:
-		r.Status = record.StatusFailed
-		r.Error = &record.Error{Type: "no_done", Message: "worker exited 0 without a done event" + lastLine(last), Hint: "a worker must end a good run with a done event"}
-	default:
-		r.Status = record.StatusOK
-	}
-	if err := writeJSONAtomic(filepath.Join(runDir, "run.json"), r); err != nil {
-		return r, err
-	}
-	return r, nil
-}
-
 func readJSON(path string, v any) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
 	return json.Unmarshal(b, v)
-}
-
-func lastLine(s string) string {
-	if s == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (last stderr line: %q)", s)
 }
 
 // HostFacts fills what the Go runtime and the kernel say about this machine.
