@@ -4,18 +4,8 @@
 package main
 
 import (
-	"context"
-	"os"
-	"syscall"
-
-	"os/signal"
-
 	"github.com/llem/llem/internal/cli"
 	"github.com/llem/llem/internal/report"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cli.Main("llem-report", report.Command(ctx))
-}
+func main() { cli.Main("llem-report", report.Command) }

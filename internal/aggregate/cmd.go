@@ -49,7 +49,7 @@ of windows and prints CSV: window,start_ns,end_ns,device,scope,counter_j,integra
 // Command is llem-aggregate's body.
 func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var o cmdOpts
-	files, err := cli.Parse("llem-aggregate", "[OPTIONS] [FILE...]", usageLong, &o, args, stdout)
+	files, err := cli.Parse("llem-aggregate", "[OPTIONS] [FILE...]", usageLong, &o, args, stdout, cli.ExitOK, cli.ExitFailure, cli.ExitUsage)
 	if err != nil {
 		return err
 	}

@@ -3,27 +3,59 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	flags "github.com/jessevdk/go-flags"
 )
 
-// Exit codes of every llem tool.
+// Exit codes: the one table every llem tool and both worker kinds (the
+// native worker inside llem-exec, the Python workers) follow. Each tool's
+// --help lists the ones it can return (Parse).
 const (
 	ExitOK          = 0   // success
 	ExitFailure     = 1   // runtime failure
 	ExitUsage       = 2   // usage or input error
 	ExitSomeFailed  = 3   // the stream finished, but some runs failed
-	ExitInterrupted = 130 // interrupted by SIGINT/SIGTERM
+	ExitInterrupted = 130 // interrupted by SIGINT or SIGTERM (128 + SIGINT, whichever signal came)
 )
 
-// ExitCodesHelp is appended to every tool's --help.
-const ExitCodesHelp = `Exit codes: 0 ok, 1 runtime failure, 2 usage or input error,
-3 finished but some runs failed (llem-exec), 130 interrupted.`
+// exitMeanings is what --help says of each code.
+var exitMeanings = map[int]string{
+	ExitOK:          "ok",
+	ExitFailure:     "runtime failure",
+	ExitUsage:       "usage or input error",
+	ExitSomeFailed:  "finished but some runs failed",
+	ExitInterrupted: "interrupted",
+}
+
+// defaultCodes are the codes of a tool that names none: any tool can succeed,
+// fail, or be called wrongly.
+var defaultCodes = []int{ExitOK, ExitFailure, ExitUsage}
+
+// ExitCodesHelp is the line of --help that lists codes, e.g. "Exit codes: 0
+// ok, 1 runtime failure, 2 usage or input error." A code outside the table
+// panics: it is a programming error, caught by any test of --help.
+func ExitCodesHelp(codes ...int) string {
+	if len(codes) == 0 {
+		codes = defaultCodes
+	}
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		m, ok := exitMeanings[c]
+		if !ok {
+			panic(fmt.Sprintf("cli: exit code %d is not in the table", c))
+		}
+		parts[i] = fmt.Sprintf("%d %s", c, m)
+	}
+	return "Exit codes: " + strings.Join(parts, ", ") + "."
+}
 
 // Error is an error with an exit code.
 type Error struct {
@@ -31,7 +63,12 @@ type Error struct {
 	Err  error
 }
 
-func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Error() string {
+	if e.Err == nil { // already reported to the user: only the code is left
+		return fmt.Sprintf("exit %d", e.Code)
+	}
+	return e.Err.Error()
+}
 func (e *Error) Unwrap() error { return e.Err }
 
 // Usage wraps err as a usage or input error (exit 2).
@@ -39,6 +76,9 @@ func Usage(err error) error { return &Error{Code: ExitUsage, Err: err} }
 
 // Usagef formats a usage or input error (exit 2).
 func Usagef(format string, a ...any) error { return Usage(fmt.Errorf(format, a...)) }
+
+// Interrupted wraps err as the end of a tool stopped by SIGINT/SIGTERM (exit 130).
+func Interrupted(err error) error { return &Error{Code: ExitInterrupted, Err: err} }
 
 // Code returns the exit code for err: nil → 0, *Error → its code, else 1.
 func Code(err error) int {
@@ -53,12 +93,12 @@ func Code(err error) int {
 }
 
 // Parse parses args into opts with go-flags. --help prints the usage with the
-// exit codes to stdout and returns (nil, errHelp); callers return exit 0.
-// Flag errors are usage errors (exit 2).
-func Parse(name, usage, long string, opts any, args []string, stdout io.Writer) ([]string, error) {
+// exit codes the tool returns (codes; none: 0, 1 and 2) to stdout and returns
+// (nil, ErrHelp); callers return exit 0. Flag errors are usage errors (exit 2).
+func Parse(name, usage, long string, opts any, args []string, stdout io.Writer, codes ...int) ([]string, error) {
 	p := flags.NewNamedParser(name, flags.HelpFlag|flags.PassDoubleDash)
 	p.Usage = usage
-	p.LongDescription = reflow(strings.TrimSpace(long) + "\n\n" + ExitCodesHelp)
+	p.LongDescription = reflow(strings.TrimSpace(long) + "\n\n" + ExitCodesHelp(codes...))
 	if _, err := p.AddGroup("Options", "", opts); err != nil {
 		return nil, err
 	}
@@ -108,15 +148,19 @@ func reflow(s string) string {
 // ErrHelp is returned by Parse when --help was asked for.
 var ErrHelp = errors.New("help requested")
 
+// Command is the body of a tool: cmd/llem-X/main.go passes its package's
+// Command to Main.
+type Command func(args []string, stdin io.Reader, stdout, stderr io.Writer) error
+
 // Main runs a command and exits with its code, printing a failure as one line
 // "name: error" on stderr. No panic reaches the user: it is printed as an
 // internal error with exit 1.
-func Main(name string, run func(args []string, stdin io.Reader, stdout, stderr io.Writer) error) {
+func Main(name string, run Command) {
 	os.Exit(Run(name, run, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // Run is Main without os.Exit, for tests.
-func Run(name string, run func(args []string, stdin io.Reader, stdout, stderr io.Writer) error, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+func Run(name string, run Command, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Fprintf(stderr, "%s: internal error: %v (please report this)\n", name, r)
@@ -136,4 +180,28 @@ func Run(name string, run func(args []string, stdin io.Reader, stdout, stderr io
 	return Code(err)
 }
 
+// WithSignals makes a Command of a body that stops when its context ends:
+// the context ends at the first SIGINT or SIGTERM, which then no longer kill
+// the process, and the body returns (mapping that to ExitInterrupted where it
+// can be interrupted). The signals are handed back when the body returns.
+func WithSignals(run func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error) Command {
+	return func(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return run(ctx, args, stdin, stdout, stderr)
+	}
+}
+
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// SplitList splits a comma-separated flag value, dropping blanks around and
+// empty items: "a, b,,c" is [a b c]; "" is nil.
+func SplitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

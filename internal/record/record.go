@@ -75,7 +75,7 @@ type Problem struct {
 
 // Error describes why a run did not finish ok.
 type Error struct {
-	Type    string `json:"type"` // e.g. worker_error, crash, timeout, interrupted, no_done, spawn
+	Type    string `json:"type"` // one of ErrorTypes (errtypes.go)
 	Message string `json:"message"`
 	Hint    string `json:"hint,omitempty"`
 	Code    string `json:"code,omitempty"` // the worker's error code, where it sent one

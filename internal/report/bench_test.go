@@ -46,7 +46,7 @@ func BenchmarkReport500(b *testing.B) {
 			for b.Loop() {
 				out.Reset()
 				var errb bytes.Buffer
-				code := cli.Run("llem-report", Command(context.Background()), []string{"--format", format, "--root", root}, bytes.NewReader(stream), &out, &errb)
+				code := cli.Run("llem-report", CommandContext(context.Background()), []string{"--format", format, "--root", root}, bytes.NewReader(stream), &out, &errb)
 				if code != 0 {
 					b.Fatalf("exit %d: %s", code, errb.String())
 				}

@@ -47,21 +47,16 @@ llem-report -o report.html energy.ndjson;
 llem-report --by precision --sort=-output_tokens_per_s e.ndjson.
 See docs/report.md.`
 
-// Command returns llem-report's body; ctx ends on SIGINT/SIGTERM (exit 130).
-func Command(ctx context.Context) func(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+// Command is the body of llem-report: SIGINT/SIGTERM stop it (exit 130).
+func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return cli.WithSignals(run)(args, stdin, stdout, stderr)
+}
+
+// CommandContext is llem-report's body stopped by ctx instead of signals (exit 130).
+func CommandContext(ctx context.Context) cli.Command {
 	return func(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return run(ctx, args, stdin, stdout, stderr)
 	}
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // Formats by file extension.
@@ -69,7 +64,8 @@ var formatByExt = map[string]string{".html": "html", ".htm": "html", ".md": "md"
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var o cmdOpts
-	files, err := cli.Parse("llem-report", "[OPTIONS] [FILE...]", usageLong, &o, args, stdout)
+	files, err := cli.Parse("llem-report", "[OPTIONS] [FILE...]", usageLong, &o, args, stdout,
+		cli.ExitOK, cli.ExitFailure, cli.ExitUsage, cli.ExitInterrupted)
 	if err != nil {
 		return err
 	}
@@ -100,7 +96,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return cli.Usage(err)
 		}
 	}
-	rp, err := Build(in, Options{By: splitList(o.By), Metrics: splitList(o.Metrics), Sort: splitList(o.Sort),
+	rp, err := Build(in, Options{By: cli.SplitList(o.By), Metrics: cli.SplitList(o.Metrics), Sort: cli.SplitList(o.Sort),
 		Rows: o.Rows, Root: o.Root, Run: o.Run, Title: o.Title})
 	if err != nil {
 		return cli.Usage(err)

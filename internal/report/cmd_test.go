@@ -154,7 +154,7 @@ func TestInterrupt(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
-		done <- cli.Run("llem-report", Command(ctx), nil, r, &strings.Builder{}, &strings.Builder{})
+		done <- cli.Run("llem-report", CommandContext(ctx), nil, r, &strings.Builder{}, &strings.Builder{})
 	}()
 	w.Write([]byte(`{"kind":"experiment","v":1}` + "\n"))
 	cancel()

@@ -43,7 +43,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 func runCmd(t testing.TB, stdin []byte, args ...string) (string, string, int) {
 	var out, errb bytes.Buffer
-	code := cli.Run("llem-report", Command(context.Background()), args, bytes.NewReader(stdin), &out, &errb)
+	code := cli.Run("llem-report", CommandContext(context.Background()), args, bytes.NewReader(stdin), &out, &errb)
 	return out.String(), errb.String(), code
 }
 

@@ -194,6 +194,11 @@ func (c *collector) line(raw []byte) {
 	if c.done && ev.Event != record.EventDone {
 		c.afterDone = true
 	}
+	c.apply(ev)
+}
+
+// apply takes what the run record needs from one event.
+func (c *collector) apply(ev record.Event) {
 	switch ev.Event {
 	case record.EventHello:
 		e := ev
@@ -202,25 +207,7 @@ func (c *collector) line(raw []byte) {
 	case record.EventModel:
 		c.model = ev.Model
 	case record.EventPhase:
-		w := c.edges[ev.Phase]
-		if w == nil {
-			w = &record.Window{}
-			c.edges[ev.Phase] = w
-		}
-		switch ev.Edge {
-		case record.EdgeStart:
-			if c.starts[ev.Phase] {
-				c.phaseDup = true
-			}
-			c.starts[ev.Phase] = true
-			w.StartNS = ev.T
-		case record.EdgeEnd:
-			if c.ends[ev.Phase] {
-				c.phaseDup = true
-			}
-			c.ends[ev.Phase] = true
-			w.EndNS = ev.T
-		}
+		c.edge(ev)
 	case record.EventMemory:
 		c.memory = ev.Memory
 	case record.EventWarning:
@@ -239,6 +226,29 @@ func (c *collector) line(raw []byte) {
 		c.done = true
 		c.totals = ev.Totals
 		c.warmup = ev.Warmup
+	}
+}
+
+// edge records a phase event's start or end; a repeated edge replaces the earlier one.
+func (c *collector) edge(ev record.Event) {
+	w := c.edges[ev.Phase]
+	if w == nil {
+		w = &record.Window{}
+		c.edges[ev.Phase] = w
+	}
+	switch ev.Edge {
+	case record.EdgeStart:
+		if c.starts[ev.Phase] {
+			c.phaseDup = true
+		}
+		c.starts[ev.Phase] = true
+		w.StartNS = ev.T
+	case record.EdgeEnd:
+		if c.ends[ev.Phase] {
+			c.phaseDup = true
+		}
+		c.ends[ev.Phase] = true
+		w.EndNS = ev.T
 	}
 }
 

@@ -11,12 +11,6 @@ import (
 	"github.com/llem/llem/internal/worker/python"
 )
 
-// ErrNotEnoughGPUs is the error type of a run whose config needs more GPUs
-// (tensor × pipeline parallel sizes, python.GPUsNeeded) than llem-exec may
-// use on this node: the run fails at once, without a worker, and the next
-// run goes on.
-const ErrNotEnoughGPUs = "not_enough_gpus"
-
 // GPUSampler is a Sampler that can record one run's GPUs only: a run is
 // measured on the GPUs it was given (none: only the CPU-side sources), so
 // runs side by side (--parallel) never count each other's GPUs. A Sampler
@@ -114,18 +108,19 @@ func notEnoughGPUs(e record.Experiment, need int, have []string) *record.Error {
 	if len(have) > 0 {
 		seen = strings.Join(have, ", ")
 	}
-	return &record.Error{Type: ErrNotEnoughGPUs,
+	return &record.Error{Type: record.ErrNotEnoughGPUs,
 		Message: fmt.Sprintf("run needs %d GPU(s) (%s); llem-exec may use %d on this node (%s)", need, what, len(have), seen),
 		Hint:    "lower the parallel sizes, run it on a node with more GPUs, or widen --gpus / CUDA_VISIBLE_DEVICES (a pytorch run on the CPU: pytorch.device_map: cpu)"}
 }
 
-// refusedRun is the record of a run that cannot start; run.json is written
-// like any run's.
+// refusedRun is the record of a run that cannot start (record.ErrNotEnoughGPUs:
+// its config needs more GPUs, python.GPUsNeeded, than llem-exec may use on this
+// node; the run fails at once, without a worker, and the next run goes on);
+// run.json is written like any run's.
 func refusedRun(o Options, e record.Experiment, runDir string, attempt int, baselineID string, rerr *record.Error) (record.Run, error) {
-	r := record.Run{Experiment: e, RunDir: runDir, SampleFile: "samples.arrows", EventsFile: "events.ndjson",
-		Host: o.Host, Attempt: attempt, BaselineID: baselineID, Samplers: []string{}, Warnings: []record.Flag{},
-		Status: record.StatusFailed, Error: rerr}
-	r.Kind = record.KindRun
+	r := baseRun(o, e, runDir, attempt, baselineID)
+	r.Devices = nil
+	r.Status, r.Error = record.StatusFailed, rerr
 	r.StartNS = time.Now().UnixNano()
 	r.EndNS = r.StartNS
 	if err := os.RemoveAll(runDir); err != nil {

@@ -128,8 +128,8 @@ func TestParallelGPUs(t *testing.T) {
 	for _, r := range runs {
 		tp := tps[r.Seq]
 		if tp > len(fakeGPUs) {
-			if r.Status != "failed" || r.Error == nil || r.Error.Type != ErrNotEnoughGPUs || !strings.Contains(r.Error.Message, "needs 8 GPU(s)") || r.Error.Hint == "" {
-				t.Errorf("%s: %s %+v, want failed with %s", r.RunID, r.Status, r.Error, ErrNotEnoughGPUs)
+			if r.Status != "failed" || r.Error == nil || r.Error.Type != record.ErrNotEnoughGPUs || !strings.Contains(r.Error.Message, "needs 8 GPU(s)") || r.Error.Hint == "" {
+				t.Errorf("%s: %s %+v, want failed with %s", r.RunID, r.Status, r.Error, record.ErrNotEnoughGPUs)
 			}
 			continue
 		}

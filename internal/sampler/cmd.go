@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -39,11 +38,11 @@ disk, closed pipe) stops sampling with a message; what was written stays readabl
 // Command is the body of llem-sample.
 func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var o cmdOpts
-	rest, err := cli.Parse("llem-sample", "[OPTIONS] [-- CMD ARGS...]", cmdLong, &o, args, stdout)
+	rest, err := cli.Parse("llem-sample", "[OPTIONS] [-- CMD ARGS...]", cmdLong, &o, args, stdout, cli.ExitOK, cli.ExitFailure, cli.ExitUsage)
 	if err != nil {
 		return err
 	}
-	opts := Options{Interval: o.Interval, Sources: splitList(o.Sources), GPUs: splitList(o.GPUs), WattsPerCore: o.WattsPerCore}
+	opts := Options{Interval: o.Interval, Sources: cli.SplitList(o.Sources), GPUs: cli.SplitList(o.GPUs), WattsPerCore: o.WattsPerCore}
 	if err := opts.defaults(); err != nil {
 		return cli.Usage(err)
 	}
@@ -51,18 +50,12 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return cli.Usagef("--watts-per-core must be positive")
 	}
 	opts.Warn = func(m string) { fmt.Fprintf(stderr, "llem-sample: warning: %s\n", m) }
-
-	out := stdout
-	var file *os.File
-	if o.Output != "" && o.Output != "-" {
-		file, err = os.Create(o.Output)
-		if err != nil {
-			return err
-		}
+	out, file, err := openOutput(o.Output, stdout)
+	if err != nil {
+		return err
+	}
+	if file != nil {
 		defer file.Close()
-		out = file
-	} else if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return cli.Usagef("refusing to write a binary Arrow stream to a terminal; use -o FILE or a pipe")
 	}
 
 	// Writes to a closed pipe return EPIPE (a clear error) instead of
@@ -73,18 +66,10 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 	var child *exec.Cmd
 	if len(rest) > 0 {
-		child = exec.Command(rest[0], rest[1:]...)
-		child.Stdin = stdin
-		child.Stdout = stdout
-		if file == nil { // stdout carries the samples
-			child.Stdout = stderr
-		}
-		child.Stderr = stderr
-		if _, err := exec.LookPath(rest[0]); err != nil {
-			return cli.Usage(err)
+		if child, err = command(rest, stdin, stdout, stderr, file == nil); err != nil {
+			return err
 		}
 	}
-
 	s, err := Start(opts, out)
 	if err != nil {
 		var ue *UsageError
@@ -96,46 +81,11 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	t0 := time.Now()
 	code := 0
 	if child != nil {
-		if err := child.Start(); err != nil {
-			s.Stop()
-			return fmt.Errorf("starting %s: %w", rest[0], err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- child.Wait() }()
-	wait:
-		for {
-			select {
-			case err := <-exited:
-				code = exitCode(err)
-				break wait
-			case sg := <-sig:
-				if sg != syscall.SIGPIPE { // pass the signal on; its exit ends the wait
-					child.Process.Signal(sg)
-				}
-			case <-s.Done(): // output failed; the command goes on, unsampled
-				fmt.Fprintf(stderr, "llem-sample: %v\n", s.Err())
-				code = exitCode(<-exited)
-				break wait
-			}
+		if code, err = sampleCommand(s, child, sig, stderr); err != nil {
+			return err
 		}
 	} else {
-		eof := make(chan struct{})
-		if !o.IgnoreStdin && stdin != nil {
-			go func() { io.Copy(io.Discard, stdin); close(eof) }()
-		}
-	loop:
-		for {
-			select {
-			case sg := <-sig:
-				if sg != syscall.SIGPIPE {
-					break loop
-				}
-			case <-eof:
-				break loop
-			case <-s.Done():
-				break loop
-			}
-		}
+		sampleUntilStopped(s, sig, stdin, o.IgnoreStdin)
 	}
 	st, serr := s.Stop()
 	if file != nil && serr == nil {
@@ -146,8 +96,92 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if !o.Quiet {
 		PrintSummary(stderr, st, time.Since(t0), opts.Interval)
 	}
+	return ended(child != nil, code, serr)
+}
+
+// openOutput is where the samples go: -o FILE (file is then that file, for
+// the caller to close), else stdout, unless stdout is a terminal.
+func openOutput(path string, stdout io.Writer) (out io.Writer, file *os.File, err error) {
+	if path != "" && path != "-" {
+		file, err = os.Create(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		return file, file, nil
+	}
+	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return nil, nil, cli.Usagef("refusing to write a binary Arrow stream to a terminal; use -o FILE or a pipe")
+	}
+	return stdout, nil, nil
+}
+
+// command is the command to sample around, with llem-sample's stdin and
+// stderr; its stdout goes to stderr when stdout carries the samples.
+func command(argv []string, stdin io.Reader, stdout, stderr io.Writer, samplesOnStdout bool) (*exec.Cmd, error) {
+	child := exec.Command(argv[0], argv[1:]...)
+	child.Stdin = stdin
+	child.Stdout = stdout
+	if samplesOnStdout {
+		child.Stdout = stderr
+	}
+	child.Stderr = stderr
+	if _, err := exec.LookPath(argv[0]); err != nil {
+		return nil, cli.Usage(err)
+	}
+	return child, nil
+}
+
+// sampleCommand runs child while s samples, passing SIGINT and SIGTERM on to
+// it, and returns its exit code (128+N when signal N killed it). An output
+// failure stops the sampling, not the command.
+func sampleCommand(s *Session, child *exec.Cmd, sig <-chan os.Signal, stderr io.Writer) (int, error) {
+	if err := child.Start(); err != nil {
+		s.Stop()
+		return 0, fmt.Errorf("starting %s: %w", child.Args[0], err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- child.Wait() }()
+	for {
+		select {
+		case err := <-exited:
+			return exitCode(err), nil
+		case sg := <-sig:
+			if sg != syscall.SIGPIPE { // pass the signal on; its exit ends the wait
+				child.Process.Signal(sg)
+			}
+		case <-s.Done(): // output failed; the command goes on, unsampled
+			fmt.Fprintf(stderr, "llem-sample: %v\n", s.Err())
+			return exitCode(<-exited), nil
+		}
+	}
+}
+
+// sampleUntilStopped samples until SIGINT/SIGTERM, the end of stdin (unless
+// ignored) or an output failure.
+func sampleUntilStopped(s *Session, sig <-chan os.Signal, stdin io.Reader, ignoreStdin bool) {
+	eof := make(chan struct{})
+	if !ignoreStdin && stdin != nil {
+		go func() { io.Copy(io.Discard, stdin); close(eof) }()
+	}
+	for {
+		select {
+		case sg := <-sig:
+			if sg != syscall.SIGPIPE {
+				return
+			}
+		case <-eof:
+			return
+		case <-s.Done():
+			return
+		}
+	}
+}
+
+// ended is llem-sample's result: the command's exit code, and a failure of
+// the samples (exit 1 when the command itself succeeded).
+func ended(withCommand bool, code int, serr error) error {
 	switch {
-	case child != nil && serr != nil:
+	case withCommand && serr != nil:
 		if code == 0 {
 			code = cli.ExitFailure
 		}
@@ -172,16 +206,6 @@ func exitCode(err error) int {
 		return cli.ExitFailure
 	}
 	return 0
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 // PrintSummary writes the one-screen energy summary of a session.

@@ -14,17 +14,18 @@ import (
 	"github.com/llem/llem/internal/record"
 )
 
-// Error types (record.Error.Type) the docker runner reports.
+// Error types (record.Error.Type) the docker runner reports: the shared set
+// of internal/record (errtypes.go), under the names this package's code uses.
 const (
-	ErrImageMissing      = "image_missing"      // not on the engine and not pullable
-	ErrGPUUnavailable    = "gpu_unavailable"    // the engine cannot give the container the GPUs asked for
-	ErrOOMKilled         = "oom_killed"         // the kernel killed the worker for memory (container state OOMKilled)
-	ErrPermission        = "permission"         // no access to the engine socket, or the engine refused
-	ErrTimeout           = "timeout"            // the run's time limit passed (or an engine call's)
-	ErrInterrupted       = "interrupted"        // the run was interrupted (SIGINT/SIGTERM to llem-exec)
-	ErrEngineUnreachable = "engine_unreachable" // no engine answers at DOCKER_HOST / the socket
-	ErrBadMount          = "bad_mount"          // a directory to mount is missing or the engine rejected a mount
-	ErrEngine            = "engine_error"       // any other engine failure, with the engine's message
+	ErrImageMissing      = record.ErrImageMissing
+	ErrGPUUnavailable    = record.ErrGPUUnavailable
+	ErrOOMKilled         = record.ErrOOMKilled
+	ErrPermission        = record.ErrPermission
+	ErrTimeout           = record.ErrTimeout
+	ErrInterrupted       = record.ErrInterrupted
+	ErrEngineUnreachable = record.ErrEngineUnreachable
+	ErrBadMount          = record.ErrBadMount
+	ErrEngine            = record.ErrEngine
 )
 
 // Stages of a run at which an engine call can fail; the classification of an

@@ -43,91 +43,30 @@ const drainWait = 2 * time.Second
 func (*Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, error) {
 	res := runner.Result{ExitCode: -1}
 	if len(spec.Command) == 0 {
-		res.Err = &record.Error{Type: "spawn", Message: "no worker command", Hint: "give one with --worker BACKEND=CMD"}
+		res.Err = &record.Error{Type: record.ErrSpawn, Message: "no worker command", Hint: "give one with --worker BACKEND=CMD"}
 		return res, nil
 	}
-	cmd := exec.Command(spec.Command[0], spec.Command[1:]...)
-	cmd.Env = append(os.Environ(), "LLEM_EXPERIMENT="+spec.ExperimentFile, "LLEM_RUN_DIR="+spec.RunDir)
-	if len(spec.GPUs) > 0 {
-		cmd.Env = append(cmd.Env, "CUDA_VISIBLE_DEVICES="+strings.Join(spec.GPUs, ","))
-	}
-	cmd.Env = append(cmd.Env, spec.Env...)
-	cmd.Dir = spec.RunDir
-	// Pdeathsig: a llem-exec killed with SIGKILL takes its worker with it, so a
-	// resumed study never races an orphan writing into the run directory.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-
-	outR, outW, err := os.Pipe()
+	cmd := command(spec)
+	p, err := openPipes()
 	if err != nil {
-		return res, fmt.Errorf("worker stdout pipe: %w", err)
+		return res, err
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return res, fmt.Errorf("worker stderr pipe: %w", err)
-	}
-	cmd.Stdout, cmd.Stderr = outW, errW
+	cmd.Stdout, cmd.Stderr = p.outW, p.errW
 	if err := cmd.Start(); err != nil {
-		outR.Close()
-		outW.Close()
-		errR.Close()
-		errW.Close()
-		res.Err = &record.Error{Type: "spawn", Message: fmt.Sprintf("cannot start worker %q: %v", spec.Command[0], err),
+		p.closeWrite()
+		p.closeRead()
+		res.Err = &record.Error{Type: record.ErrSpawn, Message: fmt.Sprintf("cannot start worker %q: %v", spec.Command[0], err),
 			Hint: "check the worker command (--worker BACKEND=CMD) and that it is executable"}
 		return res, nil
 	}
-	outW.Close()
-	errW.Close()
+	p.closeWrite()
 	pgid := cmd.Process.Pid
-
-	var wg sync.WaitGroup
-	pump := func(r *os.File, w io.Writer) {
-		defer wg.Done()
-		if w == nil {
-			w = io.Discard
-		}
-		io.Copy(w, r)
-	}
-	wg.Add(2)
-	go pump(outR, spec.Stdout)
-	go pump(errR, spec.Stderr)
-
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-
-	var werr error
-	select {
-	case werr = <-waited:
-	case <-ctx.Done():
-		syscall.Kill(-pgid, syscall.SIGTERM)
-		grace := time.NewTimer(spec.Grace)
-		select {
-		case werr = <-waited:
-		case <-grace.C:
-			syscall.Kill(-pgid, syscall.SIGKILL)
-			werr = <-waited
-		case <-spec.Kill:
-			syscall.Kill(-pgid, syscall.SIGKILL)
-			werr = <-waited
-		}
-		grace.Stop()
-	}
+	drained := p.pump(spec.Stdout, spec.Stderr)
+	werr := wait(ctx, cmd, pgid, spec)
 	// Whatever the worker left in its group dies with it.
 	syscall.Kill(-pgid, syscall.SIGKILL)
 	waitGroupGone(pgid, drainWait)
-
-	drained := make(chan struct{})
-	go func() { wg.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(drainWait):
-		outR.Close()
-		errR.Close()
-		<-drained
-	}
-	outR.Close()
-	errR.Close()
+	p.drain(drained)
 
 	if st, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && st.Signaled() {
 		res.Signaled = true
@@ -140,6 +79,98 @@ func (*Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, error)
 		return res, fmt.Errorf("wait for worker: %w", werr)
 	}
 	return res, nil
+}
+
+// command is the worker's process: its environment (the protocol's
+// variables, its GPUs, spec.Env), the run directory as working directory,
+// and a process group of its own.
+func command(spec runner.Spec) *exec.Cmd {
+	cmd := exec.Command(spec.Command[0], spec.Command[1:]...)
+	cmd.Env = append(os.Environ(), "LLEM_EXPERIMENT="+spec.ExperimentFile, "LLEM_RUN_DIR="+spec.RunDir)
+	if len(spec.GPUs) > 0 {
+		cmd.Env = append(cmd.Env, "CUDA_VISIBLE_DEVICES="+strings.Join(spec.GPUs, ","))
+	}
+	cmd.Env = append(cmd.Env, spec.Env...)
+	cmd.Dir = spec.RunDir
+	// Pdeathsig: a llem-exec killed with SIGKILL takes its worker with it, so a
+	// resumed study never races an orphan writing into the run directory.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
+// wait waits for the worker to exit. When ctx ends first, its group gets
+// SIGTERM, then SIGKILL after spec.Grace or at once when spec.Kill closes.
+func wait(ctx context.Context, cmd *exec.Cmd, pgid int, spec runner.Spec) error {
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case werr := <-waited:
+		return werr
+	case <-ctx.Done():
+	}
+	syscall.Kill(-pgid, syscall.SIGTERM)
+	grace := time.NewTimer(spec.Grace)
+	defer grace.Stop()
+	select {
+	case werr := <-waited:
+		return werr
+	case <-grace.C:
+	case <-spec.Kill:
+	}
+	syscall.Kill(-pgid, syscall.SIGKILL)
+	return <-waited
+}
+
+// pipes carry the worker's stdout and stderr: the write ends are the
+// worker's, the read ends are pumped into the spec's writers.
+type pipes struct{ outR, outW, errR, errW *os.File }
+
+func openPipes() (*pipes, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("worker stdout pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("worker stderr pipe: %w", err)
+	}
+	return &pipes{outR: outR, outW: outW, errR: errR, errW: errW}, nil
+}
+
+func (p *pipes) closeWrite() { p.outW.Close(); p.errW.Close() }
+func (p *pipes) closeRead()  { p.outR.Close(); p.errR.Close() }
+
+// pump copies both read ends into stdout and stderr (nil: discarded) until
+// every writer has closed them; the channel closes then.
+func (p *pipes) pump(stdout, stderr io.Writer) <-chan struct{} {
+	var wg sync.WaitGroup
+	copyTo := func(r *os.File, w io.Writer) {
+		defer wg.Done()
+		if w == nil {
+			w = io.Discard
+		}
+		io.Copy(w, r)
+	}
+	wg.Add(2)
+	go copyTo(p.outR, stdout)
+	go copyTo(p.errR, stderr)
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	return drained
+}
+
+// drain waits for the pumps, at most drainWait: a descendant that escaped
+// the group may hold the pipes open, so then the read ends are closed.
+func (p *pipes) drain(drained <-chan struct{}) {
+	select {
+	case <-drained:
+	case <-time.After(drainWait):
+		p.closeRead()
+		<-drained
+	}
+	p.closeRead()
 }
 
 // waitGroupGone polls until no process of the group is left (kill -0 fails).

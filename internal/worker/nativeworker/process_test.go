@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -24,7 +25,9 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("LLEM_TEST_WORKER") == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-		code := Main(ctx, os.Stdout, os.Stderr)
+		code := cli.Run("native worker", func(_ []string, _ io.Reader, stdout, stderr io.Writer) error {
+			return Main(ctx, stdout, stderr)
+		}, nil, nil, os.Stdout, os.Stderr)
 		stop()
 		os.Exit(code)
 	}

@@ -48,40 +48,61 @@ const (
 	CodeOutput      = "output"      // stdout could not be written
 )
 
-// failure is an error with its event code and exit status.
+// failure is an error with its event code.
 type failure struct {
 	code string
-	exit int
 	err  error
 	hint string
 }
 
 func (f *failure) Error() string { return f.err.Error() }
 
-func fail(code string, exit int, hint string, format string, a ...any) *failure {
-	return &failure{code: code, exit: exit, err: fmt.Errorf(format, a...), hint: hint}
+func fail(code string, hint string, format string, a ...any) *failure {
+	return &failure{code: code, err: fmt.Errorf(format, a...), hint: hint}
 }
 
-// Main runs the worker. It returns the process exit status: 0 after a done
-// event; otherwise an error event was written (when stdout still worked) and
-// the status is cli.ExitUsage for bad input, cli.ExitInterrupted when ctx was
-// cancelled, cli.ExitFailure otherwise. stderr gets human-readable progress.
-func Main(ctx context.Context, stdout, stderr io.Writer) int {
+// Main runs the worker. It returns nil after a done event; otherwise an error
+// event was written (when stdout still worked) and the error says how the
+// worker ended (exitError): bad input or an unsupported config is a usage
+// error, a cancelled ctx an interrupt, the rest a failure. stderr gets
+// human-readable progress.
+func Main(ctx context.Context, stdout, stderr io.Writer) error {
 	w := &worker{out: record.NewFlushingWriter(stdout), log: stderr, now: func() int64 { return time.Now().UnixNano() }}
 	err := w.run(ctx)
 	if err == nil {
-		return cli.ExitOK
+		return nil
 	}
 	var f *failure
 	if !errors.As(err, &f) {
-		f = &failure{code: CodeEngine, exit: cli.ExitFailure, err: err}
+		f = &failure{code: CodeEngine, err: err}
 	}
 	if ctx.Err() != nil && f.code != CodeOutput {
-		f = &failure{code: CodeInterrupted, exit: cli.ExitInterrupted, err: fmt.Errorf("stopped: %v (%v)", context.Cause(ctx), f.err)}
+		f = &failure{code: CodeInterrupted, err: fmt.Errorf("stopped: %v (%v)", context.Cause(ctx), f.err)}
 	}
-	fmt.Fprintf(stderr, "native worker: %s: %v\n", f.code, f.err)
 	_ = w.out.Write(record.Event{Event: record.EventError, T: w.now(), Code: f.code, Message: f.err.Error(), Hint: f.hint})
-	return f.exit
+	return exitError(f)
+}
+
+// Command runs the worker as the body of a process (`llem-exec __worker
+// native`, the llem/native image's entrypoint): SIGINT and SIGTERM cancel it.
+// It takes no arguments.
+func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return cli.WithSignals(func(ctx context.Context, _ []string, _ io.Reader, stdout, stderr io.Writer) error {
+		return Main(ctx, stdout, stderr)
+	})(args, stdin, stdout, stderr)
+}
+
+// exitError maps a failure's event code onto the exit codes of internal/cli:
+// the one place the worker's exit status is decided.
+func exitError(f *failure) error {
+	err := fmt.Errorf("%s: %w", f.code, f)
+	switch f.code {
+	case CodeInput, CodeUnsupported:
+		return cli.Usage(err)
+	case CodeInterrupted:
+		return cli.Interrupted(err)
+	}
+	return err
 }
 
 type worker struct {
@@ -95,7 +116,7 @@ func (w *worker) emit(e record.Event) error {
 		e.T = w.now()
 	}
 	if err := w.out.Write(e); err != nil {
-		return &failure{code: CodeOutput, exit: cli.ExitFailure, err: fmt.Errorf("write event: %w", err)}
+		return &failure{code: CodeOutput, err: fmt.Errorf("write event: %w", err)}
 	}
 	return nil
 }
@@ -114,30 +135,30 @@ func (w *worker) warn(code, format string, a ...any) error {
 func readInput() (*record.WorkerInput, *config.Config, error) {
 	path := os.Getenv(EnvExperiment)
 	if path == "" {
-		return nil, nil, fail(CodeInput, cli.ExitUsage, "llem-exec sets it; to run by hand, point it at an experiment.json", "$%s is not set", EnvExperiment)
+		return nil, nil, fail(CodeInput, "llem-exec sets it; to run by hand, point it at an experiment.json", "$%s is not set", EnvExperiment)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, fail(CodeInput, cli.ExitUsage, "", "read experiment: %v", err)
+		return nil, nil, fail(CodeInput, "", "read experiment: %v", err)
 	}
 	var in record.WorkerInput
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&in); err != nil {
-		return nil, nil, fail(CodeInput, cli.ExitUsage, "", "%s: %v", path, err)
+		return nil, nil, fail(CodeInput, "", "%s: %v", path, err)
 	}
 	if len(in.Config) == 0 {
-		return nil, nil, fail(CodeInput, cli.ExitUsage, "", "%s: no config", path)
+		return nil, nil, fail(CodeInput, "", "%s: no config", path)
 	}
 	cfg, err := config.Decode(in.Config)
 	if err != nil {
-		return nil, nil, fail(CodeInput, cli.ExitUsage, "", "%s: config: %v", path, err)
+		return nil, nil, fail(CodeInput, "", "%s: config: %v", path, err)
 	}
 	if cfg.Backend != config.BackendNative {
-		return nil, nil, fail(CodeUnsupported, cli.ExitUsage, "", "%s: backend %q, this is the native worker", path, cfg.Backend)
+		return nil, nil, fail(CodeUnsupported, "", "%s: backend %q, this is the native worker", path, cfg.Backend)
 	}
 	if len(in.Prompts) == 0 { // run by hand: resolve the dataset here
 		if in.Prompts, err = dataset.Load(cfg, filepath.Dir(path)); err != nil {
-			return nil, nil, fail(CodeInput, cli.ExitUsage, "", "%s: no prompts and %v", path, err)
+			return nil, nil, fail(CodeInput, "", "%s: no prompts and %v", path, err)
 		}
 	}
 	return &in, cfg, nil
@@ -148,7 +169,7 @@ func readInput() (*record.WorkerInput, *config.Config, error) {
 func archOf(n *config.Native) (eng.Arch, error) {
 	get := func(name string, p *int) (int, error) {
 		if p == nil {
-			return 0, fail(CodeInput, cli.ExitUsage, "name a preset model (llem-tiny, llem-small) or set every architecture field", "native.%s is null", name)
+			return 0, fail(CodeInput, "name a preset model (llem-tiny, llem-small) or set every architecture field", "native.%s is null", name)
 		}
 		return *p, nil
 	}
@@ -168,7 +189,7 @@ func archOf(n *config.Native) (eng.Arch, error) {
 		}
 	}
 	if err := eng.Validate(a); err != nil {
-		return a, fail(CodeUnsupported, cli.ExitUsage, "", "%v", err)
+		return a, fail(CodeUnsupported, "", "%v", err)
 	}
 	return a, nil
 }
@@ -219,149 +240,204 @@ func (w *worker) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	nat := cfg.Native
-	if nat == nil {
-		return fail(CodeInput, cli.ExitUsage, "", "config has no native section")
+	if cfg.Native == nil {
+		return fail(CodeInput, "", "config has no native section")
 	}
 	dec := DecodingOf(cfg.Decoder)
 	if err := dec.Check(); err != nil {
-		return fail(CodeUnsupported, cli.ExitUsage, "", "%v", err)
+		return fail(CodeUnsupported, "", "%v", err)
 	}
-	maxOut := cfg.MaxOutputTokens
-
 	// load: weights (synthetic, or a checkpoint), tokenisation, engine state
 	if err := w.phase(record.PhaseLoad, record.EdgeStart); err != nil {
 		return err
 	}
-	var model *eng.Model
-	if nat.WeightsPath != nil {
-		if model, err = eng.LoadLlama(*nat.WeightsPath); err != nil {
-			return fail(CodeUnsupported, cli.ExitUsage, "native.weights_path names a directory with config.json and model.safetensors (or its shards and index)", "%v", err)
-		}
-		if err := w.checkArch(nat, model.Arch); err != nil {
-			return err
-		}
-	} else {
-		arch, err := archOf(nat)
-		if err != nil {
-			return err
-		}
-		if model, err = eng.NewSynthetic(arch, nat.Seed); err != nil {
-			return fail(CodeUnsupported, cli.ExitUsage, "", "%v", err)
-		}
-	}
-	arch := model.Arch
-	if maxOut >= arch.MaxSeqLen {
-		return fail(CodeUnsupported, cli.ExitUsage, "lower max_output_tokens or raise native.max_seq_len", "max_output_tokens %d leaves no room for a prompt in max_seq_len %d", maxOut, arch.MaxSeqLen)
-	}
-	// Truncation: max_input_tokens, and the room max_seq_len leaves after
-	// max_output_tokens.
-	tok := eng.NewTokenizer(arch.VocabSize)
-	limit := min(cfg.MaxInputTokens, arch.MaxSeqLen-maxOut)
-	prompts := make([][]int32, len(in.Prompts))
-	cut, longest := 0, 1
-	for i, p := range in.Prompts {
-		prompts[i] = tok.Encode(make([]int32, 0, min(len(p), limit)), p, limit)
-		if len(p) > limit {
-			cut++
-		}
-		longest = max(longest, len(prompts[i]))
-	}
-	if cut > 0 && cfg.MaxInputTokens > arch.MaxSeqLen-maxOut {
-		if err := w.warn("truncated", "%d of %d prompts cut to %d tokens: max_seq_len %d − max_output_tokens %d is below max_input_tokens %d", cut, len(prompts), limit, arch.MaxSeqLen, maxOut, cfg.MaxInputTokens); err != nil {
-			return err
-		}
-	}
-	batch := min(nat.BatchSize, len(prompts))
-	fmt.Fprintf(w.log, "native worker: %s, %d prompts (%d truncated to %d tokens), batch %d, %d threads\n", cfg.Model, len(prompts), cut, limit, batch, threadsOf(nat.Threads))
-	rows := batch * longest
-	if rows > maxPrefillRows { // longer prefills run in chunks: activations stay bounded
-		rows = max(maxPrefillRows, batch)
-	}
-	e, err := eng.NewEngine(model, eng.Options{Threads: nat.Threads, Slots: batch, MaxSeq: longest + maxOut, MaxRows: rows})
+	s, err := w.load(ctx, cfg, dec, in.Prompts)
 	if err != nil {
-		return fail(CodeUnsupported, cli.ExitUsage, "", "%v", err)
+		return err
 	}
-	defer e.Close()
-	gen, err := eng.NewGenerator(e, dec, nat.IgnoreEOS)
-	if err != nil {
-		return fail(CodeUnsupported, cli.ExitUsage, "", "%v", err)
-	}
+	defer s.engine.Close()
 	if err := w.phase(record.PhaseLoad, record.EdgeEnd); err != nil {
 		return err
 	}
-	hd := arch.HiddenSize / arch.Heads
-	if err := w.emit(record.Event{Event: record.EventModel, Model: &record.ModelFacts{
-		Name:                   cfg.Model,
-		Parameters:             ptr(model.Params()),
-		NonEmbeddingParameters: ptr(model.NonEmbeddingParams()),
-		Layers:                 &arch.Layers, HiddenSize: &arch.HiddenSize, Heads: &arch.Heads, KVHeads: &arch.KVHeads,
-		HeadDim: &hd, FFNSize: &arch.FFNSize, VocabSize: &arch.VocabSize, DType: "float32",
-	}}); err != nil {
+	if err := w.emit(record.Event{Event: record.EventModel, Model: modelFacts(cfg.Model, s.model)}); err != nil {
 		return err
 	}
-
-	reqs := make([]eng.Request, batch)
-	res := make([]eng.Result, batch)
-	for i := range res {
-		res[i].Tokens = make([]int32, 0, maxOut)
-		res[i].ITL = make([]int64, 0, maxOut)
-	}
-	// runBatch runs prompts [first, first+n) (cyclically) with request ids from id.
-	runBatch := func(first, n, id int) error {
-		for j := 0; j < n; j++ {
-			reqs[j] = eng.Request{Prompt: prompts[(first+j)%len(prompts)], MaxNew: maxOut, Seed: requestSeed(cfg.RandomSeed, id+j)}
-		}
-		return gen.Run(ctx, reqs[:n], res[:n], w.now)
-	}
-
-	// warmup
-	wu, err := w.warmup(ctx, cfg.Warmup, batch, runBatch)
+	wu, err := w.warmup(ctx, cfg.Warmup, s.batch, s.runBatch)
 	if err != nil {
 		return err
 	}
-
-	// measure
-	if err := w.phase(record.PhaseMeasure, record.EdgeStart); err != nil {
+	tot, err := w.measure(s)
+	if err != nil {
 		return err
 	}
-	var tot record.Totals
-	var batches int64
-	outputs := make([][]int32, len(prompts))
-	for first, b := 0, 0; first < len(prompts); first, b = first+batch, b+1 {
-		n := min(batch, len(prompts)-first)
-		if err := runBatch(first, n, first); err != nil {
-			return err
-		}
-		batches++
-		for j := 0; j < n; j++ {
-			r := &res[j]
-			ev := &record.RequestEvent{ID: first + j, Batch: b, InputTokens: len(reqs[j].Prompt), OutputTokens: len(r.Tokens),
-				TStartNS: r.TStart, TFirstNS: r.TFirst, TEndNS: r.TEnd, ITLNS: r.ITL}
-			outputs[first+j] = append([]int32(nil), r.Tokens...)
-			tot.Requests++
-			tot.InputTokens += int64(ev.InputTokens)
-			tot.OutputTokens += int64(ev.OutputTokens)
-			if err := w.emit(record.Event{Event: record.EventRequest, T: r.TEnd, Request: ev}); err != nil {
-				return err
-			}
-		}
-	}
-	if err := w.phase(record.PhaseMeasure, record.EdgeEnd); err != nil {
-		return err
-	}
-	tot.Batches = &batches
 	if dir := os.Getenv(EnvRunDir); dir != "" {
-		if err := writeOutputs(filepath.Join(dir, OutputsFile), tok, outputs); err != nil {
+		if err := writeOutputs(filepath.Join(dir, OutputsFile), s.tok, s.outputs); err != nil {
 			if err := w.warn("outputs", "%v", err); err != nil {
 				return err
 			}
 		}
 	}
-	if err := w.emit(record.Event{Event: record.EventMemory, Memory: []record.Memory{{Device: "cpu", PeakBytes: peakRSS(), ModelBytes: ptr(model.Bytes())}}}); err != nil {
+	if err := w.emit(record.Event{Event: record.EventMemory, Memory: []record.Memory{{Device: "cpu", PeakBytes: peakRSS(), ModelBytes: ptr(s.model.Bytes())}}}); err != nil {
 		return err
 	}
-	return w.emit(record.Event{Event: record.EventDone, Totals: &tot, Warmup: wu})
+	return w.emit(record.Event{Event: record.EventDone, Totals: tot, Warmup: wu})
+}
+
+// session is one experiment loaded: the model, its prompts tokenised, and
+// the engine with a generator sized for them.
+type session struct {
+	ctx     context.Context
+	model   *eng.Model
+	tok     eng.Tokenizer
+	prompts [][]int32
+	outputs [][]int32 // the measured requests' tokens, by request id
+	batch   int
+	maxOut  int
+	seed    int64
+	engine  *eng.Engine
+	gen     *eng.Generator
+	reqs    []eng.Request
+	res     []eng.Result
+	now     func() int64
+}
+
+// load makes the model (from the checkpoint, else synthetic), tokenises the
+// prompts and sets up the engine: the load phase.
+func (w *worker) load(ctx context.Context, cfg *config.Config, dec eng.Decoding, texts []string) (*session, error) {
+	nat := cfg.Native
+	model, err := w.model(nat)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{ctx: ctx, model: model, maxOut: cfg.MaxOutputTokens, seed: cfg.RandomSeed, now: w.now}
+	longest, err := w.tokenise(s, cfg, texts)
+	if err != nil {
+		return nil, err
+	}
+	s.batch = min(nat.BatchSize, len(s.prompts))
+	rows := s.batch * longest
+	if rows > maxPrefillRows { // longer prefills run in chunks: activations stay bounded
+		rows = max(maxPrefillRows, s.batch)
+	}
+	if s.engine, err = eng.NewEngine(model, eng.Options{Threads: nat.Threads, Slots: s.batch, MaxSeq: longest + s.maxOut, MaxRows: rows}); err != nil {
+		return nil, fail(CodeUnsupported, "", "%v", err)
+	}
+	if s.gen, err = eng.NewGenerator(s.engine, dec, nat.IgnoreEOS); err != nil {
+		s.engine.Close()
+		return nil, fail(CodeUnsupported, "", "%v", err)
+	}
+	s.reqs = make([]eng.Request, s.batch)
+	s.res = make([]eng.Result, s.batch)
+	for i := range s.res {
+		s.res[i].Tokens = make([]int32, 0, s.maxOut)
+		s.res[i].ITL = make([]int64, 0, s.maxOut)
+	}
+	s.outputs = make([][]int32, len(s.prompts))
+	return s, nil
+}
+
+// model loads native.weights_path, or makes the synthetic model of the
+// config's architecture.
+func (w *worker) model(nat *config.Native) (*eng.Model, error) {
+	if nat.WeightsPath != nil {
+		model, err := eng.LoadLlama(*nat.WeightsPath)
+		if err != nil {
+			return nil, fail(CodeUnsupported, "native.weights_path names a directory with config.json and model.safetensors (or its shards and index)", "%v", err)
+		}
+		return model, w.checkArch(nat, model.Arch)
+	}
+	arch, err := archOf(nat)
+	if err != nil {
+		return nil, err
+	}
+	model, err := eng.NewSynthetic(arch, nat.Seed)
+	if err != nil {
+		return nil, fail(CodeUnsupported, "", "%v", err)
+	}
+	return model, nil
+}
+
+// tokenise encodes the prompts, cut to max_input_tokens and to the room
+// max_seq_len leaves after max_output_tokens; it returns the longest.
+func (w *worker) tokenise(s *session, cfg *config.Config, texts []string) (longest int, err error) {
+	arch, maxOut := s.model.Arch, s.maxOut
+	if maxOut >= arch.MaxSeqLen {
+		return 0, fail(CodeUnsupported, "lower max_output_tokens or raise native.max_seq_len", "max_output_tokens %d leaves no room for a prompt in max_seq_len %d", maxOut, arch.MaxSeqLen)
+	}
+	s.tok = eng.NewTokenizer(arch.VocabSize)
+	limit := min(cfg.MaxInputTokens, arch.MaxSeqLen-maxOut)
+	s.prompts = make([][]int32, len(texts))
+	cut, longest := 0, 1
+	for i, p := range texts {
+		s.prompts[i] = s.tok.Encode(make([]int32, 0, min(len(p), limit)), p, limit)
+		if len(p) > limit {
+			cut++
+		}
+		longest = max(longest, len(s.prompts[i]))
+	}
+	if cut > 0 && cfg.MaxInputTokens > arch.MaxSeqLen-maxOut {
+		if err := w.warn("truncated", "%d of %d prompts cut to %d tokens: max_seq_len %d − max_output_tokens %d is below max_input_tokens %d", cut, len(s.prompts), limit, arch.MaxSeqLen, maxOut, cfg.MaxInputTokens); err != nil {
+			return 0, err
+		}
+	}
+	batch := min(cfg.Native.BatchSize, len(s.prompts))
+	fmt.Fprintf(w.log, "native worker: %s, %d prompts (%d truncated to %d tokens), batch %d, %d threads\n", cfg.Model, len(s.prompts), cut, limit, batch, threadsOf(cfg.Native.Threads))
+	return longest, nil
+}
+
+// modelFacts is the model event's content.
+func modelFacts(name string, model *eng.Model) *record.ModelFacts {
+	arch := model.Arch
+	hd := arch.HiddenSize / arch.Heads
+	return &record.ModelFacts{
+		Name:                   name,
+		Parameters:             ptr(model.Params()),
+		NonEmbeddingParameters: ptr(model.NonEmbeddingParams()),
+		Layers:                 &arch.Layers, HiddenSize: &arch.HiddenSize, Heads: &arch.Heads, KVHeads: &arch.KVHeads,
+		HeadDim: &hd, FFNSize: &arch.FFNSize, VocabSize: &arch.VocabSize, DType: "float32",
+	}
+}
+
+// runBatch runs prompts [first, first+n) (cyclically) with request ids from id.
+func (s *session) runBatch(first, n, id int) error {
+	for j := 0; j < n; j++ {
+		s.reqs[j] = eng.Request{Prompt: s.prompts[(first+j)%len(s.prompts)], MaxNew: s.maxOut, Seed: requestSeed(s.seed, id+j)}
+	}
+	return s.gen.Run(s.ctx, s.reqs[:n], s.res[:n], s.now)
+}
+
+// measure runs every prompt once, in batches, as the measure phase: one
+// request event per prompt; the outputs are kept in s.outputs.
+func (w *worker) measure(s *session) (*record.Totals, error) {
+	if err := w.phase(record.PhaseMeasure, record.EdgeStart); err != nil {
+		return nil, err
+	}
+	var tot record.Totals
+	var batches int64
+	for first, b := 0, 0; first < len(s.prompts); first, b = first+s.batch, b+1 {
+		n := min(s.batch, len(s.prompts)-first)
+		if err := s.runBatch(first, n, first); err != nil {
+			return nil, err
+		}
+		batches++
+		for j := 0; j < n; j++ {
+			r := &s.res[j]
+			ev := &record.RequestEvent{ID: first + j, Batch: b, InputTokens: len(s.reqs[j].Prompt), OutputTokens: len(r.Tokens),
+				TStartNS: r.TStart, TFirstNS: r.TFirst, TEndNS: r.TEnd, ITLNS: r.ITL}
+			s.outputs[first+j] = append([]int32(nil), r.Tokens...)
+			tot.Requests++
+			tot.InputTokens += int64(ev.InputTokens)
+			tot.OutputTokens += int64(ev.OutputTokens)
+			if err := w.emit(record.Event{Event: record.EventRequest, T: r.TEnd, Request: ev}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := w.phase(record.PhaseMeasure, record.EdgeEnd); err != nil {
+		return nil, err
+	}
+	tot.Batches = &batches
+	return &tot, nil
 }
 
 // OutputsFile is written in the run directory: one line per measured

@@ -71,7 +71,7 @@ func setup(t *testing.T, threads int, extra string) string {
 func runMain(t *testing.T, ctx context.Context) (int, []record.Event, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := Main(ctx, &out, &errb)
+	code := cli.Code(Main(ctx, &out, &errb))
 	var evs []record.Event
 	for i, line := range bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n")) {
 		if err := schemas.Validate("event", line); err != nil {
@@ -331,7 +331,7 @@ func TestErrors(t *testing.T) {
 		var out syncBuf
 		var errb bytes.Buffer
 		done := make(chan int)
-		go func() { done <- Main(ctx, &out, &errb) }()
+		go func() { done <- cli.Code(Main(ctx, &out, &errb)) }()
 		// cancel during the thermal floor sleep: the worker stops at once
 		for !bytes.Contains(out.bytes(), []byte(`"phase":"warmup","edge":"end"`)) {
 			select {

@@ -646,8 +646,8 @@ func TestWorkerSIGTERM(t *testing.T) {
 		}
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 	})
-	if w.exit != 143 {
-		t.Fatalf("exit %d, want 143\n%s", w.exit, w.stderr)
+	if w.exit != 130 { // cli.ExitInterrupted
+		t.Fatalf("exit %d, want 130\n%s", w.exit, w.stderr)
 	}
 	if e := w.events[len(w.events)-1]; e.Event != record.EventError || e.Code != "terminated" {
 		t.Fatalf("last event %+v", e)

@@ -6,16 +6,8 @@
 package main
 
 import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
-
+	"github.com/llem/llem/internal/cli"
 	"github.com/llem/llem/internal/worker/nativeworker"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	os.Exit(nativeworker.Main(ctx, os.Stdout, os.Stderr))
-}
+func main() { cli.Main("native worker", nativeworker.Command) }

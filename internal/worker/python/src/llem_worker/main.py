@@ -53,7 +53,7 @@ def main(argv):
         return 1
     except Terminated:
         proto.error("terminated", "stopped by SIGTERM (llem-exec timeout or interrupt)")
-        return 143
+        return 130  # the exit code table of internal/cli: interrupted by a signal
     except KeyboardInterrupt:
         proto.error("interrupted", "interrupted (SIGINT)")
         return 130
