@@ -300,7 +300,8 @@ type devAcc struct {
 	t0, t1          int64
 	e0, e1          float64
 	haveE           bool
-	pT, pW          float64 // last power reading
+	pT              int64 // last power reading: time (ns) and value
+	pW              float64
 	havePrevP       bool
 	integral        float64
 	firstPT, lastPT int64
@@ -374,7 +375,9 @@ func (s *Session) loop() {
 	buf := make([]power.Sample, 0, 16)
 	for k := int64(0); ; {
 		deadline := s.start.Add(time.Duration(k) * iv)
-		if !s.clk.WaitUntil(deadline, s.stop) {
+		// The first tick is read whatever comes: a session stopped at once
+		// still has the sample of its start.
+		if k > 0 && !s.clk.WaitUntil(deadline, s.stop) {
 			return
 		}
 		woke := s.clk.Now()
@@ -435,13 +438,14 @@ func (s *Session) account(p *power.Sample) {
 		a.e1 = p.EnergyJ
 	}
 	if p.Has&power.HasPower != 0 {
-		t := float64(p.T) / 1e9
 		if a.havePrevP {
-			a.integral += (t - a.pT) * (p.PowerW + a.pW) / 2
+			// The step from int64 nanoseconds: seconds since 1970 as a
+			// float64 keep only about 0.2 µs, an error that adds up.
+			a.integral += float64(p.T-a.pT) / 1e9 * (p.PowerW + a.pW) / 2
 		} else {
 			a.firstPT = p.T
 		}
-		a.pT, a.pW, a.havePrevP = t, p.PowerW, true
+		a.pT, a.pW, a.havePrevP = p.T, p.PowerW, true
 		a.lastPT = p.T
 		a.powerN++
 	}

@@ -119,7 +119,7 @@ func TestFakeTraceAndLostDevice(t *testing.T) {
 	// Counter and trapezoid integral of a linear ramp agree closely.
 	sa := st.Summary[0]
 	if sa.CounterJ == nil || sa.IntegralJ == nil || math.Abs(*sa.CounterJ-*sa.IntegralJ) > 1e-6**sa.CounterJ+1e-9 {
-		t.Fatalf("summary %+v", sa)
+		t.Fatalf("summary %+v counter %v integral %v", sa, *sa.CounterJ, *sa.IntegralJ)
 	}
 	if got["GPU-a"][0][1] != 0 {
 		t.Fatalf("energy does not start at 0: %v", got["GPU-a"][0])
@@ -212,10 +212,11 @@ func (c *fakeClock) WaitUntil(t time.Time, stop <-chan struct{}) bool {
 	}
 }
 
-// drive runs the sampler's ticks for the deadlines in [start, start+span):
-// each wake-up comes at the deadline (or now, if that is later) plus
-// lateness(k) for the k-th wait. It returns the deadlines asked for, the
-// first one at or past the span included.
+// drive runs the sampler's ticks for the deadlines in [start, start+span)
+// (the first, at the start, is read without a wait): each wake-up comes at
+// the deadline (or now, if that is later) plus lateness(k) for the k-th
+// wait. It returns the deadlines asked for, the first one at or past the
+// span included.
 func (c *fakeClock) drive(start time.Time, span time.Duration, lateness func(k int) time.Duration) []time.Duration {
 	var asked []time.Duration
 	for k := 0; ; k++ {
@@ -277,8 +278,8 @@ func TestNoDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, d := range asked {
-		if d != time.Duration(k)*iv {
-			t.Fatalf("deadline %d is start + %s, want %s (asked: %v)", k, d, time.Duration(k)*iv, asked)
+		if d != time.Duration(k+1)*iv {
+			t.Fatalf("deadline %d is start + %s, want %s (asked: %v)", k+1, d, time.Duration(k+1)*iv, asked)
 		}
 	}
 	if st.Ticks != 50 || st.LateTicks != 0 {
@@ -311,9 +312,9 @@ func TestLateTicks(t *testing.T) {
 		t.Fatalf("trailer %+v", r.Trailer())
 	}
 
-	// Quick reads (1 ms), but the 4th wake-up comes 15 ms after its deadline
-	// at 10 ms: that tick is read and late; the next deadline, already past,
-	// is read at once, and the schedule goes on from the start.
+	// Quick reads (1 ms), but the 4th wake-up (deadline 40 ms) comes 15 ms
+	// late at 10 ms: that tick is read and late; the next deadline, already
+	// past, is read at once, and the schedule goes on from the start.
 	clk = newFakeClock()
 	start = clk.Now()
 	s, err = Start(Options{Interval: 10 * time.Millisecond, Sources: []string{}, Custom: []Source{&slowSrc{d: time.Millisecond, clk: clk}}, clock: clk}, &bytes.Buffer{})
@@ -327,7 +328,7 @@ func TestLateTicks(t *testing.T) {
 		return 0
 	})
 	st, _ = s.Stop()
-	if st.Ticks != 10 || st.LateTicks != 1 || len(asked) != 11 || asked[10] != 100*time.Millisecond {
+	if st.Ticks != 10 || st.LateTicks != 1 || len(asked) != 10 || asked[9] != 100*time.Millisecond {
 		t.Fatalf("%d ticks, %d late, deadlines %v; want 10 ticks, 1 late, deadlines every 10 ms", st.Ticks, st.LateTicks, asked)
 	}
 }
@@ -383,6 +384,19 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 		return k, fmt.Errorf("write /out/s.arrows: no space left on device")
 	}
 	return l.buf.Write(p)
+}
+
+// A session stopped at once still has its first tick, read at the start.
+func TestStopAtOnce(t *testing.T) {
+	var buf bytes.Buffer
+	s, err := Start(Options{Interval: time.Hour, Sources: []string{}, Custom: []Source{&fakeDev{name: "GPU-a", base: 1}}}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Stop()
+	if err != nil || st.Ticks != 1 || st.Rows != 1 {
+		t.Fatalf("stopped at once: %d ticks, %d rows (%v); want the first tick", st.Ticks, st.Rows, err)
+	}
 }
 
 func TestOptionErrors(t *testing.T) {
