@@ -28,6 +28,10 @@ import (
 // the study directory after every kill, resumes, and at the end wants every
 // run exactly once. The short form makes 24 kills, the long form 200; the
 // seed is fixed (LLEM_RELIABILITY_SEED overrides it) so a failure replays.
+// The kill moments are random on purpose (they are the faults, not a
+// synchronisation); where a third of them have not caught a run half-done
+// (a busy machine starts llem-exec slowly), it kills on, up to four times
+// as often, so that the test exercises resume whatever the load.
 func TestKillResume(t *testing.T) {
 	trials := 24
 	if long {
@@ -37,7 +41,7 @@ func TestKillResume(t *testing.T) {
 	if s := os.Getenv("LLEM_RELIABILITY_SEED"); s != "" {
 		seed, _ = strconv.ParseInt(s, 10, 64)
 	}
-	nRuns := 2*trials + 16
+	nRuns := 4*trials + 16
 	var stream strings.Builder
 	for i := 0; i < nRuns; i++ {
 		stream.WriteString(exp(i, `"behave":"succeed","sleep_s":0.03`))
@@ -46,7 +50,8 @@ func TestKillResume(t *testing.T) {
 	dir := filepath.Join(out, studySub)
 	rng := rand.New(rand.NewSource(seed))
 	half, tails, early := 0, 0, 0
-	for k := 0; k < trials; k++ {
+	k := 0
+	for ; k < trials || half < trials/3 && k < 4*trials; k++ {
 		cmd := exec.Command(execBin, execArgs(out)...)
 		cmd.Stdin = strings.NewReader(stream.String())
 		var errb bytes.Buffer
@@ -77,11 +82,14 @@ func TestKillResume(t *testing.T) {
 	checkStudy(t, dir)
 	checkComplete(t, r.stdout, dir, nRuns)
 	if half < trials/3 {
-		t.Errorf("only %d of %d kills caught a run half-done: the kill points do not exercise resume", half, trials)
+		t.Errorf("only %d of %d kills caught a run half-done: the kill points do not exercise resume", half, k)
 	}
-	figure(t, map[string]any{"trials": trials, "runs": nRuns, "seed": seed, "kills_mid_run": half,
+	figure(t, map[string]any{"trials": k, "runs": nRuns, "seed": seed, "kills_mid_run": half,
 		"kills_in_first_15ms": early, "journal_tails_cut": tails, "lost": 0, "duplicated": 0, "ok": !t.Failed()})
 }
+
+// hang is the config of a worker that never ends.
+const hang = `"behave":"hang"`
 
 // TestWorkerFaults runs one study through llem-exec whose workers crash,
 // fail, hang, step their clock back, flood warnings, plant symlinks and a
@@ -91,28 +99,37 @@ func TestKillResume(t *testing.T) {
 // without hanging.
 func TestWorkerFaults(t *testing.T) {
 	outside := filepath.Join(t.TempDir(), "outside.txt")
+	// Every case but the hang runs with the suite's generous timeout; the
+	// hang, whose worker never ends, runs alone with --timeout 1s: any
+	// timeout gives it the same outcome, and none cuts a slow good run.
 	cases := []struct {
 		cfg, status, errType, flag string
 	}{
 		{`"behave":"succeed"`, "ok", "", ""},
 		{`"behave":"crash"`, "failed", "crash", ""},
 		{`"behave":"error"`, "failed", "worker_error", ""},
-		{`"behave":"hang"`, "timeout", "timeout", ""},
+		{hang, "timeout", "timeout", ""},
 		{`"behave":"backwards","sleep_s":0.05`, "ok", "", "events_out_of_order"},
 		{`"behave":"warnflood"`, "ok", "", "worker_warnings_dropped"},
 		{`"behave":"plant-symlink","target":"` + outside + `"`, "failed", "run_dir_tampered", ""},
 		{`"behave":"plant-fifo"`, "failed", "run_dir_tampered", ""},
 		{`"behave":"fill","bytes":300000`, "ok", "", ""},
 	}
-	var stream string
+	var stream, hangStream string
 	for i, c := range cases {
-		stream += exp(i, c.cfg)
+		if c.cfg == hang {
+			hangStream = exp(i, c.cfg)
+		} else {
+			stream += exp(i, c.cfg)
+		}
 	}
-	out := t.TempDir()
-	r := run(t, stream, nil, execBin, append(execArgs(out), "--timeout", "1s")...)
-	if r.code != 3 {
-		t.Errorf("exit %d, want 3 (some runs failed)\n%s", r.code, r.stderr)
+	out, hangOut := t.TempDir(), t.TempDir()
+	r := run(t, stream, nil, execBin, execArgs(out)...)
+	rh := run(t, hangStream, nil, execBin, append(execArgs(hangOut), "--timeout", "1s")...)
+	if r.code != 3 || rh.code != 3 {
+		t.Errorf("exit %d and %d (hang), want 3 (some runs failed)\n%s\n%s", r.code, rh.code, r.stderr, rh.stderr)
 	}
+	r.stdout += rh.stdout
 	runs, _ := runsOf(t, r.stdout)
 	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 		if len(line) > 256<<10 {
@@ -160,12 +177,11 @@ func TestWorkerFaults(t *testing.T) {
 		return nil
 	})
 	checkStudy(t, dir)
+	checkStudy(t, filepath.Join(hangOut, studySub))
 	// llem-aggregate over runs whose directories were tampered with must
-	// end (a FIFO would have blocked its read), with one energy per run.
+	// end (a FIFO would have blocked its read: the test would hang), with
+	// one energy per run.
 	a := run(t, r.stdout, nil, aggBin)
-	if a.dur > 60*time.Second {
-		t.Errorf("llem-aggregate took %s", a.dur)
-	}
 	if n := strings.Count(a.stdout, `"kind":"energy"`); n != len(cases) {
 		t.Errorf("llem-aggregate: %d energy records, want %d (exit %d)\n%s", n, len(cases), a.code, a.stderr)
 	}
@@ -174,11 +190,11 @@ func TestWorkerFaults(t *testing.T) {
 
 // TestEventFlood: a worker that writes protocol events without end is
 // stopped once events.ndjson reaches its limit, and its run fails as
-// worker_flood; nothing waits for the timeout.
+// worker_flood, not timeout: nothing waits for the (long) timeout.
 func TestEventFlood(t *testing.T) {
 	out := t.TempDir()
 	o := runloop.Options{Out: out, Workers: map[string][]string{"native": {workerBin}},
-		Runners: map[string]runner.Runner{"local": local.New()}, Timeout: 60 * time.Second,
+		Runners: map[string]runner.Runner{"local": local.New()}, Timeout: 10 * time.Minute,
 		Grace: 300 * time.Millisecond, Host: runloop.HostFacts(), EventsMax: 1 << 20}
 	var stdout, stderr bytes.Buffer
 	t0 := time.Now()
@@ -192,9 +208,6 @@ func TestEventFlood(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(r[0].RunDir, "events.ndjson"))
 	if err != nil || fi.Size() > 1<<20 {
 		t.Errorf("events.ndjson: %v, size %d over the 1 MiB limit", err, fi.Size())
-	}
-	if took > 10*time.Second {
-		t.Errorf("the flood took %s to stop", took)
 	}
 	figure(t, map[string]any{"limit_bytes": 1 << 20, "stopped_after_s": took.Seconds(), "ok": !t.Failed()})
 }
@@ -307,11 +320,14 @@ func snapshot(t *testing.T, dir string) string {
 }
 
 // TestTwoExecs: a second llem-exec on a study directory another one is
-// writing stops at once, naming the holder; the first finishes; a third,
-// afterwards, runs nothing again.
+// writing stops at once, naming the holder, while the first holds a run in
+// progress (its worker waits for a file the test writes only after the
+// second has ended: a second that waited for the lock would never end); the
+// first finishes; a third, afterwards, runs nothing again.
 func TestTwoExecs(t *testing.T) {
-	out := t.TempDir()
-	stream := exp(0, `"behave":"succeed","sleep_s":1.5`) + exp(1, "")
+	out, gate := t.TempDir(), t.TempDir()
+	inRun, release := filepath.Join(gate, "in-run"), filepath.Join(gate, "release")
+	stream := exp(0, `"behave":"succeed","touch":"`+inRun+`","wait_for":"`+release+`"`) + exp(1, "")
 	a := exec.Command(execBin, execArgs(out)...)
 	a.Stdin = strings.NewReader(stream)
 	var aout, aerr bytes.Buffer
@@ -320,15 +336,13 @@ func TestTwoExecs(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(out, studySub)
-	for i := 0; i < 500; i++ {
-		if _, err := os.Stat(filepath.Join(dir, "runs", "r0000-c1")); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFile(t, inRun)
 	b := run(t, stream, nil, execBin, execArgs(out)...)
-	if b.code == 0 || b.dur > 5*time.Second {
-		t.Errorf("second llem-exec: exit %d after %s", b.code, b.dur)
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b.code == 0 {
+		t.Errorf("second llem-exec: exit %d", b.code)
 	}
 	msg := oneLine(t, b, "llem-exec", "held by another llem-exec", fmt.Sprintf(`"pid":%d`, a.Process.Pid))
 	if b.stdout != "" {
@@ -346,14 +360,17 @@ func TestTwoExecs(t *testing.T) {
 	figure(t, map[string]any{"error": msg, "ok": !t.Failed()})
 }
 
-// TestSamplerDeath: the sampler program is SIGKILLed 0.3 s into a 1.5 s
-// run. The run record says so (sampler_failed), and llem-aggregate flags
-// the energy figures of the part without samples instead of reporting
-// them as whole.
+// TestSamplerDeath: the sampler program is SIGKILLed while the run is in
+// its measurement (the worker says when it has started it, and goes on
+// once the sampler is dead). The run record says so (sampler_failed), and
+// llem-aggregate flags the energy figures of the part without samples
+// instead of reporting them as whole.
 func TestSamplerDeath(t *testing.T) {
-	out := t.TempDir()
-	cmd := "exec timeout -s KILL 1.3 " + sampleBin + " --sources estimate --interval 10ms -o {}"
-	r := run(t, exp(0, `"behave":"succeed","sleep_s":2.5`), nil, execBin,
+	out, gate := t.TempDir(), t.TempDir()
+	inRun, dead := filepath.Join(gate, "in-run"), filepath.Join(gate, "sampler-dead")
+	cmd := sampleBin + " --sources estimate --interval 10ms -o {} & p=$!; " +
+		"until [ -e " + inRun + " ]; do sleep 0.01; done; kill -KILL $p; wait $p; : >" + dead + "; exit 137"
+	r := run(t, exp(0, `"behave":"succeed","sleep_s":0.1,"touch":"`+inRun+`","wait_for":"`+dead+`"`), nil, execBin,
 		append(execArgs(out), "--sampler-cmd", cmd)...)
 	runs, _ := runsOf(t, r.stdout)
 	got := runs["r0000-c1"]
@@ -386,4 +403,15 @@ func TestSamplerDeath(t *testing.T) {
 		t.Errorf("energy of a run whose sampler died is not flagged: %v\n%s", codes, a.stderr)
 	}
 	figure(t, map[string]any{"run_warning": warn, "energy_flags": codes, "ok": !t.Failed()})
+}
+
+// waitFile waits for a file a worker writes when its run is in progress.
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the file, not a timing
+	}
 }

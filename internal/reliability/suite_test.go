@@ -91,14 +91,15 @@ func exp(seq int, cfg string) string {
 
 func execArgs(out string, extra ...string) []string {
 	return append([]string{"--out", out, "--worker", "native=" + workerBin, "--grace", "200ms",
-		"--timeout", "20s", "--sampler", "none", "--baseline", "0"}, extra...)
+		"--timeout", "10m", "--sampler", "none", "--baseline", "0"}, extra...)
 }
 
 type result struct {
 	stdout, stderr string
 	code           int
 	dur            time.Duration
-	maxRSS         int64 // KiB
+	cpu            time.Duration // user + system: unlike dur, not longer on a busy machine
+	maxRSS         int64         // KiB
 }
 
 // run runs a binary to its end.
@@ -120,6 +121,7 @@ func run(t *testing.T, stdin string, env []string, bin string, args ...string) r
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.maxRSS = ru.Maxrss
 	}
+	r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	return r
 }
 

@@ -57,7 +57,7 @@ func (l *fakeLib) Count() (int, error)                { return len(l.devs), nil 
 func (l *fakeLib) Device(i int) (gpu.Device, error)   { return l.devs[i], nil }
 func (l *fakeLib) Close() error                       { return nil }
 
-func withFakeGPUs(t *testing.T, devs ...*fakeGPU) {
+func withFakeGPUs(t testing.TB, devs ...*fakeGPU) {
 	old := openGPU
 	openGPU = func() (gpu.Lib, error) { return &fakeLib{devs: devs}, nil }
 	t.Cleanup(func() { openGPU = old })
@@ -73,11 +73,12 @@ func TestNVMLSourceFaults(t *testing.T) {
 	var warns []string
 	var mu sync.Mutex
 	var buf bytes.Buffer
-	s, err := Start(Options{Interval: 5 * time.Millisecond, Sources: []string{"nvml"}, Warn: func(m string) { mu.Lock(); warns = append(warns, m); mu.Unlock() }}, &buf)
+	tc := newTickCounter()
+	s, err := Start(Options{Interval: 5 * time.Millisecond, Sources: []string{"nvml"}, Custom: []Source{tc}, Warn: func(m string) { mu.Lock(); warns = append(warns, m); mu.Unlock() }}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	tc.wait(20)
 	st, err := s.Stop()
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ import (
 
 // fakeRAPL builds a powercap tree: package 0 with core and dram subzones,
 // package 1, and a psys zone that is not reported.
-func fakeRAPL(t *testing.T, maxUJ uint64) string {
+func fakeRAPL(t testing.TB, maxUJ uint64) string {
 	root := t.TempDir()
 	mk := func(zone, name string, uj uint64) {
 		d := filepath.Join(root, "class", "powercap", zone)
@@ -70,6 +70,8 @@ func TestRAPLWrap(t *testing.T) {
 	// package-0 wraps: from max−1 J to 2.5 J = 3.5 J + 1 µJ (the range is 0..max inclusive).
 	setUJ(t, root, "intel-rapl:0", 2_500_000)
 	setUJ(t, root, "intel-rapl:1", 4_000_000)
+	// Not a wait for anything: only time for the clock to move, so that
+	// power has an interval (the check uses the measured one).
 	time.Sleep(20 * time.Millisecond)
 	s1 := r.Read(nil)
 	if math.Abs(s1[0].EnergyJ-3.500001) > 1e-9 || s1[3].EnergyJ != 4 {
@@ -115,13 +117,15 @@ func TestRAPLNoPermission(t *testing.T) {
 func TestRAPLSession(t *testing.T) {
 	root := fakeRAPL(t, 262143328850)
 	var buf bytes.Buffer
-	s, err := Start(Options{Interval: 5 * time.Millisecond, Sources: []string{"rapl"}, SysfsRoot: root}, &buf)
+	tc := newTickCounter()
+	s, err := Start(Options{Interval: 5 * time.Millisecond, Sources: []string{"rapl"}, SysfsRoot: root, Custom: []Source{tc}}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(30 * time.Millisecond)
+	tc.wait(3)
 	setUJ(t, root, "intel-rapl:0", 1_000_000) // wrapped: +2 J
-	time.Sleep(30 * time.Millisecond)
+	// Tick 5 starts after the change: it reads it, and so does tick 6.
+	tc.wait(6)
 	st, err := s.Stop()
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +157,6 @@ func TestEstimate(t *testing.T) {
 		t.Fatal(err)
 	}
 	s0 := e.Read(nil)
-	time.Sleep(50 * time.Millisecond)
 	stat(1100, 600, 9000) // 200 ticks = 2 CPU-seconds busy → 20 J at 10 W/core
 	s1 := e.Read(nil)
 	if s0[0].EnergyJ != 0 || s1[0].EnergyJ != 20 || s1[0].Source != "estimate" || !e.Devices()[0].Estimate {
@@ -174,11 +177,12 @@ func TestEstimate(t *testing.T) {
 // The estimate on this machine's real /proc, through a whole session.
 func TestEstimateRealProc(t *testing.T) {
 	var buf bytes.Buffer
-	s, err := Start(Options{Interval: 10 * time.Millisecond, Sources: []string{"estimate"}}, &buf)
+	tc := newTickCounter()
+	s, err := Start(Options{Interval: 10 * time.Millisecond, Sources: []string{"estimate"}, Custom: []Source{tc}}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	tc.wait(15)
 	st, err := s.Stop()
 	if err != nil || st.Rows < 15 {
 		t.Fatalf("rows %d err %v", st.Rows, err)

@@ -45,6 +45,47 @@ type Options struct {
 	// fake devices). One with a SetWarn(func(string)) method gets the
 	// session's once-only warning function.
 	Custom []Source
+	// clock schedules the ticks; nil is the real clock. Tests set a fake one
+	// so that what they check about the schedule does not depend on how
+	// busy the machine is.
+	clock clock
+}
+
+// clock is the time the sampling loop schedules by.
+type clock interface {
+	Now() time.Time
+	// WaitUntil blocks until t or until stop is closed (false).
+	WaitUntil(t time.Time, stop <-chan struct{}) bool
+}
+
+// realClock waits on one timer for the whole session: a new one per tick is
+// garbage at 1 kHz.
+type realClock struct{ tm *time.Timer }
+
+func (c *realClock) Now() time.Time { return time.Now() }
+
+func (c *realClock) WaitUntil(t time.Time, stop <-chan struct{}) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		select {
+		case <-stop:
+			return false
+		default:
+			return true
+		}
+	}
+	if c.tm == nil {
+		c.tm = time.NewTimer(d)
+	} else {
+		c.tm.Reset(d)
+	}
+	select {
+	case <-stop:
+		c.tm.Stop()
+		return false
+	case <-c.tm.C:
+		return true
+	}
 }
 
 // Stats is what a session did.
@@ -237,6 +278,7 @@ func hostFacts(o *Options) *record.Host {
 // Session is a running sampler.
 type Session struct {
 	opts    Options
+	clk     clock
 	srcs    []Source
 	w       *power.Writer
 	warn    *warner
@@ -254,15 +296,16 @@ type Session struct {
 }
 
 type devAcc struct {
-	n                int64
-	t0, t1           int64
-	e0, e1           float64
-	haveE            bool
-	pT, pW           float64 // last power reading
-	havePrevP        bool
-	integral, pSpanS float64
-	firstPT, lastPT  int64
-	powerN           int64
+	n               int64
+	t0, t1          int64
+	e0, e1          float64
+	haveE           bool
+	pT              int64 // last power reading: time (ns) and value
+	pW              float64
+	havePrevP       bool
+	integral        float64
+	firstPT, lastPT int64
+	powerN          int64
 }
 
 // Start opens the sources, writes the stream's schema to out and samples
@@ -276,7 +319,10 @@ func Start(opts Options, out io.Writer) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{opts: opts, srcs: srcs, warn: w, stop: make(chan struct{}), done: make(chan struct{}), acc: map[string]*devAcc{}}
+	s := &Session{opts: opts, clk: opts.clock, srcs: srcs, warn: w, stop: make(chan struct{}), done: make(chan struct{}), acc: map[string]*devAcc{}}
+	if s.clk == nil {
+		s.clk = &realClock{}
+	}
 	est := false
 	for _, src := range srcs {
 		s.names = append(s.names, src.Name())
@@ -290,7 +336,7 @@ func Start(opts Options, out io.Writer) (*Session, error) {
 			host.GPUs = append(host.GPUs, *d.GPU)
 		}
 	}
-	s.start = time.Now()
+	s.start = s.clk.Now()
 	s.w, err = power.NewWriter(out, power.Meta{
 		Host: opts.Host, SamplerVersion: power.SamplerVersion, IntervalNS: int64(opts.Interval), PowerField: pf,
 		Devices: s.devs, Sources: s.names, Estimate: est, StartNS: s.start.UnixNano(), HostInfo: host,
@@ -327,26 +373,14 @@ func (s *Session) loop() {
 	iv := s.opts.Interval
 	lastFlush := s.start
 	buf := make([]power.Sample, 0, 16)
-	// One timer for the whole session: a new one per tick is garbage at 1 kHz.
-	tm := time.NewTimer(time.Hour)
-	defer tm.Stop()
 	for k := int64(0); ; {
 		deadline := s.start.Add(time.Duration(k) * iv)
-		if d := time.Until(deadline); d > 0 {
-			tm.Reset(d)
-			select {
-			case <-s.stop:
-				return
-			case <-tm.C:
-			}
-		} else {
-			select {
-			case <-s.stop:
-				return
-			default:
-			}
+		// The first tick is read whatever comes: a session stopped at once
+		// still has the sample of its start.
+		if k > 0 && !s.clk.WaitUntil(deadline, s.stop) {
+			return
 		}
-		woke := time.Now()
+		woke := s.clk.Now()
 		if woke.Sub(deadline) > iv {
 			s.late++
 		}
@@ -359,7 +393,7 @@ func (s *Session) loop() {
 			s.w.Append(buf[i])
 			s.account(&buf[i])
 		}
-		now := time.Now()
+		now := s.clk.Now()
 		if now.Sub(lastFlush) >= s.opts.FlushEvery {
 			if err := s.w.Flush(); err != nil {
 				s.err = outputError(err)
@@ -404,13 +438,14 @@ func (s *Session) account(p *power.Sample) {
 		a.e1 = p.EnergyJ
 	}
 	if p.Has&power.HasPower != 0 {
-		t := float64(p.T) / 1e9
 		if a.havePrevP {
-			a.integral += (t - a.pT) * (p.PowerW + a.pW) / 2
+			// The step from int64 nanoseconds: seconds since 1970 as a
+			// float64 keep only about 0.2 µs, an error that adds up.
+			a.integral += float64(p.T-a.pT) / 1e9 * (p.PowerW + a.pW) / 2
 		} else {
 			a.firstPT = p.T
 		}
-		a.pT, a.pW, a.havePrevP = t, p.PowerW, true
+		a.pT, a.pW, a.havePrevP = p.T, p.PowerW, true
 		a.lastPT = p.T
 		a.powerN++
 	}
@@ -427,7 +462,7 @@ func (s *Session) Stop() (Stats, error) {
 	}
 	s.stopped = true
 	s.closeSources()
-	tr := power.Trailer{Ticks: s.ticks, LateTicks: s.late, EndNS: time.Now().UnixNano(), Warnings: s.warn.all()}
+	tr := power.Trailer{Ticks: s.ticks, LateTicks: s.late, EndNS: s.clk.Now().UnixNano(), Warnings: s.warn.all()}
 	if s.err != nil {
 		tr.Error = s.err.Error()
 	} else if err := s.w.Close(tr); err != nil {

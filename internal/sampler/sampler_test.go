@@ -91,11 +91,12 @@ func TestFakeTraceAndLostDevice(t *testing.T) {
 	warn := func(m string) { mu.Lock(); warns = append(warns, m); mu.Unlock() }
 	a := &fakeDev{name: "GPU-a", base: 300, slope: 100}
 	b := &fakeDev{name: "GPU-b", base: 60, failAfter: 5}
-	s, err := Start(Options{Interval: 10 * time.Millisecond, Sources: []string{}, Custom: []Source{a, b}, Warn: warn, FlushEvery: 100 * time.Millisecond}, f)
+	tc := newTickCounter()
+	s, err := Start(Options{Interval: 10 * time.Millisecond, Sources: []string{}, Custom: []Source{a, b, tc}, Warn: warn, FlushEvery: 100 * time.Millisecond}, f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	tc.wait(25)
 	st, err := s.Stop()
 	if err != nil {
 		t.Fatal(err)
@@ -118,51 +119,128 @@ func TestFakeTraceAndLostDevice(t *testing.T) {
 	// Counter and trapezoid integral of a linear ramp agree closely.
 	sa := st.Summary[0]
 	if sa.CounterJ == nil || sa.IntegralJ == nil || math.Abs(*sa.CounterJ-*sa.IntegralJ) > 1e-6**sa.CounterJ+1e-9 {
-		t.Fatalf("summary %+v", sa)
+		t.Fatalf("summary %+v counter %v integral %v", sa, *sa.CounterJ, *sa.IntegralJ)
 	}
 	if got["GPU-a"][0][1] != 0 {
 		t.Fatalf("energy does not start at 0: %v", got["GPU-a"][0])
 	}
 }
 
-// Ticks stay on start + k×interval: over 1 s at 20 ms the count is 50±2,
-// however long each read takes (here 3 ms).
-func TestNoDrift(t *testing.T) {
-	slow := &slowSrc{d: 3 * time.Millisecond}
-	var buf bytes.Buffer
-	s, err := Start(Options{Interval: 20 * time.Millisecond, Sources: []string{}, Custom: []Source{slow}}, &buf)
-	if err != nil {
-		t.Fatal(err)
+// tickCounter is a source without devices that counts the sampler's ticks,
+// so that a test waits for the n-th tick (an event) rather than for a time.
+// It is the last source of a session: when tick n reaches it, every other
+// source has been read n times.
+type tickCounter struct {
+	mu    sync.Mutex
+	n     int
+	waits map[int][]chan struct{}
+}
+
+func newTickCounter() *tickCounter { return &tickCounter{waits: map[int][]chan struct{}{}} }
+
+func (c *tickCounter) Name() string          { return "ticks" }
+func (c *tickCounter) Close() error          { return nil }
+func (c *tickCounter) Devices() []DeviceInfo { return nil }
+func (c *tickCounter) Read(out []power.Sample) []power.Sample {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	for k, chs := range c.waits {
+		if k <= c.n {
+			for _, ch := range chs {
+				close(ch)
+			}
+			delete(c.waits, k)
+		}
 	}
-	time.Sleep(time.Second)
-	st, _ := s.Stop()
-	if st.Ticks < 48 || st.Ticks > 52 {
-		t.Fatalf("%d ticks in 1 s at 20 ms", st.Ticks)
+	return out
+}
+
+// wait returns once the sampler has ticked n times in all.
+func (c *tickCounter) wait(n int) {
+	c.mu.Lock()
+	if c.n >= n {
+		c.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{})
+	c.waits[n] = append(c.waits[n], ch)
+	c.mu.Unlock()
+	<-ch
+}
+
+// fakeClock is a clock the test drives: each time the sampler waits for a
+// deadline, the deadline arrives on waiting and the sampler sleeps until
+// the test sets the time and sends on wake. Nothing depends on the machine's
+// scheduler, so the checks on the schedule are exact.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	waiting chan time.Time
+	wake    chan struct{}
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Unix(1_700_000_000, 0), waiting: make(chan time.Time), wake: make(chan struct{})}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// WaitUntil hands every wait to the test, even for a deadline already past,
+// so that the test sees every tick.
+func (c *fakeClock) WaitUntil(t time.Time, stop <-chan struct{}) bool {
+	select {
+	case c.waiting <- t:
+	case <-stop:
+		return false
+	}
+	select {
+	case <-c.wake:
+		return true
+	case <-stop:
+		return false
 	}
 }
 
-// A source slower than the interval makes late ticks, counted not hidden.
-func TestLateTicks(t *testing.T) {
-	slow := &slowSrc{d: 25 * time.Millisecond}
-	var buf bytes.Buffer
-	s, err := Start(Options{Interval: 10 * time.Millisecond, Sources: []string{}, Custom: []Source{slow}}, &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(500 * time.Millisecond)
-	st, _ := s.Stop()
-	if st.LateTicks < 20 {
-		t.Fatalf("late ticks %d of %d", st.LateTicks, st.Ticks)
-	}
-	r, _ := power.NewReader(&buf, "buf")
-	for r.Next() {
-	}
-	if r.Trailer() == nil || r.Trailer().LateTicks != st.LateTicks {
-		t.Fatalf("trailer %+v", r.Trailer())
+// drive runs the sampler's ticks for the deadlines in [start, start+span)
+// (the first, at the start, is read without a wait): each wake-up comes at
+// the deadline (or now, if that is later) plus lateness(k) for the k-th
+// wait. It returns the deadlines asked for, the first one at or past the
+// span included.
+func (c *fakeClock) drive(start time.Time, span time.Duration, lateness func(k int) time.Duration) []time.Duration {
+	var asked []time.Duration
+	for k := 0; ; k++ {
+		dl := <-c.waiting
+		asked = append(asked, dl.Sub(start))
+		if dl.Sub(start) >= span {
+			return asked
+		}
+		c.mu.Lock()
+		if c.now.Before(dl) {
+			c.now = dl
+		}
+		c.now = c.now.Add(lateness(k))
+		c.mu.Unlock()
+		c.wake <- struct{}{}
 	}
 }
 
-type slowSrc struct{ d time.Duration }
+// slowSrc is a source whose read takes d: on the fake clock when it has
+// one, else for real.
+type slowSrc struct {
+	d   time.Duration
+	clk *fakeClock
+}
 
 func (s *slowSrc) Name() string { return "slow" }
 func (s *slowSrc) Close() error { return nil }
@@ -170,8 +248,89 @@ func (s *slowSrc) Devices() []DeviceInfo {
 	return []DeviceInfo{{Device: "slow", Source: "estimate", Estimate: true}}
 }
 func (s *slowSrc) Read(out []power.Sample) []power.Sample {
-	time.Sleep(s.d)
+	if s.clk != nil {
+		s.clk.advance(s.d)
+	} else {
+		time.Sleep(s.d)
+	}
 	return append(out, power.Sample{T: time.Now().UnixNano(), Source: "estimate", Device: "slow"})
+}
+
+// Ticks stay on start + k×interval, however late each wake-up comes and
+// however long each read takes: with wake-ups up to 5 ms late and 3 ms
+// reads at 20 ms, every deadline asked for is a whole number of intervals
+// after the start, and 1 s holds exactly 50 ticks, none late. A schedule
+// that counted from each read (now + interval) would drift by 3-8 ms a tick
+// and fit about 40.
+func TestNoDrift(t *testing.T) {
+	clk := newFakeClock()
+	slow := &slowSrc{d: 3 * time.Millisecond, clk: clk}
+	var buf bytes.Buffer
+	iv := 20 * time.Millisecond
+	start := clk.Now()
+	s, err := Start(Options{Interval: iv, Sources: []string{}, Custom: []Source{slow}, clock: clk}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := clk.drive(start, time.Second, func(k int) time.Duration { return time.Duration(k*7919%6) * time.Millisecond })
+	st, err := s.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, d := range asked {
+		if d != time.Duration(k+1)*iv {
+			t.Fatalf("deadline %d is start + %s, want %s (asked: %v)", k+1, d, time.Duration(k+1)*iv, asked)
+		}
+	}
+	if st.Ticks != 50 || st.LateTicks != 0 {
+		t.Fatalf("%d ticks (%d late) in 1 s at 20 ms, want 50 and none late", st.Ticks, st.LateTicks)
+	}
+}
+
+// A source slower than the interval makes late ticks, counted not hidden:
+// at 10 ms with 25 ms reads, each of the 50 deadlines in 500 ms is either
+// read (one every 25 ms: 20) or skipped and counted late (30). A wake-up
+// more than an interval after its deadline is late too, though read.
+func TestLateTicks(t *testing.T) {
+	clk := newFakeClock()
+	slow := &slowSrc{d: 25 * time.Millisecond, clk: clk}
+	var buf bytes.Buffer
+	start := clk.Now()
+	s, err := Start(Options{Interval: 10 * time.Millisecond, Sources: []string{}, Custom: []Source{slow}, clock: clk}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.drive(start, 500*time.Millisecond, func(int) time.Duration { return 0 })
+	st, _ := s.Stop()
+	if st.Ticks != 20 || st.LateTicks != 30 {
+		t.Fatalf("%d ticks, %d late; want 20 read and 30 skipped", st.Ticks, st.LateTicks)
+	}
+	r, _ := power.NewReader(&buf, "buf")
+	for r.Next() {
+	}
+	if r.Trailer() == nil || r.Trailer().LateTicks != st.LateTicks {
+		t.Fatalf("trailer %+v", r.Trailer())
+	}
+
+	// Quick reads (1 ms), but the 4th wake-up (deadline 40 ms) comes 15 ms
+	// late at 10 ms: that tick is read and late; the next deadline, already
+	// past, is read at once, and the schedule goes on from the start.
+	clk = newFakeClock()
+	start = clk.Now()
+	s, err = Start(Options{Interval: 10 * time.Millisecond, Sources: []string{}, Custom: []Source{&slowSrc{d: time.Millisecond, clk: clk}}, clock: clk}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := clk.drive(start, 100*time.Millisecond, func(k int) time.Duration {
+		if k == 3 {
+			return 15 * time.Millisecond
+		}
+		return 0
+	})
+	st, _ = s.Stop()
+	if st.Ticks != 10 || st.LateTicks != 1 || len(asked) != 10 || asked[9] != 100*time.Millisecond {
+		t.Fatalf("%d ticks, %d late, deadlines %v; want 10 ticks, 1 late, deadlines every 10 ms", st.Ticks, st.LateTicks, asked)
+	}
 }
 
 // A full disk stops sampling with a clear error; what was written reads back.
@@ -193,7 +352,7 @@ func TestFullDisk(t *testing.T) {
 	}
 	select {
 	case <-s.Done():
-	case <-time.After(5 * time.Second):
+	case <-time.After(5 * time.Minute): // a hang, not a slow machine
 		t.Fatal("sampling did not stop on a full disk")
 	}
 	_, err = s.Stop()
@@ -225,6 +384,19 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 		return k, fmt.Errorf("write /out/s.arrows: no space left on device")
 	}
 	return l.buf.Write(p)
+}
+
+// A session stopped at once still has its first tick, read at the start.
+func TestStopAtOnce(t *testing.T) {
+	var buf bytes.Buffer
+	s, err := Start(Options{Interval: time.Hour, Sources: []string{}, Custom: []Source{&fakeDev{name: "GPU-a", base: 1}}}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Stop()
+	if err != nil || st.Ticks != 1 || st.Rows != 1 {
+		t.Fatalf("stopped at once: %d ticks, %d rows (%v); want the first tick", st.Ticks, st.Rows, err)
+	}
 }
 
 func TestOptionErrors(t *testing.T) {

@@ -21,13 +21,12 @@ type Source interface {
 // counter turns a raw cumulative reading into energy since the first read,
 // correcting wraparound, and power from the previous read.
 type counter struct {
-	started  bool
-	first    float64 // J
-	last     float64 // J, raw
-	acc      float64 // J since start
-	lastT    int64
-	wrapJ    float64 // counter modulus; 0 = never wraps
-	havePrev bool
+	started bool
+	first   float64 // J
+	last    float64 // J, raw
+	acc     float64 // J since start
+	lastT   int64
+	wrapJ   float64 // counter modulus; 0 = never wraps
 }
 
 // add records raw (J) at t (ns) and returns energy since start and, from

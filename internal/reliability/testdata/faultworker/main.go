@@ -24,6 +24,11 @@ func main() {
 			SleepS float64 `json:"sleep_s"`
 			Bytes  int     `json:"bytes"`
 			Target string  `json:"target"`
+			// Touch is created once the measurement has started; the
+			// worker then waits for WaitFor to exist. A test so knows a run
+			// is in progress, and ends it when it chooses, without timing.
+			Touch   string `json:"touch"`
+			WaitFor string `json:"wait_for"`
 		} `json:"config"`
 	}
 	json.Unmarshal(b, &in)
@@ -34,6 +39,15 @@ func main() {
 	good := func(t0 int64, step int64) {
 		ev(`{"event":"hello","t":%d,"backend":"fault","version":"1","pid":%d}`, t0, os.Getpid())
 		ev(`{"event":"phase","t":%d,"phase":"measure","edge":"start"}`, t0+step)
+		if in.Config.Touch != "" {
+			os.WriteFile(in.Config.Touch, nil, 0o644)
+		}
+		for in.Config.WaitFor != "" {
+			if _, err := os.Stat(in.Config.WaitFor); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond) // polling for the file
+		}
 		sleep()
 		ev(`{"event":"request","t":%d,"request":{"id":0,"batch":0,"input_tokens":3,"output_tokens":2,"t_start":%d,"t_first_token":%d,"t_end":%d}}`, now(), t0+step, t0+2*step, now())
 		ev(`{"event":"phase","t":%d,"phase":"measure","edge":"end"}`, now())
@@ -105,6 +119,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "panic: boom")
 		os.Exit(2)
 	case "hang":
-		time.Sleep(time.Hour)
+		// Until killed: any --timeout gives the same outcome.
+		for {
+			time.Sleep(time.Hour)
+		}
 	}
 }
