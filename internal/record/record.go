@@ -155,6 +155,12 @@ type GPU struct {
 	MemoryTotalBytes *int64   `json:"memory_total_bytes"`
 	PowerLimitW      *float64 `json:"power_limit_w"`
 	PersistenceMode  *bool    `json:"persistence_mode"`
+	// MIG lists the MIG instances (UUIDs "MIG-…") the run used on this GPU.
+	// NVML measures power and energy per physical GPU only, so with MIG the
+	// figures are the whole GPU's, shared with any other instance on it:
+	// SharedEnergy says so. Both are absent for a GPU used whole.
+	MIG          []string `json:"mig,omitempty"`
+	SharedEnergy bool     `json:"shared_energy,omitempty"`
 }
 
 // Host identifies the machine a run executed on.
