@@ -26,6 +26,7 @@ import (
 
 type call struct {
 	Call   string         `json:"call"`
+	T      int64          `json:"t"`
 	Args   []any          `json:"args"`
 	Kwargs map[string]any `json:"kwargs"`
 }

@@ -1,6 +1,7 @@
 """Stand-in for NVML's Python bindings: one GPU on which another tenant already uses 1 GiB; the
 stand-in engines add what they "allocate" (ENGINE["bytes"]) to its used memory, so a worker's
 memory figures can be checked against known numbers."""
+import os
 import types
 
 UUID = "GPU-fa4e0000-0000-4000-8000-000000000000"
@@ -29,7 +30,7 @@ def nvmlDeviceGetUUID(h):
 
 
 def nvmlDeviceGetName(h):
-    return "Fake H100"
+    return os.environ.get("LLEM_FAKE_GPU_NAME", "Fake H100")
 
 
 def nvmlDeviceGetCudaComputeCapability(h):
