@@ -793,9 +793,12 @@ func (r *Runner) labels(exp record.Experiment) map[string]string {
 	}
 }
 
-// Ulimits every container gets: what NVIDIA documents for TensorRT-LLM and
-// NCCL (pinned host memory without limit, a 64 MiB stack); Docker's defaults
-// (64 KiB memlock) make pinned allocations and NCCL fail in odd ways.
+// Ulimits every container given GPUs gets: what NVIDIA documents for
+// TensorRT-LLM and NCCL (pinned host memory without limit, a 64 MiB stack);
+// Docker's defaults (64 KiB memlock) make pinned allocations and NCCL fail in
+// odd ways. Runs without GPUs keep the engine's defaults: an engine that may
+// not raise memlock (rootless, or itself in a container) refuses to start
+// any container asking for it.
 var Ulimits = []*container.Ulimit{
 	{Name: "memlock", Soft: -1, Hard: -1},
 	{Name: "stack", Soft: 64 << 20, Hard: 64 << 20},
@@ -812,7 +815,7 @@ func (r *Runner) hostConfig(mounts []mount.Mount, gpus []string) *container.Host
 		// the engine keeping a second copy of a huge log would fill its disk.
 		LogConfig:  container.LogConfig{Type: "none"},
 		ShmSize:    r.opts.ShmSize,
-		Resources:  container.Resources{Memory: r.opts.MemoryLimit, Ulimits: Ulimits},
+		Resources:  container.Resources{Memory: r.opts.MemoryLimit},
 		AutoRemove: false, // removed by Run after its exit state is read
 	}
 	if r.opts.IPCHost {
@@ -821,6 +824,7 @@ func (r *Runner) hostConfig(mounts []mount.Mount, gpus []string) *container.Host
 		hcfg.IpcMode, hcfg.ShmSize = container.IPCModeHost, 0
 	}
 	if len(gpus) > 0 {
+		hcfg.Ulimits = Ulimits
 		hcfg.DeviceRequests = []container.DeviceRequest{{
 			Driver:       "nvidia",
 			DeviceIDs:    append([]string(nil), gpus...),
