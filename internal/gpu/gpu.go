@@ -36,6 +36,10 @@ type Lib interface {
 	Versions() (driver, cuda, nvml string)
 	Count() (int, error)
 	Device(index int) (Device, error)
+	// MIGParent is the NVML index of the GPU a MIG instance (UUID "MIG-…")
+	// lives on. NVML reads power and energy per physical GPU only, so a MIG
+	// instance is measured through its parent.
+	MIGParent(migUUID string) (int, error)
 	Close() error
 }
 
@@ -141,7 +145,9 @@ func cvdNote(cvd *string) string {
 }
 
 // find returns the index named by e: a number, a UUID, or a UUID prefix of
-// at least "GPU-" plus 4 characters matching exactly one device.
+// at least "GPU-" plus 4 characters matching exactly one device. A MIG
+// instance's UUID ("MIG-…") is taken as it is: CUDA accepts it in
+// CUDA_VISIBLE_DEVICES, and prefixing it with "GPU-" would name nothing.
 func find(uuids []string, e string) int {
 	if n, err := strconv.Atoi(e); err == nil {
 		if n >= 0 && n < len(uuids) {
@@ -149,7 +155,7 @@ func find(uuids []string, e string) int {
 		}
 		return -1
 	}
-	if !strings.HasPrefix(e, "GPU-") {
+	if !strings.HasPrefix(e, "GPU-") && !IsMIG(e) {
 		e = "GPU-" + e
 	}
 	hit := -1
@@ -174,4 +180,28 @@ func CUDAVisibleDevices() *string {
 		return nil
 	}
 	return &v
+}
+
+// IsMIG reports whether a device name is a MIG instance's UUID: "MIG-<uuid>"
+// (drivers from R470) or the older "MIG-GPU-<uuid>/<gi>/<ci>".
+func IsMIG(name string) bool { return strings.HasPrefix(strings.TrimSpace(name), "MIG-") }
+
+// MIGNames lists the MIG instances named in CUDA_VISIBLE_DEVICES (cvd, nil =
+// unset) and in want, each once, in order.
+func MIGNames(cvd *string, want []string) []string {
+	var all []string
+	if cvd != nil {
+		all = strings.Split(*cvd, ",")
+	}
+	all = append(all, want...)
+	var out []string
+	seen := map[string]bool{}
+	for _, e := range all {
+		e = strings.TrimSpace(e)
+		if IsMIG(e) && !seen[e] {
+			seen[e] = true
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -29,3 +29,22 @@ func TestSelect(t *testing.T) {
 		}
 	}
 }
+
+// CUDA_VISIBLE_DEVICES=MIG-… names a MIG instance: it must not become
+// "GPU-MIG-…" (which names nothing, so GPU runs were refused).
+func TestSelectMIG(t *testing.T) {
+	const mig = "MIG-4e3a8e1c-2b1f-5a4d-9c1e-7f0a1b2c3d4e"
+	uuids := []string{"GPU-aaaa1111-0000", "GPU-bbbb2222-0000", mig}
+	cvd := mig
+	got, err := Select(uuids, &cvd, nil)
+	if err != nil || !reflect.DeepEqual(got, []int{2}) {
+		t.Fatalf("MIG in CUDA_VISIBLE_DEVICES: %v %v", got, err)
+	}
+	got, err = Select(uuids, nil, []string{mig})
+	if err != nil || !reflect.DeepEqual(got, []int{2}) {
+		t.Fatalf("MIG in --gpus: %v %v", got, err)
+	}
+	if n := MIGNames(&cvd, []string{mig, "GPU-aaaa", "MIG-x"}); !reflect.DeepEqual(n, []string{mig, "MIG-x"}) {
+		t.Fatalf("MIGNames %v", n)
+	}
+}

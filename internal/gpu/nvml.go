@@ -28,7 +28,32 @@ func FromNVML(n nvml.Interface) (Lib, error) {
 		}
 		return nil, fmt.Errorf("nvml init: %w", toErr(ret))
 	}
-	return &lib{n: n}, nil
+	return &lib{n: n, syms: lookupSymbols(n)}, nil
+}
+
+// Optional NVML functions: drivers older than the one go-nvml was generated
+// against lack some. go-nvml binds symbols lazily, so calling a missing one
+// kills the process ("symbol lookup error"); each is looked up once here,
+// when NVML opens, and a missing one is a fallback or a null reading.
+const (
+	symClocksEventReasons    = "nvmlDeviceGetCurrentClocksEventReasons"    // R535 and later
+	symClocksThrottleReasons = "nvmlDeviceGetCurrentClocksThrottleReasons" // its older name (deprecated, still exported)
+	symMIGParent             = "nvmlDeviceGetDeviceHandleFromMigDeviceHandle"
+)
+
+// symbols records which optional functions this driver's NVML has.
+type symbols struct {
+	eventReasons, throttleReasons, migParent bool
+}
+
+func lookupSymbols(n nvml.Interface) symbols {
+	ext := n.Extensions()
+	has := func(name string) bool { return ext != nil && ext.LookupSymbol(name) == nil }
+	return symbols{
+		eventReasons:    has(symClocksEventReasons),
+		throttleReasons: has(symClocksThrottleReasons),
+		migParent:       has(symMIGParent),
+	}
 }
 
 // toErr turns an NVML return code into an error, once, here.
@@ -44,7 +69,10 @@ func toErr(ret nvml.Return) error {
 	return fmt.Errorf("nvml: %s (code %d)", nvml.ErrorString(ret), int32(ret))
 }
 
-type lib struct{ n nvml.Interface }
+type lib struct {
+	n    nvml.Interface
+	syms symbols
+}
 
 func (l *lib) Versions() (driver, cuda, nv string) {
 	if v, ret := l.n.SystemGetDriverVersion(); ret == nvml.SUCCESS {
@@ -71,7 +99,7 @@ func (l *lib) Device(i int) (Device, error) {
 	if ret != nvml.SUCCESS {
 		return nil, fmt.Errorf("GPU %d: %w", i, toErr(ret))
 	}
-	d := &device{h: h, index: i, field: PowerAverage}
+	d := &device{h: h, index: i, field: PowerAverage, syms: l.syms}
 	// The instant power field exists on recent drivers; probe it once.
 	fv := []nvml.FieldValue{{FieldId: nvml.FI_DEV_POWER_INSTANT}}
 	if ret := h.GetFieldValues(fv); ret == nvml.SUCCESS && nvml.Return(fv[0].NvmlReturn) == nvml.SUCCESS {
@@ -84,6 +112,40 @@ type device struct {
 	h     nvml.Device
 	index int
 	field string
+	syms  symbols
+}
+
+func (l *lib) MIGParent(uuid string) (int, error) {
+	if !l.syms.migParent {
+		return -1, fmt.Errorf("%s: this driver's NVML lacks %s (no MIG support): %w", uuid, symMIGParent, ErrNotSupported)
+	}
+	h, ret := l.n.DeviceGetHandleByUUID(uuid)
+	if ret != nvml.SUCCESS {
+		return -1, fmt.Errorf("%s: %w", uuid, toErr(ret))
+	}
+	p, ret := h.GetDeviceHandleFromMigDeviceHandle()
+	if ret != nvml.SUCCESS {
+		return -1, fmt.Errorf("%s: parent GPU: %w", uuid, toErr(ret))
+	}
+	i, ret := p.GetIndex()
+	if ret != nvml.SUCCESS {
+		return -1, fmt.Errorf("%s: parent GPU index: %w", uuid, toErr(ret))
+	}
+	return i, nil
+}
+
+// throttle reads the clock event (throttle) reasons through whichever
+// function the driver has; ok is false when it has neither.
+func (d *device) throttle() (reasons uint64, ret nvml.Return, ok bool) {
+	switch {
+	case d.syms.eventReasons:
+		reasons, ret = d.h.GetCurrentClocksEventReasons()
+	case d.syms.throttleReasons:
+		reasons, ret = d.h.GetCurrentClocksThrottleReasons()
+	default:
+		return 0, nvml.ERROR_FUNCTION_NOT_FOUND, false
+	}
+	return reasons, ret, true
 }
 
 func (d *device) PowerField() string { return d.field }
@@ -174,7 +236,7 @@ func (d *device) Read(r *Reading) error {
 	if c, ret := d.h.GetClockInfo(nvml.CLOCK_SM); check("sm_clock_mhz", ret) {
 		r.SMClockMHz, r.ClockOK = c, true
 	}
-	if t, ret := d.h.GetCurrentClocksEventReasons(); check("throttle", ret) {
+	if t, ret, ok := d.throttle(); ok && check("throttle", ret) {
 		r.Throttle, r.ThrottleOK = t, true
 	}
 	if lost {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxh100"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 )
@@ -123,5 +124,91 @@ func TestNoDriver(t *testing.T) {
 		lib.Close()
 	} else if !errors.Is(err, ErrNoNVML) {
 		t.Fatalf("Open: %v", err)
+	}
+}
+
+// A driver older than R535 has no nvmlDeviceGetCurrentClocksEventReasons.
+// go-nvml binds lazily: calling it there is a "symbol lookup error" that kills
+// the process (the stand-in panics instead). The symbol is looked up at open
+// and the older nvmlDeviceGetCurrentClocksThrottleReasons used; a driver with
+// neither gives a null throttle reading, no error, no crash.
+func TestOldDriverOptionalSymbols(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		missing map[string]bool
+		wantOK  bool
+	}{
+		{"R470 (throttle reasons only)", map[string]bool{symClocksEventReasons: true}, true},
+		{"neither", map[string]bool{symClocksEventReasons: true, symClocksThrottleReasons: true}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, d := h100(t)
+			var looked []string
+			s.LookupSymbolFunc = func(name string) error {
+				looked = append(looked, name)
+				if c.missing[name] {
+					return errors.New("undefined symbol: " + name)
+				}
+				return nil
+			}
+			d.GetCurrentClocksEventReasonsFunc = func() (uint64, nvml.Return) {
+				panic("symbol lookup error: undefined symbol nvmlDeviceGetCurrentClocksEventReasons (the real driver kills the process here)")
+			}
+			d.GetCurrentClocksThrottleReasonsFunc = func() (uint64, nvml.Return) { return 0x8, nvml.SUCCESS }
+			lib, err := FromNVML(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lib.Close()
+			dev, _ := lib.Device(0)
+			var r Reading
+			if err := dev.Read(&r); err != nil {
+				t.Fatal(err)
+			}
+			if r.ThrottleOK != c.wantOK || (c.wantOK && r.Throttle != 0x8) || len(r.Errs) != 0 || !r.PowerOK || !r.EnergyOK {
+				t.Fatalf("reading %+v", r)
+			}
+			if len(looked) == 0 || looked[0] != symClocksEventReasons {
+				t.Fatalf("optional symbols not looked up at open: %v", looked)
+			}
+		})
+	}
+}
+
+// A MIG instance's UUID resolves to its parent GPU's index; a driver without
+// the MIG functions says so instead of crashing.
+func TestMIGParent(t *testing.T) {
+	s, _ := h100(t)
+	const mig = "MIG-4e3a8e1c-2b1f-5a4d-9c1e-7f0a1b2c3d4e"
+	parent := s.Devices[3]
+	byUUID := s.DeviceGetHandleByUUIDFunc
+	s.DeviceGetHandleByUUIDFunc = func(uuid string) (nvml.Device, nvml.Return) {
+		if uuid == mig {
+			return &mock.Device{GetDeviceHandleFromMigDeviceHandleFunc: func() (nvml.Device, nvml.Return) { return parent, nvml.SUCCESS }}, nvml.SUCCESS
+		}
+		return byUUID(uuid)
+	}
+	lib, err := FromNVML(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i, err := lib.MIGParent(mig); err != nil || i != 3 {
+		t.Fatalf("parent %d %v", i, err)
+	}
+	if _, err := lib.MIGParent("MIG-00000000-0000-0000-0000-000000000000"); err == nil {
+		t.Fatal("an unknown MIG UUID resolved")
+	}
+	s.LookupSymbolFunc = func(name string) error {
+		if name == symMIGParent {
+			return errors.New("undefined symbol")
+		}
+		return nil
+	}
+	lib2, _ := FromNVML(s)
+	if _, err := lib2.MIGParent(mig); !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("no MIG support: %v", err)
+	}
+	if !IsMIG(mig) || IsMIG("GPU-1234") {
+		t.Fatal("IsMIG")
 	}
 }

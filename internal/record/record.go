@@ -122,6 +122,10 @@ type Warmup struct {
 	CV         *float64  `json:"cv"`
 	Converged  bool      `json:"converged"`
 	Mode       string    `json:"mode"` // fixed | cv | disabled
+	// Compiled is, for a run that asked for compilation (pytorch
+	// torch_compile), whether graphs were really compiled before the
+	// measurement; absent when none was asked for.
+	Compiled *bool `json:"compiled,omitempty"`
 }
 
 // ModelFacts are the worker's facts about the loaded model.
@@ -140,11 +144,18 @@ type ModelFacts struct {
 	DType                  string `json:"dtype,omitempty"`
 }
 
-// Memory is peak and model memory per device.
+// Memory is a device's memory during a run, with one meaning for every
+// backend (docs/gpu-paths.md): ModelBytes the weights, KVCacheBytes the KV
+// cache reserved up front (absent or null where the engine grows it on
+// demand), PeakBytes the most the run held (on a GPU: NVML "used" at its
+// highest minus before the load; on "cpu": peak resident memory),
+// DeviceUsedBytes NVML "used" at that reading, other tenants included.
 type Memory struct {
-	Device     string `json:"device"`
-	PeakBytes  *int64 `json:"peak_bytes"`
-	ModelBytes *int64 `json:"model_bytes"`
+	Device          string `json:"device"`
+	PeakBytes       *int64 `json:"peak_bytes"`
+	ModelBytes      *int64 `json:"model_bytes"`
+	KVCacheBytes    *int64 `json:"kv_cache_bytes,omitempty"`
+	DeviceUsedBytes *int64 `json:"device_used_bytes,omitempty"`
 }
 
 // GPU identifies one GPU.
@@ -155,6 +166,12 @@ type GPU struct {
 	MemoryTotalBytes *int64   `json:"memory_total_bytes"`
 	PowerLimitW      *float64 `json:"power_limit_w"`
 	PersistenceMode  *bool    `json:"persistence_mode"`
+	// MIG lists the MIG instances (UUIDs "MIG-…") the run used on this GPU.
+	// NVML measures power and energy per physical GPU only, so with MIG the
+	// figures are the whole GPU's, shared with any other instance on it:
+	// SharedEnergy says so. Both are absent for a GPU used whole.
+	MIG          []string `json:"mig,omitempty"`
+	SharedEnergy bool     `json:"shared_energy,omitempty"`
 }
 
 // Host identifies the machine a run executed on.

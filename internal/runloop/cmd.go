@@ -295,7 +295,12 @@ func findGPUs(eo *Options, sel []string, stderr io.Writer) error {
 	}
 	eo.Host.GPUs, eo.Host.DriverVersion, eo.Host.CUDAVersion, eo.Host.NVMLVersion = host.GPUs, host.DriverVersion, host.CUDAVersion, host.NVMLVersion
 	for _, d := range devs {
-		if d.GPU != nil {
+		switch {
+		case d.GPU != nil && len(d.GPU.MIG) > 0:
+			// Runs get the MIG instances (what CUDA and the container
+			// toolkit select); the sampler measures their parent GPU.
+			eo.GPUs = append(eo.GPUs, d.GPU.MIG...)
+		case d.GPU != nil:
 			eo.GPUs = append(eo.GPUs, d.GPU.UUID)
 		}
 	}

@@ -44,40 +44,104 @@ func openNVML(o *Options, w *warner, host *record.Host) (Source, string, error) 
 	if err != nil {
 		return nil, "", err
 	}
-	fail := func(err error) (Source, string, error) {
+	host.DriverVersion, host.CUDAVersion, host.NVMLVersion = lib.Versions()
+	devs, infos, err := listGPUs(lib)
+	var picked []pickedGPU
+	if err == nil {
+		picked, err = pickGPUs(lib, infos, o.GPUs)
+	}
+	if err != nil {
 		lib.Close()
 		return nil, "", err
 	}
-	host.DriverVersion, host.CUDAVersion, host.NVMLVersion = lib.Versions()
+	s, pf := newNVMLSource(lib, devs, infos, picked, w)
+	return s, pf, nil
+}
+
+// listGPUs opens every GPU NVML lists, with its identity.
+func listGPUs(lib gpu.Lib) ([]gpu.Device, []record.GPU, error) {
 	n, err := lib.Count()
 	if err != nil {
-		return fail(err)
+		return nil, nil, err
 	}
 	devs := make([]gpu.Device, n)
-	uuids := make([]string, n)
 	infos := make([]record.GPU, n)
 	for i := 0; i < n; i++ {
 		if devs[i], err = lib.Device(i); err != nil {
-			return fail(err)
+			return nil, nil, err
 		}
 		if infos[i], err = devs[i].Info(); err != nil {
-			return fail(err)
+			return nil, nil, err
 		}
-		uuids[i] = infos[i].UUID
 	}
-	sel, err := gpu.Select(uuids, gpu.CUDAVisibleDevices(), o.GPUs)
+	return devs, infos, nil
+}
+
+// pickedGPU is one physical GPU to sample, with the MIG instances on it that
+// were asked for (none: the GPU is used whole).
+type pickedGPU struct {
+	index int
+	mig   []string
+}
+
+// pickGPUs selects the GPUs to sample from CUDA_VISIBLE_DEVICES and want. A
+// MIG instance named there is resolved to its parent GPU, which is sampled
+// (once, however many of its instances are named).
+func pickGPUs(lib gpu.Lib, infos []record.GPU, want []string) ([]pickedGPU, error) {
+	uuids := make([]string, len(infos))
+	for i, g := range infos {
+		uuids[i] = g.UUID
+	}
+	cvd := gpu.CUDAVisibleDevices()
+	parentOf := map[int]int{}
+	for _, m := range gpu.MIGNames(cvd, want) {
+		p, err := lib.MIGParent(m)
+		if err != nil {
+			return nil, fmt.Errorf("MIG instance %s: %w", m, err)
+		}
+		parentOf[len(uuids)] = p
+		uuids = append(uuids, m)
+	}
+	sel, err := gpu.Select(uuids, cvd, want)
 	if err != nil {
-		return fail(&UsageError{err})
+		return nil, &UsageError{err}
 	}
 	if len(sel) == 0 {
-		return fail(fmt.Errorf("%w: no GPU visible (CUDA_VISIBLE_DEVICES)", ErrNoNVML))
+		return nil, fmt.Errorf("%w: no GPU visible (CUDA_VISIBLE_DEVICES)", ErrNoNVML)
 	}
+	var out []pickedGPU
+	at := map[int]int{} // parent index → position in out
+	for _, i := range sel {
+		p, isMIG := parentOf[i]
+		if !isMIG {
+			p = i
+		}
+		k, ok := at[p]
+		if !ok {
+			k, at[p] = len(out), len(out)
+			out = append(out, pickedGPU{index: p})
+		}
+		if isMIG {
+			out[k].mig = append(out[k].mig, uuids[i])
+		}
+	}
+	return out, nil
+}
+
+// newNVMLSource samples the picked GPUs; the string is the power field(s)
+// their power_w comes from.
+func newNVMLSource(lib gpu.Lib, devs []gpu.Device, infos []record.GPU, picked []pickedGPU, w *warner) (*nvmlSource, string) {
 	s := &nvmlSource{lib: lib, warn: w.warn}
 	fields := map[string]bool{}
-	for _, i := range sel {
-		g := infos[i]
-		s.devs = append(s.devs, &gpuDev{d: devs[i], info: DeviceInfo{Device: g.UUID, Source: "nvml", Scope: record.ScopeGPU, GPU: &g}})
-		fields[devs[i].PowerField()] = true
+	for _, p := range picked {
+		g := infos[p.index]
+		if len(p.mig) > 0 {
+			g.MIG, g.SharedEnergy = p.mig, true
+			w.warn(fmt.Sprintf("nvml: %s is measured through its GPU %s: NVML reads power and energy for the whole GPU, shared with every other MIG instance on it",
+				strings.Join(p.mig, ", "), g.UUID))
+		}
+		s.devs = append(s.devs, &gpuDev{d: devs[p.index], info: DeviceInfo{Device: g.UUID, Source: "nvml", Scope: record.ScopeGPU, GPU: &g}})
+		fields[devs[p.index].PowerField()] = true
 	}
 	var pf []string
 	for _, f := range []string{gpu.PowerInstant, gpu.PowerAverage} {
@@ -85,7 +149,7 @@ func openNVML(o *Options, w *warner, host *record.Host) (Source, string, error) 
 			pf = append(pf, f)
 		}
 	}
-	return s, strings.Join(pf, ","), nil
+	return s, strings.Join(pf, ",")
 }
 
 func (s *nvmlSource) Name() string { return "nvml" }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -56,6 +57,9 @@ func (l *fakeLib) Versions() (string, string, string) { return "550.54.15", "12.
 func (l *fakeLib) Count() (int, error)                { return len(l.devs), nil }
 func (l *fakeLib) Device(i int) (gpu.Device, error)   { return l.devs[i], nil }
 func (l *fakeLib) Close() error                       { return nil }
+func (l *fakeLib) MIGParent(u string) (int, error) {
+	return -1, fmt.Errorf("%s: %w", u, gpu.ErrNotSupported)
+}
 
 func withFakeGPUs(t testing.TB, devs ...*fakeGPU) {
 	old := openGPU
@@ -187,5 +191,55 @@ func TestNVMLRunGPUs(t *testing.T) {
 	}
 	if _, _, err := Probe(Options{NoGPUs: true, Sources: []string{"nvml"}}); err == nil || !strings.Contains(err.Error(), "uses no GPU") {
 		t.Fatalf("no GPUs, nvml only: %v", err)
+	}
+}
+
+// fakeMIGLib is fakeLib whose GPU 1 carries MIG instances.
+type fakeMIGLib struct{ fakeLib }
+
+func (l *fakeMIGLib) MIGParent(uuid string) (int, error) {
+	if strings.HasPrefix(uuid, "MIG-on-b-") {
+		return 1, nil
+	}
+	return -1, fmt.Errorf("%s: %w", uuid, gpu.ErrNotSupported)
+}
+
+// CUDA_VISIBLE_DEVICES=MIG-…: the run's GPUs are MIG instances. The parent
+// GPU is sampled (once for two instances of it), and its record says the
+// energy is the whole GPU's, shared with the other instances.
+func TestNVMLMIG(t *testing.T) {
+	a := &fakeGPU{uuid: "GPU-aaaa1111", powerW: []float64{1}}
+	b := &fakeGPU{uuid: "GPU-bbbb2222", powerW: []float64{1}}
+	old := openGPU
+	openGPU = func() (gpu.Lib, error) { return &fakeMIGLib{fakeLib{devs: []*fakeGPU{a, b}}}, nil }
+	t.Cleanup(func() { openGPU = old })
+	t.Setenv("CUDA_VISIBLE_DEVICES", "MIG-on-b-1,MIG-on-b-2")
+	var warns []string
+	devs, _, err := Probe(Options{Sources: []string{"nvml"}, Warn: func(m string) { warns = append(warns, m) }})
+	if err != nil || len(devs) != 1 || devs[0].Device != "GPU-bbbb2222" {
+		t.Fatalf("%+v %v", devs, err)
+	}
+	g := devs[0].GPU
+	if !g.SharedEnergy || len(g.MIG) != 2 || g.MIG[0] != "MIG-on-b-1" || g.MIG[1] != "MIG-on-b-2" {
+		t.Fatalf("gpu %+v", g)
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0], "whole GPU, shared with every other MIG instance") {
+		t.Fatalf("warnings %q", warns)
+	}
+	// llem-exec samples a run by the MIG UUID it was given.
+	t.Setenv("CUDA_VISIBLE_DEVICES", "")
+	os.Unsetenv("CUDA_VISIBLE_DEVICES")
+	devs, _, err = Probe(Options{Sources: []string{"nvml"}, GPUs: []string{"MIG-on-b-2"}})
+	if err != nil || len(devs) != 1 || devs[0].Device != "GPU-bbbb2222" || len(devs[0].GPU.MIG) != 1 {
+		t.Fatalf("by MIG UUID: %+v %v", devs, err)
+	}
+	// A MIG UUID NVML cannot resolve is an error naming it, not a silent whole GPU.
+	if _, _, err := Probe(Options{Sources: []string{"nvml"}, GPUs: []string{"MIG-elsewhere"}}); err == nil || !strings.Contains(err.Error(), "MIG-elsewhere") {
+		t.Fatalf("unknown MIG: %v", err)
+	}
+	// The whole-GPU case is unchanged: no MIG, no shared flag.
+	devs, _, _ = Probe(Options{Sources: []string{"nvml"}, GPUs: []string{"GPU-aaaa1111"}})
+	if devs[0].GPU.SharedEnergy || devs[0].GPU.MIG != nil {
+		t.Fatalf("whole GPU %+v", devs[0].GPU)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	osuser "os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -58,7 +59,102 @@ const (
 	MountWorker     = "/llem/worker"          // the Python workers' sources, read-only
 	MountModelCache = "/llem/model-cache"     // the model cache, read-write (HF_HOME)
 	MountExperiment = "/llem/experiment.json" // only when experiment.json is outside the run dir
+	// MountHome is HOME for the Python workers: inside the model cache, so
+	// it is writable by whatever uid the container runs as and kept between
+	// runs (libraries keep small state there).
+	MountHome = MountModelCache + "/llem/home"
 )
+
+// cacheDirs are the compilers' and engines' caches, each under the mounted
+// model cache (so they survive the container and are shared by the runs
+// beside it), by the environment variable that moves it there. torch
+// inductor, Triton and vLLM (whose V1 engine compiles by default) otherwise
+// write under a HOME that an unknown uid does not have.
+var cacheDirs = []struct{ env, dir string }{
+	{"XDG_CACHE_HOME", "xdg-cache"},
+	{"TORCHINDUCTOR_CACHE_DIR", "torchinductor"},
+	{"TRITON_CACHE_DIR", "triton"},
+	{"VLLM_CACHE_ROOT", "vllm"},
+}
+
+// CacheEnv is the cache environment of a Python worker's container.
+func CacheEnv() []string {
+	env := make([]string, 0, len(cacheDirs))
+	for _, c := range cacheDirs {
+		env = append(env, c.env+"="+MountModelCache+"/llem/"+c.dir)
+	}
+	return env
+}
+
+// makeCacheDirs creates HOME and the caches in the host's model cache, as the
+// host user, before the container starts: a container uid cannot create them
+// in a directory it does not own.
+func makeCacheDirs(cache string) *record.Error {
+	for _, d := range append([]string{"home"}, cacheDirNames()...) {
+		p := filepath.Join(cache, "llem", d)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("model cache: %v", err),
+				Hint: "make the model cache writable, or name another with --model-cache"}
+		}
+	}
+	return nil
+}
+
+func cacheDirNames() []string {
+	var n []string
+	for _, c := range cacheDirs {
+		n = append(n, c.dir)
+	}
+	return n
+}
+
+// identity is the container's user and the environment that gives it a
+// usable identity. With the host's uid:gid (the default) the image has no
+// passwd entry for it, and getpass.getuser() — which torch inductor calls to
+// name its cache — raises unless USER or LOGNAME is set; so both are, with
+// HOME. "image" keeps the image's own user and its environment.
+func identity(opt, home string) (user string, env []string) {
+	switch opt {
+	case "image":
+		return "", nil
+	case "":
+		opt = fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
+	}
+	name := "llem"
+	if u, err := osuser.Current(); err == nil && u.Username != "" && !strings.ContainsAny(u.Username, "=\x00") {
+		name = u.Username
+	}
+	return opt, []string{"USER=" + name, "LOGNAME=" + name, "HOME=" + home}
+}
+
+// LocalModelDir tells whether model names a directory on this host (an
+// absolute or ./-relative path, or an existing directory) rather than a
+// Hugging Face id, and returns it absolute. A path that does not exist is a
+// bad_mount naming it, found before any container starts.
+func LocalModelDir(model string) (dir string, local bool, rerr *record.Error) {
+	looksLocal := strings.HasPrefix(model, "/") || strings.HasPrefix(model, "./") || strings.HasPrefix(model, "../") || strings.HasPrefix(model, "~/")
+	if strings.HasPrefix(model, "~/") {
+		if h, err := os.UserHomeDir(); err == nil {
+			model = filepath.Join(h, model[2:])
+		}
+	}
+	st, err := os.Stat(model)
+	switch {
+	case err == nil && st.IsDir():
+		abs, aerr := filepath.Abs(model)
+		if aerr != nil {
+			return "", false, &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("model directory %s: %v", model, aerr)}
+		}
+		return abs, true, nil
+	case !looksLocal:
+		return "", false, nil // a Hugging Face model id
+	case err != nil:
+		return "", false, &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("model directory %s: %v", model, unwrapPathErr(err)),
+			Hint: "name an existing directory holding the model (config.json and weights), or a Hugging Face model id"}
+	}
+	return "", false, &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("model %s is a file, not a directory", model),
+		Hint: "name the directory holding config.json and the weights"}
+}
 
 // DefaultOwner is the owner label of containers made by llem-exec.
 const DefaultOwner = "llem"
@@ -98,8 +194,13 @@ type Options struct {
 	MemoryLimit int64
 	// User is the container's user: "" = the host's uid:gid (files in the run
 	// directory stay the user's), "image" = the image's own user, else a
-	// user spec as Docker takes it ("1000:1000").
+	// user spec as Docker takes it ("1000:1000"). Except for "image", the
+	// container gets USER, LOGNAME and HOME (see identity).
 	User string
+	// IPCHost runs containers in the host's IPC namespace (docker run
+	// --ipc host), as vLLM and TensorRT-LLM recommend for multi-GPU runs;
+	// ShmSize then does not apply.
+	IPCHost bool
 	// NoPull makes a missing image an error instead of a pull.
 	NoPull bool
 	// Owner is the value of the llem.owner label (default DefaultOwner).
@@ -235,39 +336,15 @@ func (r *Runner) Preflight(ctx context.Context, exps []record.Experiment) error 
 		fmt.Fprintf(r.opts.Log, "docker: removed %d stale llem container(s) left by a process that is gone: %s\n",
 			len(removed), strings.Join(removed, ", "))
 	}
-	images := map[string]bool{}
-	var gpuImages []string
-	gpu, py := false, false
-	for _, e := range mine {
-		img := r.Image(e)
-		if img == "" {
-			probs = append(probs, record.Error{Type: ErrImageMissing,
-				Message: fmt.Sprintf("no container image for backend %q", e.Backend),
-				Hint:    fmt.Sprintf("name one: --image %s=IMAGE or `runners: {%s: docker:IMAGE}` in the study", e.Backend, e.Backend)})
-			continue
-		}
-		if python.GPUsNeeded(e.Config) > 0 {
-			gpu = true
-			if len(gpuImages) == 0 || gpuImages[len(gpuImages)-1] != img {
-				gpuImages = append(gpuImages, img)
-			}
-		}
-		images[img] = true
-		if python.IsBackend(e.Backend) {
-			py = true
-		}
-	}
-	names := make([]string, 0, len(images))
-	for img := range images {
-		names = append(names, img)
-	}
-	sort.Strings(names)
+	names, gpuImages, py, iprobs := r.preflightImages(mine)
+	probs = append(probs, iprobs...)
 	for _, img := range names {
 		if _, rerr := r.ensureImage(ctx, img); rerr != nil {
 			probs = append(probs, *rerr)
 		}
 	}
-	if gpu && !hasNVIDIARuntime(info.Runtimes, info.DefaultRuntime) && len(gpuImages) > 0 {
+	gpu := len(gpuImages) > 0
+	if gpu && !hasNVIDIARuntime(info.Runtimes, info.DefaultRuntime) {
 		// No registered nvidia runtime; the toolkit's hook alone may still
 		// serve GPU device requests, so ask the engine for real.
 		if rerr := r.probeGPU(ctx, gpuImages[0]); rerr != nil {
@@ -290,6 +367,39 @@ func (r *Runner) Preflight(ctx context.Context, exps []record.Experiment) error 
 		return &PreflightError{Problems: probs}
 	}
 	return nil
+}
+
+// preflightImages lists the images the experiments need (sorted), those of
+// runs needing GPUs (in order), whether any runs a Python worker, and the
+// problems found without the engine: no image named, a local model
+// directory that is missing.
+func (r *Runner) preflightImages(exps []record.Experiment) (names, gpuImages []string, py bool, probs []record.Error) {
+	images, models := map[string]bool{}, map[string]bool{}
+	for _, e := range exps {
+		img := r.Image(e)
+		if img == "" {
+			probs = append(probs, record.Error{Type: ErrImageMissing,
+				Message: fmt.Sprintf("no container image for backend %q", e.Backend),
+				Hint:    fmt.Sprintf("name one: --image %s=IMAGE or `runners: {%s: docker:IMAGE}` in the study", e.Backend, e.Backend)})
+			continue
+		}
+		if python.GPUsNeeded(e.Config) > 0 && (len(gpuImages) == 0 || gpuImages[len(gpuImages)-1] != img) {
+			gpuImages = append(gpuImages, img)
+		}
+		if !images[img] {
+			images[img] = true
+			names = append(names, img)
+		}
+		if python.IsBackend(e.Backend) {
+			py = true
+			if _, _, rerr := LocalModelDir(e.Model); rerr != nil && !models[e.Model] {
+				models[e.Model] = true
+				probs = append(probs, *rerr)
+			}
+		}
+	}
+	sort.Strings(names)
+	return names, gpuImages, py, probs
 }
 
 // probeGPU starts a throw-away container of img asking for every GPU, running
@@ -440,14 +550,6 @@ func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, erro
 			Hint: fmt.Sprintf("name one: --image %s=IMAGE", exp.Backend)}
 		return res, nil
 	}
-	stdout, stderr := spec.Stdout, spec.Stderr
-	if stdout == nil {
-		stdout = io.Discard
-	}
-	if stderr == nil {
-		stderr = io.Discard
-	}
-
 	cfg, hcfg, rerr := r.containerConfig(spec, img)
 	if rerr != nil {
 		res.Err = rerr
@@ -470,38 +572,66 @@ func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, erro
 	}
 	id := created.ID
 	res.Container.ContainerID = id
-	defer func() {
-		rctx, cancel := context.WithTimeout(bg, 2*time.Minute)
-		defer cancel()
-		if err := r.cli.ContainerRemove(rctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !isNotFound(err) {
-			fmt.Fprintf(r.opts.Log, "docker: could not remove container %s of run %s: %v (the next pre-flight sweep removes it)\n", short(id), exp.RunID, err)
-		}
-	}()
+	defer r.remove(bg, id, exp.RunID)
+	stopped, engineErr, rerr := r.attachStartWait(ctx, id, spec)
+	if rerr != nil {
+		res.Err = rerr
+		return res, nil
+	}
+	ictx, cancel := context.WithTimeout(bg, time.Minute)
+	defer cancel()
+	if err := r.exitState(ictx, id, stopped != nil, &res); err != nil && engineErr == nil {
+		engineErr = err
+	}
+	switch {
+	case stopped != nil:
+		res.Err = ctxErr(ctx, nil)
+	case res.Err != nil:
+	case engineErr != nil:
+		res.Err = classify(stageWait, engineErr, false)
+	}
+	return res, nil
+}
 
-	// Attach before start, so not one byte of output is missed.
+// remove removes the container, whatever state it is in.
+func (r *Runner) remove(bg context.Context, id, runID string) {
+	rctx, cancel := context.WithTimeout(bg, 2*time.Minute)
+	defer cancel()
+	if err := r.cli.ContainerRemove(rctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !isNotFound(err) {
+		fmt.Fprintf(r.opts.Log, "docker: could not remove container %s of run %s: %v (the next pre-flight sweep removes it)\n", short(id), runID, err)
+	}
+}
+
+// attachStartWait attaches to the container (before start, so not one byte
+// of output is missed), streams its output to the spec's writers, starts it
+// and waits for it to exit, stopping it when ctx ends first. stopped is ctx's
+// error when it was stopped; engineErr an engine failure while waiting; rerr
+// a classified failure to attach or start.
+func (r *Runner) attachStartWait(ctx context.Context, id string, spec runner.Spec) (stopped, engineErr error, rerr *record.Error) {
+	bg := context.WithoutCancel(ctx)
+	stdout, stderr := spec.Stdout, spec.Stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
 	hj, err := r.cli.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
-		res.Err = ctxErr(ctx, classify(stageAttach, err, false))
-		return res, nil
+		return nil, nil, ctxErr(ctx, classify(stageAttach, err, false))
 	}
 	defer hj.Close()
 	waitCtx, cancelWait := context.WithCancel(bg)
 	defer cancelWait()
 	waitCh, waitErrCh := r.cli.ContainerWait(waitCtx, id, container.WaitConditionNextExit)
-
 	copied := make(chan error, 1)
 	go func() {
 		_, err := stdcopy.StdCopy(stdout, stderr, hj.Reader)
 		copied <- err
 	}()
-
 	if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		res.Err = ctxErr(ctx, classify(stageStart, err, len(spec.GPUs) > 0))
-		return res, nil
+		return nil, nil, ctxErr(ctx, classify(stageStart, err, len(spec.GPUs) > 0))
 	}
-
-	var stopped error // ctx's error when we stopped the container
-	var engineErr error
 	select {
 	case <-waitCh:
 	case err := <-waitErrCh:
@@ -525,49 +655,45 @@ func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, erro
 		hj.Close()
 		<-copied
 	}
+	return stopped, engineErr, nil
+}
 
-	ictx, cancel := context.WithTimeout(bg, time.Minute)
-	defer cancel()
+// exitState reads the exited container's state into res: exit code or
+// signal, and an OOM kill. stopped says llem stopped it (timeout, interrupt).
+func (r *Runner) exitState(ictx context.Context, id string, stopped bool, res *runner.Result) error {
 	insp, err := r.cli.ContainerInspect(ictx, id)
 	if err != nil {
-		if engineErr == nil {
-			engineErr = err
-		}
-	} else if insp.State != nil {
-		code := insp.State.ExitCode
-		// The engine learns of an OOM kill from a separate event that can
-		// arrive after the exit event (containerd sends them unordered), so a
-		// worker SIGKILLed by nobody we know of gets a second look before it
-		// is called a plain crash.
-		for wait := 0; code == 128+9 && !insp.State.OOMKilled && stopped == nil && wait < 20; wait++ {
-			time.Sleep(100 * time.Millisecond)
-			again, err := r.cli.ContainerInspect(ictx, id)
-			if err != nil || again.State == nil {
-				break
-			}
-			insp = again
-		}
-		// With an init process as PID 1, a worker killed by signal N
-		// exits 128+N.
-		if code > 128 && code <= 128+64 {
-			res.Signaled = true
-		} else {
-			res.ExitCode = code
-		}
-		if insp.State.OOMKilled {
-			res.Err = &record.Error{Type: ErrOOMKilled,
-				Message: fmt.Sprintf("the worker was killed for lack of memory (container %s, exit code %d)", short(id), code),
-				Hint:    oomHint(r.opts.MemoryLimit)}
-		}
+		return err
 	}
-	switch {
-	case stopped != nil:
-		res.Err = ctxErr(ctx, nil)
-	case res.Err != nil:
-	case engineErr != nil:
-		res.Err = classify(stageWait, engineErr, false)
+	if insp.State == nil {
+		return nil
 	}
-	return res, nil
+	code := insp.State.ExitCode
+	// The engine learns of an OOM kill from a separate event that can
+	// arrive after the exit event (containerd sends them unordered), so a
+	// worker SIGKILLed by nobody we know of gets a second look before it
+	// is called a plain crash.
+	for wait := 0; code == 128+9 && !insp.State.OOMKilled && !stopped && wait < 20; wait++ {
+		time.Sleep(100 * time.Millisecond)
+		again, err := r.cli.ContainerInspect(ictx, id)
+		if err != nil || again.State == nil {
+			break
+		}
+		insp = again
+	}
+	// With an init process as PID 1, a worker killed by signal N
+	// exits 128+N.
+	if code > 128 && code <= 128+64 {
+		res.Signaled = true
+	} else {
+		res.ExitCode = code
+	}
+	if insp.State.OOMKilled {
+		res.Err = &record.Error{Type: ErrOOMKilled,
+			Message: fmt.Sprintf("the worker was killed for lack of memory (container %s, exit code %d)", short(id), code),
+			Hint:    oomHint(r.opts.MemoryLimit)}
+	}
+	return nil
 }
 
 func oomHint(limit int64) string {
@@ -606,28 +732,9 @@ func ctxErr(ctx context.Context, fallback *record.Error) *record.Error {
 // engine error.
 func (r *Runner) containerConfig(spec runner.Spec, img string) (*container.Config, *container.HostConfig, *record.Error) {
 	exp := spec.Experiment
-	runDir, err := filepath.Abs(spec.RunDir)
-	if err != nil {
-		return nil, nil, &record.Error{Type: ErrBadMount, Message: err.Error()}
-	}
-	if rerr := checkDir(runDir, "run directory"); rerr != nil {
+	mounts, inContainer, rerr := runMounts(spec)
+	if rerr != nil {
 		return nil, nil, rerr
-	}
-	mounts := []mount.Mount{{Type: mount.TypeBind, Source: runDir, Target: MountRun}}
-	expFile := spec.ExperimentFile
-	if expFile == "" {
-		expFile = filepath.Join(runDir, "experiment.json")
-	}
-	expFile, _ = filepath.Abs(expFile)
-	inContainer := ""
-	if rel, err := filepath.Rel(runDir, expFile); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-		inContainer = MountRun + "/" + filepath.ToSlash(rel)
-	} else {
-		if _, err := os.Stat(expFile); err != nil {
-			return nil, nil, &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("experiment file %s: %v", expFile, unwrapPathErr(err))}
-		}
-		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: expFile, Target: MountExperiment, ReadOnly: true})
-		inContainer = MountExperiment
 	}
 	env := []string{
 		"LLEM_EXPERIMENT=" + inContainer,
@@ -635,58 +742,29 @@ func (r *Runner) containerConfig(spec runner.Spec, img string) (*container.Confi
 		"PYTHONUNBUFFERED=1",
 		"LLEM_STDIN_WATCHDOG=1",
 	}
+	home := "/tmp"
 	var entry []string
 	if python.IsBackend(exp.Backend) {
-		src, err := python.Extract(r.opts.CacheDir)
-		if err != nil {
-			return nil, nil, &record.Error{Type: ErrBadMount, Message: err.Error(),
-				Hint: "point the cache directory (LLEM_CACHE_DIR) at a writable place"}
-		}
-		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: src, Target: MountWorker, ReadOnly: true})
-		entry = python.ContainerCommand(exp.Backend, MountWorker)
-		cache, explicit := r.modelCache()
-		if !explicit {
-			_ = os.MkdirAll(cache, 0o755)
-		}
-		if rerr := checkDir(cache, "model cache"); rerr != nil {
+		pm, penv, rerr := r.pythonMounts(exp)
+		if rerr != nil {
 			return nil, nil, rerr
 		}
-		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: cache, Target: MountModelCache})
-		// The sources are mounted read-only: no .pyc files to write.
-		env = append(env, "HF_HOME="+MountModelCache, "LLEM_CACHE_DIR="+MountModelCache+"/llem", "PYTHONDONTWRITEBYTECODE=1")
+		mounts, env = append(mounts, pm...), append(env, penv...)
+		entry = python.ContainerCommand(exp.Backend, MountWorker)
+		home = MountHome
 	}
-	user := r.opts.User
-	switch user {
-	case "":
-		user = fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
-		if os.Getuid() != 0 {
-			// An unknown uid has no home; libraries want a writable one.
-			env = append(env, "HOME=/tmp")
-		}
-	case "image":
-		user = ""
-	}
+	user, ienv := identity(r.opts.User, home)
+	env = append(env, ienv...)
 	for _, k := range r.opts.PassEnv {
 		if v, ok := os.LookupEnv(k); ok && !hasKey(spec.Env, k) {
 			env = append(env, k+"="+v)
 		}
 	}
 	env = append(env, spec.Env...)
-
-	labels := map[string]string{
-		LabelOwner:     r.opts.Owner,
-		LabelStudy:     exp.Study,
-		LabelStudyHash: exp.StudyHash,
-		LabelID:        exp.ID,
-		LabelRunID:     exp.RunID,
-		LabelBackend:   exp.Backend,
-		LabelHost:      r.host,
-		LabelPID:       r.ident,
-	}
 	cfg := &container.Config{
 		Image:      img,
 		Env:        env,
-		Labels:     labels,
+		Labels:     r.labels(exp),
 		User:       user,
 		Entrypoint: entry,
 		// The worker's stdin is this process's attach connection, never
@@ -699,6 +777,34 @@ func (r *Runner) containerConfig(spec runner.Spec, img string) (*container.Confi
 		AttachStdin: true,
 		Tty:         false,
 	}
+	return cfg, r.hostConfig(mounts, spec.GPUs), nil
+}
+
+func (r *Runner) labels(exp record.Experiment) map[string]string {
+	return map[string]string{
+		LabelOwner:     r.opts.Owner,
+		LabelStudy:     exp.Study,
+		LabelStudyHash: exp.StudyHash,
+		LabelID:        exp.ID,
+		LabelRunID:     exp.RunID,
+		LabelBackend:   exp.Backend,
+		LabelHost:      r.host,
+		LabelPID:       r.ident,
+	}
+}
+
+// Ulimits every container given GPUs gets: what NVIDIA documents for
+// TensorRT-LLM and NCCL (pinned host memory without limit, a 64 MiB stack);
+// Docker's defaults (64 KiB memlock) make pinned allocations and NCCL fail in
+// odd ways. Runs without GPUs keep the engine's defaults: an engine that may
+// not raise memlock (rootless, or itself in a container) refuses to start
+// any container asking for it.
+var Ulimits = []*container.Ulimit{
+	{Name: "memlock", Soft: -1, Hard: -1},
+	{Name: "stack", Soft: 64 << 20, Hard: 64 << 20},
+}
+
+func (r *Runner) hostConfig(mounts []mount.Mount, gpus []string) *container.HostConfig {
 	useInit := true
 	hcfg := &container.HostConfig{
 		Mounts: mounts,
@@ -712,14 +818,80 @@ func (r *Runner) containerConfig(spec runner.Spec, img string) (*container.Confi
 		Resources:  container.Resources{Memory: r.opts.MemoryLimit},
 		AutoRemove: false, // removed by Run after its exit state is read
 	}
-	if len(spec.GPUs) > 0 {
+	if r.opts.IPCHost {
+		// The host's IPC namespace (and /dev/shm): what vLLM and
+		// TensorRT-LLM document for multi-GPU runs. ShmSize does not apply.
+		hcfg.IpcMode, hcfg.ShmSize = container.IPCModeHost, 0
+	}
+	if len(gpus) > 0 {
+		hcfg.Ulimits = Ulimits
 		hcfg.DeviceRequests = []container.DeviceRequest{{
 			Driver:       "nvidia",
-			DeviceIDs:    append([]string(nil), spec.GPUs...),
+			DeviceIDs:    append([]string(nil), gpus...),
 			Capabilities: [][]string{{"gpu"}},
 		}}
 	}
-	return cfg, hcfg, nil
+	return hcfg
+}
+
+// runMounts mounts the run directory and, when it lies elsewhere, the
+// experiment file; inContainer is the experiment file's path inside.
+func runMounts(spec runner.Spec) (mounts []mount.Mount, inContainer string, rerr *record.Error) {
+	runDir, err := filepath.Abs(spec.RunDir)
+	if err != nil {
+		return nil, "", &record.Error{Type: ErrBadMount, Message: err.Error()}
+	}
+	if rerr := checkDir(runDir, "run directory"); rerr != nil {
+		return nil, "", rerr
+	}
+	mounts = []mount.Mount{{Type: mount.TypeBind, Source: runDir, Target: MountRun}}
+	expFile := spec.ExperimentFile
+	if expFile == "" {
+		expFile = filepath.Join(runDir, "experiment.json")
+	}
+	expFile, _ = filepath.Abs(expFile)
+	if rel, err := filepath.Rel(runDir, expFile); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		return mounts, MountRun + "/" + filepath.ToSlash(rel), nil
+	}
+	if _, err := os.Stat(expFile); err != nil {
+		return nil, "", &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("experiment file %s: %v", expFile, unwrapPathErr(err))}
+	}
+	mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: expFile, Target: MountExperiment, ReadOnly: true})
+	return mounts, MountExperiment, nil
+}
+
+// pythonMounts mounts what a Python worker needs: its sources (read-only),
+// the model cache with llem's caches inside it (read-write), and a model
+// given as a local directory (read-only, at the same path).
+func (r *Runner) pythonMounts(exp record.Experiment) ([]mount.Mount, []string, *record.Error) {
+	src, err := python.Extract(r.opts.CacheDir)
+	if err != nil {
+		return nil, nil, &record.Error{Type: ErrBadMount, Message: err.Error(),
+			Hint: "point the cache directory (LLEM_CACHE_DIR) at a writable place"}
+	}
+	mounts := []mount.Mount{{Type: mount.TypeBind, Source: src, Target: MountWorker, ReadOnly: true}}
+	cache, explicit := r.modelCache()
+	if !explicit {
+		_ = os.MkdirAll(cache, 0o755)
+	}
+	if rerr := checkDir(cache, "model cache"); rerr != nil {
+		return nil, nil, rerr
+	}
+	if rerr := makeCacheDirs(cache); rerr != nil {
+		return nil, nil, rerr
+	}
+	mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: cache, Target: MountModelCache})
+	// The sources are mounted read-only: no .pyc files to write.
+	env := append([]string{"HF_HOME=" + MountModelCache, "LLEM_CACHE_DIR=" + MountModelCache + "/llem", "PYTHONDONTWRITEBYTECODE=1"}, CacheEnv()...)
+	dir, local, rerr := LocalModelDir(exp.Model)
+	if rerr != nil {
+		return nil, nil, rerr
+	}
+	if local {
+		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: dir, Target: dir, ReadOnly: true})
+		env = append(env, "LLEM_MODEL="+dir)
+	}
+	return mounts, env, nil
 }
 
 func hasKey(env []string, k string) bool {

@@ -19,12 +19,13 @@ type Flags struct {
 	Memory        string   `long:"container-memory" value-name:"SIZE" description:"memory limit per container (default none)"`
 	ContainerUser string   `long:"container-user" value-name:"USER" description:"user in containers: empty = your uid:gid (run files stay yours), 'image' = the image's own user, or uid:gid"`
 	NoPull        bool     `long:"no-pull" description:"fail a run whose image is missing instead of pulling it"`
+	IPCHost       bool     `long:"ipc-host" description:"run containers in the host's IPC namespace (docker run --ipc host), as vLLM and TensorRT-LLM recommend for multi-GPU runs; --shm-size then does not apply"`
 }
 
 // Options turns the flags into runner options. cacheDir is where the Python
 // workers are extracted ("" = default). Errors name the flag.
 func (f *Flags) Options(cacheDir string) (Options, error) {
-	o := Options{ModelCache: f.ModelCache, CacheDir: cacheDir, User: f.ContainerUser, NoPull: f.NoPull}
+	o := Options{ModelCache: f.ModelCache, CacheDir: cacheDir, User: f.ContainerUser, NoPull: f.NoPull, IPCHost: f.IPCHost}
 	if len(f.Image) > 0 {
 		o.Images = map[string]string{}
 	}

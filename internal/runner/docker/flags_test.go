@@ -9,14 +9,14 @@ import (
 
 func TestFlags(t *testing.T) {
 	var f Flags
-	if _, err := flags.ParseArgs(&f, []string{"--image", "vllm=my/vllm:1", "--image", "pytorch = my/pt:2", "--model-cache", "/data/hf", "--shm-size", "16g", "--container-memory", "512m", "--no-pull"}); err != nil {
+	if _, err := flags.ParseArgs(&f, []string{"--image", "vllm=my/vllm:1", "--image", "pytorch = my/pt:2", "--model-cache", "/data/hf", "--shm-size", "16g", "--container-memory", "512m", "--no-pull", "--ipc-host"}); err != nil {
 		t.Fatal(err)
 	}
 	o, err := f.Options("/c")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Images["vllm"] != "my/vllm:1" || o.Images["pytorch"] != "my/pt:2" || o.ModelCache != "/data/hf" || o.ShmSize != 16<<30 || o.MemoryLimit != 512<<20 || !o.NoPull || o.CacheDir != "/c" {
+	if o.Images["vllm"] != "my/vllm:1" || o.Images["pytorch"] != "my/pt:2" || o.ModelCache != "/data/hf" || o.ShmSize != 16<<30 || o.MemoryLimit != 512<<20 || !o.NoPull || o.CacheDir != "/c" || !o.IPCHost {
 		t.Fatalf("options %+v", o)
 	}
 	var d Flags

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/pkg/jsonmessage"
 
@@ -216,6 +218,7 @@ func pythonExperiment(t *testing.T, img, yaml string) record.WorkerInput {
 
 type fakeCall struct {
 	Call   string         `json:"call"`
+	Args   []any          `json:"args"`
 	Kwargs map[string]any `json:"kwargs"`
 }
 
@@ -277,5 +280,154 @@ func TestPythonWorkersInContainer(t *testing.T) {
 	// The TensorRT engine was cached inside the mounted model cache, on the host.
 	if m, _ := filepath.Glob(filepath.Join(cache, "llem", "trt-engines", "*", "config.json")); len(m) != 1 {
 		t.Fatalf("TensorRT engine cache on the host: %v", m)
+	}
+}
+
+// What torch inductor, Triton and vLLM's compile step, and a model loader see
+// inside the container (issue 15 items 1 and 2), recorded by the stand-ins:
+// the image has no passwd entry for the container's uid, yet
+// getpass.getuser() works (USER/LOGNAME); HOME and every compile cache are
+// writable and lie in the mounted model cache (so they outlive the
+// container); with IPCHost the container shares the host's IPC namespace; a
+// model given as a host directory is there, at the same path, read-only.
+// (GPU runs' ulimits: TestGPUContainerAsTheEngineReceivesIt.)
+func TestPythonContainerIdentityCachesAndModelDir(t *testing.T) {
+	img := pythonImage(t)
+	cache := t.TempDir()
+	model := filepath.Join(t.TempDir(), "my-model")
+	if err := os.MkdirAll(model, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(model, "config.json"), []byte(`{"num_hidden_layers": 2}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hostIPC, _ := os.Readlink("/proc/self/ns/ipc")
+	r := newTestRunner(t, Options{ModelCache: cache, CacheDir: t.TempDir(), IPCHost: true})
+	for backend, probe := range map[string]string{"pytorch": "torch.compile.env", "vllm": "LLM.env"} {
+		t.Run(backend, func(t *testing.T) {
+			yaml := fmt.Sprintf("model: %s\nbackend: %s\nn: 3\nprecision: fp16\nwarmup: {n_warmup: 1, thermal_floor_seconds: 0}\n", model, backend)
+			if backend == "pytorch" {
+				yaml += "pytorch: {batch_size: 2, torch_compile: true}\n"
+			}
+			in := pythonExperiment(t, img, yaml)
+			dir := writeExperiment(t, in)
+			var out, errb syncBuf
+			spec := runner.Spec{Experiment: in.Experiment, RunDir: dir, Stdout: &out, Stderr: &errb, Grace: 5 * time.Second,
+				Env: []string{"LLEM_FAKE_LOG=" + MountRun + "/calls.ndjson"}}
+			res, err := r.Run(context.Background(), spec)
+			if err != nil || res.Err != nil || res.ExitCode != 0 {
+				t.Fatalf("run: %v %+v exit %d\nstdout %s\nstderr %s", err, res.Err, res.ExitCode, out.String(), errb.String())
+			}
+			var env, seen map[string]any
+			for _, c := range fakeCalls(t, dir) {
+				switch c.Call {
+				case probe:
+					env = c.Kwargs
+				case "model_dir":
+					seen = c.Kwargs
+					if c.Args[0] != model {
+						t.Errorf("the loader got %v, want the host path %s", c.Args[0], model)
+					}
+				}
+			}
+			if env == nil || seen == nil {
+				t.Fatalf("stand-ins recorded no %s / model_dir", probe)
+			}
+			if u, _ := env["user"].(string); u == "" {
+				t.Errorf("getpass.getuser() = %q", u)
+			}
+			for _, k := range []string{"HOME", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "VLLM_CACHE_ROOT", "XDG_CACHE_HOME"} {
+				if env[k] != "writable" {
+					t.Errorf("%s: %v", k, env[k])
+				}
+			}
+			if hostIPC != "" && env["ipc_ns"] != hostIPC {
+				t.Errorf("IPC namespace %v, host %s (--ipc-host)", env["ipc_ns"], hostIPC)
+			}
+			if seen["writable"] != false || !strings.Contains(fmt.Sprint(seen["files"]), "config.json") {
+				t.Errorf("model directory in the container: %+v (want config.json, read-only)", seen)
+			}
+			assertGone(t, res)
+		})
+	}
+	for _, d := range []string{"home", "torchinductor", "triton", "vllm", "xdg-cache"} {
+		if st, err := os.Stat(filepath.Join(cache, "llem", d)); err != nil || !st.IsDir() {
+			t.Errorf("cache %s not on the host: %v", d, err)
+		}
+	}
+}
+
+// A model named as a host path that does not exist is a bad_mount naming it,
+// at pre-flight and at run time, before any container exists.
+func TestPythonMissingModelDir(t *testing.T) {
+	img := pythonImage(t)
+	r := newTestRunner(t, Options{ModelCache: t.TempDir(), CacheDir: t.TempDir()})
+	missing := filepath.Join(t.TempDir(), "not-downloaded")
+	in := pythonExperiment(t, img, fmt.Sprintf("model: %s\nbackend: pytorch\nn: 1\n", missing))
+	dir := writeExperiment(t, in)
+	res, err := r.Run(context.Background(), runner.Spec{Experiment: in.Experiment, RunDir: dir, Grace: time.Second})
+	if err != nil || res.Err == nil || res.Err.Type != ErrBadMount || !strings.Contains(res.Err.Message, missing) || res.Container.ContainerID != "" {
+		t.Fatalf("run: %v %+v %+v", err, res.Err, res.Container)
+	}
+	var pe *PreflightError
+	if err := r.Preflight(context.Background(), []record.Experiment{in.Experiment}); !errors.As(err, &pe) || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("preflight: %v", err)
+	}
+}
+
+// A GPU run's container as the Engine API holds it (created, not started:
+// this engine has no GPUs): exactly the run's devices, a MIG instance
+// included, by UUID; memlock unlimited and a 64 MiB stack; the host's IPC
+// namespace; identity and caches in the environment; the local model
+// directory mounted read-only at its own path.
+func TestGPUContainerAsTheEngineReceivesIt(t *testing.T) {
+	needEngine(t)
+	model := t.TempDir()
+	cache := t.TempDir()
+	r := newTestRunner(t, Options{ModelCache: cache, CacheDir: t.TempDir(), IPCHost: true})
+	in := testExperiment("vllm")
+	in.Model = model
+	dir := writeExperiment(t, in)
+	gpus := []string{"GPU-8d1e5b2c-0000-4000-8000-000000000000", "MIG-4e3a8e1c-2b1f-5a4d-9c1e-7f0a1b2c3d4e"}
+	cfg, hcfg, rerr := r.containerConfig(runner.Spec{Experiment: in.Experiment, RunDir: dir, GPUs: gpus}, testImage)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	ctx := context.Background()
+	c, err := testClient.ContainerCreate(ctx, cfg, hcfg, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer testClient.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+	insp, err := testClient.ContainerInspect(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := insp.HostConfig
+	lim := map[string][2]int64{}
+	for _, u := range h.Ulimits {
+		lim[u.Name] = [2]int64{u.Soft, u.Hard}
+	}
+	if lim["memlock"] != [2]int64{-1, -1} || lim["stack"] != [2]int64{64 << 20, 64 << 20} {
+		t.Errorf("ulimits %v", lim)
+	}
+	if !h.IpcMode.IsHost() {
+		t.Errorf("ipc mode %q", h.IpcMode)
+	}
+	if len(h.DeviceRequests) != 1 || fmt.Sprint(h.DeviceRequests[0].DeviceIDs) != fmt.Sprint(gpus) || h.DeviceRequests[0].Driver != "nvidia" {
+		t.Errorf("device requests %+v", h.DeviceRequests)
+	}
+	ro := false
+	for _, m := range h.Mounts {
+		ro = ro || (m.Source == model && m.Target == model && m.ReadOnly)
+	}
+	if !ro {
+		t.Errorf("model directory not mounted read-only at %s: %+v", model, h.Mounts)
+	}
+	env := strings.Join(insp.Config.Env, "\n")
+	for _, want := range append([]string{"LLEM_MODEL=" + model, "HOME=" + MountHome, "LOGNAME=", "USER="}, CacheEnv()...) {
+		if !strings.Contains(env, want) {
+			t.Errorf("container env lacks %s:\n%s", want, env)
+		}
 	}
 }

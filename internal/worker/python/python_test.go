@@ -26,6 +26,7 @@ import (
 
 type call struct {
 	Call   string         `json:"call"`
+	T      int64          `json:"t"`
 	Args   []any          `json:"args"`
 	Kwargs map[string]any `json:"kwargs"`
 }
@@ -436,7 +437,7 @@ func vllmBeamFull() map[string]any {
 
 func trtFull() map[string]any {
 	return map[string]any{"max_batch_size": 4, "tp_size": 1, "quantization": "int4_awq", "engine_path": nil,
-		"kv_cache_free_gpu_memory_fraction": 0.5}
+		"max_num_tokens": 4096}
 }
 
 func TestVLLMWorkerWiresEveryField(t *testing.T) {
@@ -455,7 +456,7 @@ func TestVLLMWorkerWiresEveryField(t *testing.T) {
 	full["enable_lora"] = false // extra engine key
 	cfg["vllm"] = map[string]any{"engine": full,
 		"sampling":    vllmSamplingFull(),
-		"beam_search": nil, "extra_top_level": 1}
+		"beam_search": nil, "max_logprobs": 5}
 	w := runWorker(t, "vllm", cfg, prompts3, true, t.TempDir(), nil)
 	if w.exit != 0 {
 		t.Fatalf("exit %d\n%s\n%s", w.exit, w.stdout, w.stderr)
@@ -466,7 +467,7 @@ func TestVLLMWorkerWiresEveryField(t *testing.T) {
 		"speculative_config": map[string]any{"model": "org/draft", "num_speculative_tokens": 3},
 		"offload_params":     map[string]any{"__set__": []string{"w1", "w2"}}, "attention_backend": "FLASHINFER",
 		"attention_config": attentionConfigWant(),
-		"enable_lora":      false, "extra_top_level": 1}
+		"enable_lora":      false, "max_logprobs": 5}
 	for k, v := range engine {
 		if v != nil {
 			wantLLM[k] = v
@@ -572,7 +573,7 @@ func TestTensorRTWorkerBuildsThenLoadsCachedEngine(t *testing.T) {
 		t.Fatalf("want the TensorRT-engine LLM class, calls %+v", w.calls)
 	}
 	wants(t, "LLM", llm[0].Kwargs, map[string]any{"model": "org/fake", "tensor_parallel_size": 1, "dtype": "float16",
-		"trust_remote_code": true, "kv_cache_free_gpu_memory_fraction": 0.5,
+		"trust_remote_code": true, "max_num_tokens": 4096,
 		"build_config": map[string]any{"BuildConfig": map[string]any{"max_batch_size": 4, "max_input_len": 3, "max_seq_len": 8}},
 		"quant_config": map[string]any{"QuantConfig": map[string]any{"quant_algo": "W4A16_AWQ"}}})
 	saves := w.find("LLM.save")

@@ -34,6 +34,9 @@ def load_input():
     prompts = doc.get("prompts") or []
     if not prompts:
         raise WorkerError("no_prompts", "%s holds no prompts" % path, "llem-exec resolves the dataset into experiment.json")
+    # The docker runner mounts a model given as a host directory read-only and says where.
+    if os.environ.get("LLEM_MODEL"):
+        cfg["model"] = os.environ["LLEM_MODEL"]
     return doc, cfg, prompts
 
 
@@ -68,6 +71,30 @@ def fit_kwargs(target, kw, proto, where):
             proto.warning("unsupported_field", "%s.%s is not accepted by this engine version's %s; ignored" % (
                 where, k, getattr(target, "__name__", str(target))))
     return out
+
+
+def refuse_unknown(kw, accepted, what, hint):
+    """Engine arguments the installed engine does not know, refused by name before loading: the
+    engine would raise TypeError deep in its constructor, or (worse) a dropped argument would
+    change what is measured without anyone noticing. accepted None = cannot tell: all pass."""
+    if accepted is None:
+        return
+    unknown = sorted(k for k in kw if k not in accepted)
+    if unknown:
+        raise WorkerError("unsupported_engine_arg", "%s does not accept %s" % (what, ", ".join(unknown)), hint)
+
+
+def field_names(cls):
+    """The field names of a dataclass or pydantic model class (None when it is neither)."""
+    import dataclasses
+    if cls is None:
+        return None
+    if dataclasses.is_dataclass(cls):
+        return {f.name for f in dataclasses.fields(cls)}
+    fields = getattr(cls, "model_fields", None)  # pydantic v2
+    if isinstance(fields, dict):
+        return set(fields)
+    return None
 
 
 def is_greedy(decoder):
@@ -243,6 +270,55 @@ def host_memory():
     """The worker process's peak resident memory (Linux reports KiB)."""
     return {"device": "cpu", "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "model_bytes": None}
+
+
+class DeviceMemory:
+    """GPU memory with one meaning for every backend (docs/gpu-paths.md, "Memory fields"):
+      model_bytes     the weights on the device;
+      kv_cache_bytes  the KV cache the engine reserved up front (vLLM; null where it grows on demand);
+      peak_bytes      the most device memory the run held: NVML "used" at its highest reading minus
+                      "used" before the model loaded, so other tenants and earlier processes do not
+                      count (pre-allocated KV cache, CUDA context and allocator slack do);
+      device_used_bytes  NVML "used" at that reading, everything on the device included.
+    NVML is read before the load and after each phase (engines' caching allocators and
+    pre-allocation keep memory, so the last reading is the peak in practice)."""
+
+    def __init__(self):
+        self.before = nvml_used() or {}
+        self.high = {}
+
+    def read(self):
+        for uuid, b in (nvml_used() or {}).items():
+            self.high[uuid] = max(self.high.get(uuid, 0), b)
+
+    def entries(self, model_bytes=None, kv_bytes=None, fallback_peak=None):
+        """Memory entries per GPU; model_bytes / kv_bytes / fallback_peak map a UUID to bytes (or
+        are one number for every GPU). fallback_peak is used where NVML could not be read."""
+        def pick(v, uuid):
+            return v.get(uuid) if isinstance(v, dict) else v
+        self.read()
+        out = []
+        uuids = sorted(set(self.high) | (set(fallback_peak) if isinstance(fallback_peak, dict) else set()))
+        for uuid in uuids:
+            e = {"device": uuid, "model_bytes": pick(model_bytes, uuid), "kv_cache_bytes": pick(kv_bytes, uuid)}
+            if uuid in self.high:
+                e["peak_bytes"] = max(0, self.high[uuid] - self.before.get(uuid, 0))
+                e["device_used_bytes"] = self.high[uuid]
+            else:
+                e["peak_bytes"] = pick(fallback_peak, uuid)
+            out.append(e)
+        return out
+
+
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+
+
+def weight_bytes(parameters, cfg, devices):
+    """Weights per device of an engine that loads them itself (vLLM, TensorRT-LLM): parameters x
+    the run's element size / devices; null when quantization makes the element size unknown."""
+    if not parameters or devices < 1 or cfg.get("precision") not in DTYPE_BYTES:
+        return None
+    return int(parameters) * DTYPE_BYTES[cfg["precision"]] // devices
 
 
 def nvml_used():

@@ -58,8 +58,8 @@ def main(argv):
         proto.error("interrupted", "interrupted (SIGINT)")
         return 130
     except ImportError as e:
-        proto.error("backend_missing", "cannot import the %s backend: %s" % (backend, e),
-                    "run it in the backend's image (runners: {%s: docker}) or install it into this Python" % backend)
+        code, msg, hint = _import_failure(backend, e)
+        proto.error(code, msg, hint)
         return 1
     except Exception as e:  # noqa: BLE001 — every failure must reach llem-exec as an event
         traceback.print_exc(file=sys.stderr)
@@ -67,6 +67,22 @@ def main(argv):
         proto.error(code, "%s: %s" % (type(e).__name__, e),
                     "lower batch size / max_output_tokens, or use a quantised or smaller model" if code == "oom" else None)
         return 1
+
+
+# The top-level modules that are each backend itself; any other missing module is a dependency.
+BACKEND_MODULES = {"pytorch": ("torch", "transformers"), "vllm": ("vllm",), "tensorrt": ("tensorrt_llm", "tensorrt")}
+
+
+def _import_failure(backend, e):
+    """(code, message, hint) of an ImportError: the backend itself missing, or a module it needs,
+    named (flash_attn, peft, bitsandbytes...), so the fix is the right one."""
+    name = getattr(e, "name", None) or ""
+    top = name.split(".")[0]
+    if not top or top in BACKEND_MODULES[backend]:
+        return ("backend_missing", "cannot import the %s backend: %s" % (backend, e),
+                "run it in the backend's image (runners: {%s: docker}) or install it into this Python" % backend)
+    return ("dependency_missing", "the %s worker needs the Python module %s, which %s lacks: %s" % (backend, top, sys.executable, e),
+            "install %s into the image or environment the %s worker runs in" % (top, backend))
 
 
 def _classify(e):

@@ -6,10 +6,16 @@ called after every generation step stamps the time each step's tokens appeared (
 sync), so TTFT and inter-token gaps are real. Every pytorch field of the config is wired to
 from_pretrained / generate, extra keys and passthrough_kwargs included.
 """
+import importlib.util
 import os
+import sys
 
-from .common import (TORCH_DTYPES, WorkerError, count_parameters, experts_of, facts_from_config,
+from .common import (TORCH_DTYPES, DeviceMemory, WorkerError, count_parameters, experts_of, facts_from_config,
                      host_memory, is_greedy, ns, run_warmup, section, split_extra)
+
+# attn_implementation values that need a package of their own: (module, what to install).
+ATTN_PACKAGES = {"flash_attention_2": ("flash_attn", "flash-attn (2.x)"),
+                 "flash_attention_3": ("flash_attn_interface", "flash-attn 3 (the Hopper build)")}
 
 # pytorch fields that are not from_pretrained kwargs; every other key of the section is.
 LOAD_KNOWN = {"batch_size", "attn_implementation", "torch_compile", "torch_compile_mode",
@@ -77,6 +83,61 @@ def generate_kwargs(cfg):
     return kw
 
 
+def check_attention(pt):
+    """Fail before loading, naming the package, when the attention implementation asked for needs
+    one this Python lacks (transformers' own ImportError would surface as "backend missing")."""
+    impl = pt.get("attn_implementation")
+    if impl not in ATTN_PACKAGES:
+        return
+    mod, what = ATTN_PACKAGES[impl]
+    if importlib.util.find_spec(mod) is None:
+        raise WorkerError("dependency_missing",
+                          "pytorch.attn_implementation %s needs %s (Python module %s), which %s lacks" % (
+                              impl, what, mod, sys.executable),
+                          "install it into the image, built for its torch and CUDA (pip install flash-attn "
+                          "--no-build-isolation), or use attn_implementation: sdpa")
+
+
+def compile_model(torch, model, pt, proto):
+    """torch.compile what generate really calls. torch.compile(model) returns a wrapper whose
+    forward is compiled, but generate() runs on the original module, so that run was eager; here
+    the module's own forward is replaced by its compiled version (the way transformers documents),
+    so every step of generate goes through it. Compilation happens on first call, i.e. in warmup.
+    Returns the dynamo graph counter to compare against after warmup (None: not available)."""
+    ckw = {"backend": pt.get("torch_compile_backend") or "inductor"}
+    if pt.get("torch_compile_mode"):
+        ckw["mode"] = pt["torch_compile_mode"]
+    try:
+        model.forward = torch.compile(model.forward, **ckw)
+    except Exception as e:  # non-fatal, as in the original; but said, and recorded as not compiled
+        proto.warning("torch_compile_failed", "torch.compile failed, running eager: %s" % e)
+        return None
+    return _graphs(torch)
+
+
+def _graphs(torch):
+    """How many graphs dynamo has compiled in this process (None when torch does not say)."""
+    try:
+        return int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
+    except Exception:
+        return None
+
+
+def compiled_after_warmup(torch, before, warm, proto):
+    """Whether compilation really happened before the measurement; warns when it did not."""
+    after = _graphs(torch)
+    if before is None or after is None:
+        proto.warning("torch_compile_inactive", "torch.compile did not take effect (or torch cannot say): measured eager")
+        return False
+    if after > before:
+        return True
+    if warm.get("requests", 0) == 0:
+        proto.warning("torch_compile_in_measurement", "warmup is off: compilation happens inside the measurement")
+    else:
+        proto.warning("torch_compile_inactive", "torch.compile compiled no graph during warmup: measured eager")
+    return False
+
+
 def run(proto, doc, cfg, prompts):
     import torch
     import transformers
@@ -88,7 +149,9 @@ def run(proto, doc, cfg, prompts):
     max_in = int(cfg.get("max_input_tokens", 512))
     cuda = torch.cuda.is_available()
     transformers.set_seed(int(cfg.get("random_seed", 42)))  # the original never seeded torch
+    check_attention(pt)
 
+    mem = DeviceMemory() if cuda else None
     proto.phase("load", "start")
     tok = transformers.AutoTokenizer.from_pretrained(
         model_name, trust_remote_code=pt.get("trust_remote_code", True),
@@ -104,17 +167,11 @@ def run(proto, doc, cfg, prompts):
         if lora.get("merge_weights"):
             model = model.merge_and_unload()
     model.eval()
-    if pt.get("torch_compile"):
-        try:
-            ckw = {"backend": pt.get("torch_compile_backend") or "inductor"}
-            if pt.get("torch_compile_mode"):
-                ckw["mode"] = pt["torch_compile_mode"]
-            model = torch.compile(model, **ckw)
-        except Exception as e:  # non-fatal, as in the original; but said
-            proto.warning("torch_compile_failed", "torch.compile failed, running eager: %s" % e)
+    graphs0 = compile_model(torch, model, pt, proto) if pt.get("torch_compile") else None
     if cuda:
         torch.cuda.synchronize()
-    model_bytes = {i: torch.cuda.memory_allocated(i) for i in range(torch.cuda.device_count())} if cuda else {}
+        mem.read()
+    model_bytes = {_device_name(torch, i): int(torch.cuda.memory_allocated(i)) for i in range(torch.cuda.device_count())} if cuda else {}
     proto.phase("load", "end")
 
     facts = facts_from_config(getattr(model, "config", None), name=model_name, dtype=cfg.get("precision"))
@@ -143,6 +200,8 @@ def run(proto, doc, cfg, prompts):
         generate(encode([prompts[(i * k + j) % len(prompts)] for j in range(k)]), [])
 
     warm = run_warmup(cfg, warm_call, proto)
+    if pt.get("torch_compile"):
+        warm["compiled"] = compiled_after_warmup(torch, graphs0, warm, proto)
 
     if cuda:
         for i in range(torch.cuda.device_count()):
@@ -153,6 +212,8 @@ def run(proto, doc, cfg, prompts):
         enc = encode(prompts[start:start + batch_size])
         in_lens = [int(x) for x in enc["attention_mask"].sum(dim=1).tolist()]
         stamps = []
+        # TTFT counts from when a request is submitted to the engine: for a static batch, the
+        # generate call that carries it (docs/gpu-paths.md, "TTFT").
         t0 = ns()
         out = generate(enc, stamps)
         t_done = ns()
@@ -171,12 +232,12 @@ def run(proto, doc, cfg, prompts):
         torch.cuda.synchronize()
     proto.phase("measure", "end")
 
-    mem = [host_memory()]
+    out_mem = [host_memory()]
     if cuda:
-        for i in range(torch.cuda.device_count()):
-            mem.append({"device": _device_name(torch, i), "peak_bytes": int(torch.cuda.max_memory_allocated(i)),
-                        "model_bytes": int(model_bytes.get(i, 0))})
-    proto.memory(mem)
+        # Without NVML the peak is the allocator's reservation (what the caching allocator held).
+        reserved = {_device_name(torch, i): int(torch.cuda.max_memory_reserved(i)) for i in range(torch.cuda.device_count())}
+        out_mem += mem.entries(model_bytes=model_bytes, kv_bytes=None, fallback_peak=reserved)
+    proto.memory(out_mem)
     proto.done(totals, warm)
 
 

@@ -7,11 +7,16 @@ fields to BeamSearchParams; extra keys of each section are forwarded to the same
 truncated to max_input_tokens (the original did not). Requests are added to the engine and the
 engine is stepped here — the loop LLM.generate runs internally — so each request's first-token,
 per-token and finish times are observed as the engine produces them, whether or not the engine
-version fills RequestOutput.metrics.
+version fills RequestOutput.metrics. Outputs are asked for as deltas without detokenization
+(output_kind DELTA, detokenize False): the front end then neither re-sends nor re-detokenizes
+each request's whole output every step, which at high concurrency delays the step results and
+so the observed token times.
 """
-from .common import (TORCH_DTYPES, WorkerError, count_parameters, experts_of, facts_from_config,
-                     fit_kwargs, host_memory, is_greedy, model_dir, ns, nvml_used, run_warmup, safetensors_numels,
-                     section, split_extra)
+import inspect
+
+from .common import (TORCH_DTYPES, DeviceMemory, WorkerError, count_parameters, experts_of, facts_from_config,
+                     field_names, fit_kwargs, host_memory, is_greedy, model_dir, ns, refuse_unknown,
+                     run_warmup, safetensors_numels, section, split_extra, weight_bytes)
 
 ENGINE_KNOWN = {"gpu_memory_utilization", "swap_space", "cpu_offload_gb", "block_size", "kv_cache_dtype",
                 "enforce_eager", "enable_chunked_prefill", "max_num_seqs", "max_num_batched_tokens",
@@ -62,10 +67,43 @@ def sampling_kwargs(cfg):
         kw["top_p"] = dec.get("top_p", 1.0)
         if dec.get("min_p") is not None:
             kw["min_p"] = dec["min_p"]
-        kw["repetition_penalty"] = dec.get("repetition_penalty", 1.0)
+    # A penalty changes greedy output too; the other workers pass it in greedy mode as well.
+    kw["repetition_penalty"] = dec.get("repetition_penalty", 1.0)
     kw.update(known)
     kw.update(extra)
     return kw
+
+
+def stream_kwargs():
+    """Deltas, no detokenization (see the module's doc); {} on a vLLM without output kinds."""
+    try:
+        from vllm.sampling_params import RequestOutputKind
+    except ImportError:
+        return {}
+    return {"output_kind": RequestOutputKind.DELTA, "detokenize": False}
+
+
+def check_engine_args(vllm, kw):
+    """LLM(**kw) hands what its own signature does not name to EngineArgs, which raises TypeError
+    on a field newer than the installed vLLM (attention_config, offload_* on v0.11): refused here,
+    by name, before anything loads."""
+    ea = getattr(vllm, "EngineArgs", None)
+    if ea is None:
+        try:
+            from vllm.engine.arg_utils import EngineArgs as ea
+        except ImportError:
+            ea = None
+    accepted = field_names(ea)
+    if accepted is not None:
+        try:
+            accepted |= {n for n, p in inspect.signature(vllm.LLM.__init__).parameters.items()
+                         if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and n != "self"}
+        except (TypeError, ValueError):
+            pass
+    version = getattr(vllm, "__version__", "?")
+    refuse_unknown(kw, accepted, "vllm %s's EngineArgs" % version,
+                   "remove the field(s) from the study's vllm section, or run an image with a vLLM that has them "
+                   "(--image vllm=vllm/vllm-openai:TAG)")
 
 
 def beam_kwargs(cfg):
@@ -85,18 +123,24 @@ def run(proto, doc, cfg, prompts):
     max_in = int(cfg.get("max_input_tokens", 512))
     beam = section(cfg, "vllm").get("beam_search")
 
+    kw = llm_kwargs(cfg)
+    check_engine_args(vllm, kw)
+    mem = DeviceMemory()
     proto.phase("load", "start")
-    llm = vllm.LLM(**llm_kwargs(cfg))
-    mem_after_load = nvml_used()
+    llm = vllm.LLM(**kw)
+    mem.read()
     proto.phase("load", "end")
-    proto.model(_facts(llm, cfg))
+    facts = _facts(llm, cfg)
+    proto.model(facts)
 
     tok = llm.get_tokenizer()
     token_prompts = [{"prompt_token_ids": list(tok.encode(p))[:max_in]} for p in prompts]
     if beam:
         params = vllm.BeamSearchParams(**fit_kwargs(vllm.BeamSearchParams, beam_kwargs(cfg), proto, "vllm.beam_search"))
     else:
-        params = vllm.SamplingParams(**fit_kwargs(vllm.SamplingParams, sampling_kwargs(cfg), proto, "vllm.sampling"))
+        skw = sampling_kwargs(cfg)
+        skw.update(stream_kwargs())
+        params = vllm.SamplingParams(**fit_kwargs(vllm.SamplingParams, skw, proto, "vllm.sampling"))
 
     one = vllm.SamplingParams(max_tokens=1, temperature=0.0)
 
@@ -112,23 +156,44 @@ def run(proto, doc, cfg, prompts):
         totals = _run_stepped(proto, llm, token_prompts, params)
     proto.phase("measure", "end")
 
-    used = nvml_used() or {}
-    mem = [host_memory()]
-    for uuid, b in sorted(used.items()):
-        peak = max(b, (mem_after_load or {}).get(uuid, 0))
-        mem.append({"device": uuid, "peak_bytes": peak, "model_bytes": None})
-    proto.memory(mem)
+    devices = _devices(kw)
+    proto.memory([host_memory()] + mem.entries(model_bytes=weight_bytes(facts.get("parameters"), cfg, devices),
+                                               kv_bytes=kv_cache_bytes(llm, facts, kw, devices)))
     proto.done(totals, warm)
+
+
+def _devices(kw):
+    return max(1, int(kw.get("tensor_parallel_size") or 1)) * max(1, int(kw.get("pipeline_parallel_size") or 1))
+
+
+def kv_cache_bytes(llm, facts, kw, devices):
+    """The KV cache vLLM reserved on each device: its block count (per worker) x bytes per block
+    (block_size tokens x K and V x this device's layers and KV heads x head_dim x element size).
+    None when the engine does not say how many blocks it made."""
+    eng = llm.llm_engine
+    cc = getattr(getattr(eng, "vllm_config", None), "cache_config", None) or getattr(eng, "cache_config", None)
+    blocks = getattr(cc, "num_gpu_blocks", None)
+    bs = getattr(cc, "block_size", None)
+    layers, kvh, hd = facts.get("layers"), facts.get("kv_heads"), facts.get("head_dim")
+    if not all(isinstance(x, int) and x > 0 for x in (blocks, bs, layers, kvh, hd)):
+        return None
+    tp = max(1, int(kw.get("tensor_parallel_size") or 1))
+    pp = max(1, devices // tp)
+    dt = str(getattr(cc, "cache_dtype", None) or kw.get("kv_cache_dtype") or "auto")
+    elem = 1 if dt.startswith("fp8") else {"float32": 4}.get(kw.get("dtype"), 2)
+    return blocks * bs * 2 * -(-layers // pp) * max(1, kvh // tp) * hd * elem
 
 
 def _run_stepped(proto, llm, token_prompts, params):
     eng = llm.llm_engine
-    t0 = ns()
+    delta = "DELTA" in str(getattr(params, "output_kind", ""))
     state = {}
     for i, p in enumerate(token_prompts):
         rid = "llem-%d" % i
+        # TTFT counts from when the request is submitted to the engine (docs/gpu-paths.md).
+        t_sub = ns()
         eng.add_request(rid, p, params)
-        state[rid] = {"id": i, "in": len(p["prompt_token_ids"]), "times": [], "t_start": t0}
+        state[rid] = {"id": i, "in": len(p["prompt_token_ids"]), "times": [], "t_start": t_sub, "counts": {}}
     totals = {"requests": 0, "input_tokens": 0, "output_tokens": 0, "batches": 0}
     while eng.has_unfinished_requests():
         outs = eng.step()
@@ -138,12 +203,16 @@ def _run_stepped(proto, llm, token_prompts, params):
             st = state.get(o.request_id)
             if st is None:
                 continue
-            # n>1 returns several completions; count tokens of all, time by the longest.
-            n_tok = max((len(c.token_ids) for c in o.outputs), default=0)
+            # n>1 returns several completions; count tokens of all, time by the longest. Deltas
+            # carry only the new tokens; cumulative outputs all so far.
+            for k, c in enumerate(o.outputs):
+                idx = getattr(c, "index", k)
+                st["counts"][idx] = (st["counts"].get(idx, 0) if delta else 0) + len(c.token_ids)
+            n_tok = max(st["counts"].values(), default=0)
             while len(st["times"]) < n_tok:
                 st["times"].append(t)
             if o.finished:
-                out_tok = sum(len(c.token_ids) for c in o.outputs)
+                out_tok = sum(st["counts"].values())
                 first, end = _metric_times(o, st["times"], t)
                 times = st["times"]
                 itl = [times[k] - times[k - 1] for k in range(1, len(times))]

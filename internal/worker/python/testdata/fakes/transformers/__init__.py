@@ -97,18 +97,27 @@ class _Model:
     def eval(self):
         return self
 
+    def forward(self, rows):
+        """One decoding step (the real model's forward); generate calls it through the instance
+        attribute, as transformers' generate does (self(...) -> self.forward)."""
+        return rows
+
     def generate(self, input_ids=None, attention_mask=None, stopping_criteria=None, **kw):
         record("model.generate", batch=len(input_ids.data), **kw)
         rows = [list(r) for r in input_ids.data]
         n = kw["max_new_tokens"]
+        compiled_steps = 0
         # Row i stops (emits EOS) after i+2 tokens; the rest is padding.
         for step in range(n):
+            self.forward(rows)
+            compiled_steps += 1 if getattr(self.forward, "_fake_compiled", False) else 0
             for i, r in enumerate(rows):
                 done = EOS in r[len(input_ids.data[i]):]
                 r.append(kw["pad_token_id"] if done else (EOS if step == i + 1 else 50 + step))
             time.sleep(0.002)
             for c in stopping_criteria or []:
                 c(torch.tensor(rows), None)
+        record("model.generate.done", steps=n, compiled_steps=compiled_steps)
         return torch.tensor(rows)
 
 
@@ -120,4 +129,22 @@ class AutoModelForCausalLM:
             time.sleep(3600)
         if name == "fail-to-load":
             raise OSError("fake: no such model " + name)
+        if os.path.isdir(name):
+            record("model_dir", name, **_dir_facts(name))
+        if torch.cuda.is_available():
+            import pynvml
+            pynvml.ENGINE["bytes"] = torch.PEAK_RESERVED + (1 << 20)  # allocator reservation + CUDA context
         return _Model(moe=name.endswith("-moe"))
+
+
+def _dir_facts(d):
+    """What a loader sees of a local model directory: its files, and whether it could write there."""
+    files = sorted(os.listdir(d))
+    try:
+        p = os.path.join(d, ".llem-write-probe")
+        open(p, "w").close()
+        os.remove(p)
+        writable = True
+    except OSError:
+        writable = False
+    return {"files": files, "writable": writable}
