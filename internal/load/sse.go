@@ -113,8 +113,8 @@ type chunk struct {
 }
 
 type choice struct {
-	Text         json.RawMessage `json:"text"` // completions
-	Delta        struct {
+	Text  json.RawMessage `json:"text"` // completions
+	Delta struct {
 		Content json.RawMessage `json:"content"` // chat
 	} `json:"delta"`
 	FinishReason json.RawMessage `json:"finish_reason"`
