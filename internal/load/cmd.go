@@ -43,7 +43,7 @@ type cmdOpts struct {
 	Stall       time.Duration `long:"stall-timeout" default:"60s" value-name:"D" description:"give up on a request when no byte arrives for D"`
 	Drain       time.Duration `long:"drain" default:"10s" value-name:"D" description:"on SIGINT/SIGTERM, wait at most D for requests in flight"`
 	LagWarn     time.Duration `long:"lag-warn" default:"5ms" value-name:"D" description:"warn when the send lag p99 exceeds D"`
-	Spin        time.Duration `long:"spin" default:"200us" value-name:"D" description:"busy-wait the last D before each send time (precision for CPU)"`
+	Spin        time.Duration `long:"spin" default:"0s" value-name:"D" description:"busy-wait the last D before each send time (precision for CPU)"`
 	Seed        uint64        `long:"seed" value-name:"S" description:"seed of the schedule, the lengths and the prompts"`
 	Quiet       bool          `short:"q" long:"quiet" description:"no summary on stderr"`
 }

@@ -186,10 +186,15 @@ func (r *runner) send(i int, payload []byte, maxTokens int, sched *int64) {
 	r.recs <- rec
 }
 
-// waitUntil waits for target: a timer until spin before it, then a
-// busy-wait that yields the processor. False when ctx ended first.
+// coarseMargin is how long before a send time the interruptible runtime
+// timer hands over to preciseSleep.
+const coarseMargin = 2 * time.Millisecond
+
+// waitUntil waits for target: a runtime timer (which ctx can interrupt)
+// until coarseMargin before it, then preciseSleep until spin before it, then
+// a busy-wait that yields the processor. False when ctx ended first.
 func waitUntil(ctx context.Context, timer *time.Timer, target time.Time, spin time.Duration) bool {
-	if d := time.Until(target) - spin; d > 0 {
+	if d := time.Until(target) - coarseMargin; d > 0 {
 		timer.Reset(d)
 		select {
 		case <-timer.C:
@@ -197,6 +202,9 @@ func waitUntil(ctx context.Context, timer *time.Timer, target time.Time, spin ti
 			timer.Stop()
 			return false
 		}
+	}
+	if d := time.Until(target) - spin; d > 0 {
+		preciseSleep(d)
 	}
 	for time.Now().Before(target) {
 		if ctx.Err() != nil {

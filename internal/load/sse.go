@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // maxEventBytes bounds one server-sent event, so a stream without line ends
@@ -29,8 +30,26 @@ type sseReader struct {
 	line int
 }
 
+// sseReaders recycles readers and their buffers: one per request would
+// otherwise allocate 20 KiB.
+var sseReaders = sync.Pool{New: func() any {
+	return &sseReader{r: bufio.NewReaderSize(nil, 16<<10), data: make([]byte, 0, 4<<10)}
+}}
+
 func newSSEReader(r io.Reader) *sseReader {
-	return &sseReader{r: bufio.NewReaderSize(r, 16<<10), data: make([]byte, 0, 1024)}
+	s := sseReaders.Get().(*sseReader)
+	s.r.Reset(r)
+	s.data, s.has, s.line = s.data[:0], false, 0
+	return s
+}
+
+// release returns s to the pool; s must not be used after.
+func (s *sseReader) release() {
+	s.r.Reset(nil)
+	if cap(s.data) > 64<<10 { // keep no giant event's buffer
+		s.data = make([]byte, 0, 4<<10)
+	}
+	sseReaders.Put(s)
 }
 
 // next returns the data of the next event; io.EOF when the stream ended at an

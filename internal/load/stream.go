@@ -26,6 +26,7 @@ type progress struct {
 // reusable.
 func (c *Client) stream(ctx context.Context, rec *record.Request, body io.Reader) (done bool) {
 	sse := newSSEReader(body)
+	defer sse.release()
 	p := progress{usageIn: -1, usageOut: -1}
 	defer p.tokens(rec)
 	var ch chunk
