@@ -258,19 +258,27 @@ func TestRunInterrupt(t *testing.T) {
 	o.Arrival, o.Rate, o.NumRequests, o.Drain = ArrivalConstant, 1000, 1000, 0
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var out, errb bytes.Buffer
-	go func() { done <- run(ctx, o, &out, &errb, Clock()) }()
-	s.await(t, 2)
+	out := &lineWriter{lines: make(chan struct{}, 10000)}
+	var errb bytes.Buffer
+	go func() { done <- run(ctx, o, out, &errb, Clock()) }()
+	s.await(t, 2) // two requests hang
+	for range 3 { // the three answered are written
+		select {
+		case <-out.lines:
+		case <-time.After(failsafe):
+			t.Fatal("a record was never written")
+		}
+	}
 	cancel() // as SIGINT does
 	err := <-done
 	if cli.Code(err) != cli.ExitInterrupted {
 		t.Fatalf("exit %d (%v), want %d", cli.Code(err), err, cli.ExitInterrupted)
 	}
-	recs := records(t, out.Bytes()) // every request sent has its record
+	recs := records(t, out.buf.Bytes()) // every request sent has its record
 	if len(recs) < 5 || len(recs) == 1000 {
 		t.Fatalf("%d records after an interrupt at the fifth arrival", len(recs))
 	}
-	// The server answers the first three to arrive (not necessarily ids
+	// The server answered the first three to arrive (not necessarily ids
 	// 0–2: concurrent requests may overtake each other).
 	byStatus := map[string]int{}
 	for _, r := range recs {
@@ -282,6 +290,22 @@ func TestRunInterrupt(t *testing.T) {
 	if !strings.Contains(err.Error(), "interrupted after") {
 		t.Errorf("error %v", err)
 	}
+}
+
+// lineWriter is an output that tells lines when a record was written.
+type lineWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	lines chan struct{}
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for range bytes.Count(p, []byte("\n")) {
+		w.lines <- struct{}{}
+	}
+	return w.buf.Write(p)
 }
 
 func TestRunFailures(t *testing.T) {
