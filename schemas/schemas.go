@@ -21,7 +21,7 @@ var files embed.FS
 const base = "https://llem.dev/schemas/"
 
 // Kinds that have a schema: the record kinds, plus "event" for worker events.
-var Kinds = []string{"experiment", "skipped", "baseline", "run", "energy", "summary", "event"}
+var Kinds = []string{"experiment", "skipped", "baseline", "run", "energy", "summary", "request", "event"}
 
 var (
 	once     sync.Once

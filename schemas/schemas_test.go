@@ -69,6 +69,7 @@ func TestSchemasMatchTypes(t *testing.T) {
 		"baseline.schema.json#":                 reflect.TypeOf(record.Baseline{}),
 		"energy.schema.json#":                   reflect.TypeOf(record.Energy{}),
 		"summary.schema.json#":                  reflect.TypeOf(record.Summary{}),
+		"request.schema.json#":                  reflect.TypeOf(record.Request{}),
 		"defs.schema.json#/$defs/window":        reflect.TypeOf(record.Window{}),
 		"defs.schema.json#/$defs/totals":        reflect.TypeOf(record.Totals{}),
 		"defs.schema.json#/$defs/warmup":        reflect.TypeOf(record.Warmup{}),

@@ -129,6 +129,24 @@ func Resolve(name, baseDir string) (string, error) {
 	return name, nil
 }
 
+// ReadFile returns every usable prompt of a JSONL file in file order, read
+// by the rules of LoadInfo; for tools that cycle through a file instead of
+// taking n prompts from it (llem-load).
+func ReadFile(path string) ([]string, Info, error) {
+	recs, info, err := readFile(path, 0)
+	if err != nil {
+		return nil, info, err
+	}
+	if len(recs) == 0 {
+		return nil, info, fmt.Errorf("dataset %s: no usable prompts", path)
+	}
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r.text
+	}
+	return out, info, nil
+}
+
 type record struct {
 	text   string
 	source string

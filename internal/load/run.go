@@ -1,0 +1,249 @@
+package load
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/llem/llem/internal/record"
+)
+
+// Plan says what to send and when.
+type Plan struct {
+	// Offsets are the open-loop send times, in ns from the start (see
+	// Offsets); nil for a closed loop.
+	Offsets []int64
+	// Closed loop: Concurrency requests in flight, each sent when the one
+	// before it finished, until N are sent or Duration has passed.
+	Concurrency int
+	N           int
+	Duration    time.Duration
+
+	MaxInFlight int           // open loop: at most this many in flight (0: no cap; sends wait, and the wait is send lag)
+	Drain       time.Duration // after an interrupt, how long in-flight requests may still finish
+	Spin        time.Duration // busy-wait this much before each send time instead of sleeping
+}
+
+// Result says how a run ended.
+type Result struct {
+	Scheduled   int  // requests the plan holds (0 for a closed loop with a duration)
+	Sent        int  // requests sent
+	Interrupted bool // ctx was cancelled before the plan was done
+}
+
+// runner is one run: the sender, the in-flight requests and the writer.
+type runner struct {
+	plan   Plan
+	client *Client
+	work   *Workload
+	recs   chan record.Request
+	wg     sync.WaitGroup
+	sem    chan struct{}
+	// inflight is the requests' parent: cancelled with errCancelled when an
+	// interrupted run stops waiting for them.
+	inflight context.Context
+	sent     atomic.Int64
+}
+
+// Run sends the plan's requests and writes one NDJSON record per request to
+// out as each finishes, feeding each to sum. Cancelling ctx stops sending;
+// requests in flight then have plan.Drain to finish before they are
+// cancelled, and every one of them is written. A write error stops the run.
+func Run(ctx context.Context, plan Plan, client *Client, work *Workload, out io.Writer, sum *Summary) (Result, error) {
+	r := &runner{plan: plan, client: client, work: work, recs: make(chan record.Request, 4096)}
+	if plan.MaxInFlight > 0 {
+		r.sem = make(chan struct{}, plan.MaxInFlight)
+	}
+	inflight, cancelInflight := context.WithCancelCause(context.Background())
+	defer cancelInflight(nil)
+	r.inflight = inflight
+	sendCtx, stopSending := context.WithCancel(ctx)
+	defer stopSending()
+
+	writeErr := make(chan error, 1)
+	go func() { writeErr <- r.write(out, sum, stopSending) }()
+
+	res := Result{Scheduled: len(plan.Offsets)}
+	if plan.Offsets != nil {
+		r.openLoop(sendCtx)
+	} else {
+		r.closedLoop(sendCtx)
+	}
+	r.await(ctx, cancelInflight)
+	res.Sent = int(r.sent.Load())
+	res.Interrupted = ctx.Err() != nil
+	close(r.recs)
+	return res, <-writeErr
+}
+
+// await waits for the requests in flight: all of them, or after an
+// interrupt at most plan.Drain before cancelling the rest (which then end at
+// once, each still written).
+func (r *runner) await(ctx context.Context, cancel context.CancelCauseFunc) {
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(r.plan.Drain)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		cancel(errCancelled)
+		<-done
+	}
+}
+
+// openLoop sends each request at its offset, whatever happened to the ones
+// before. One goroutine keeps the time: it prepares a request's body, waits
+// for its send time (a timer, then a short busy-wait for precision), and
+// hands it to a new goroutine that runs it.
+func (r *runner) openLoop(ctx context.Context) {
+	start := time.Now()
+	startNS := r.client.Now()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for i, off := range r.plan.Offsets {
+		s := r.work.Spec(i)
+		payload, err := r.client.Prepare(s)
+		if err != nil {
+			payload = nil // Send reports it
+		}
+		if !waitUntil(ctx, timer, start.Add(time.Duration(off)), r.plan.Spin) {
+			return
+		}
+		if r.sem != nil {
+			select {
+			case r.sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		sched := startNS + off
+		r.wg.Add(1)
+		r.sent.Add(1)
+		go r.send(i, payload, s.MaxTokens, &sched)
+	}
+}
+
+// closedLoop keeps plan.Concurrency requests in flight.
+func (r *runner) closedLoop(ctx context.Context) {
+	var next atomic.Int64
+	var deadline time.Time
+	if r.plan.Duration > 0 {
+		deadline = time.Now().Add(r.plan.Duration)
+	}
+	n := int64(r.plan.N)
+	if n <= 0 {
+		n = MaxRequests
+	}
+	var workers sync.WaitGroup
+	for range r.plan.Concurrency {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)) {
+				i := next.Add(1) - 1
+				if i >= n {
+					return
+				}
+				s := r.work.Spec(int(i))
+				payload, _ := r.client.Prepare(s)
+				r.wg.Add(1)
+				r.sent.Add(1)
+				r.send(int(i), payload, s.MaxTokens, nil)
+			}
+		}()
+	}
+	workers.Wait()
+}
+
+// send runs one request and queues its record.
+func (r *runner) send(i int, payload []byte, maxTokens int, sched *int64) {
+	defer r.wg.Done()
+	var rec record.Request
+	if payload == nil {
+		rec = r.client.Do(r.inflight, i, r.work.Spec(i))
+	} else {
+		rec = r.client.Send(r.inflight, i, payload, maxTokens)
+	}
+	if sched != nil {
+		lag := rec.TStartNS - *sched
+		rec.TScheduledNS, rec.SendLagNS = sched, &lag
+	}
+	if r.sem != nil {
+		<-r.sem
+	}
+	r.recs <- rec
+}
+
+// coarseMargin is how long before a send time the interruptible runtime
+// timer hands over to preciseSleep.
+const coarseMargin = 2 * time.Millisecond
+
+// waitUntil waits for target: a runtime timer (which ctx can interrupt)
+// until coarseMargin before it, then preciseSleep until spin before it, then
+// a busy-wait that yields the processor. False when ctx ended first.
+func waitUntil(ctx context.Context, timer *time.Timer, target time.Time, spin time.Duration) bool {
+	if d := time.Until(target) - coarseMargin; d > 0 {
+		timer.Reset(d)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return false
+		}
+	}
+	if d := time.Until(target) - spin; d > 0 {
+		preciseSleep(d)
+	}
+	for time.Now().Before(target) {
+		if ctx.Err() != nil {
+			return false
+		}
+		runtime.Gosched()
+	}
+	return ctx.Err() == nil
+}
+
+// write encodes records as they come, flushing whenever no other record is
+// waiting, so a reader of the output sees each record soon after its
+// request ended. After a write error it keeps receiving (senders never
+// block) but stops the run.
+func (r *runner) write(out io.Writer, sum *Summary, stop func()) error {
+	w := bufio.NewWriterSize(out, 64<<10)
+	var werr error
+	for rec := range r.recs {
+		sum.Add(&rec)
+		if werr != nil {
+			continue
+		}
+		b, err := json.Marshal(&rec)
+		if err == nil {
+			b = append(b, '\n')
+			_, err = w.Write(b)
+		}
+		if err == nil && len(r.recs) == 0 {
+			err = w.Flush()
+		}
+		if err != nil {
+			werr = fmt.Errorf("writing records: %w", err)
+			stop()
+		}
+	}
+	if werr == nil {
+		if err := w.Flush(); err != nil {
+			werr = fmt.Errorf("writing records: %w", err)
+		}
+	}
+	return werr
+}
