@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/llem/llem/internal/atomicfile"
 	"github.com/llem/llem/internal/record"
 )
 
@@ -258,27 +259,16 @@ func ReadEvents(path string) ([]record.RequestEvent, *record.ModelFacts, error) 
 	return reqs, model, nil
 }
 
-// writeRequests writes the per-request file atomically: a reader never sees half of it.
+// writeRequests writes the per-request file atomically: a reader never
+// sees half of it, and an encoding or disk error leaves no file.
 func writeRequests(path string, reqs []RequestEnergy) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".requests_energy-*")
-	if err != nil {
-		return err
-	}
-	w := record.NewWriter(tmp)
-	for i := range reqs {
-		if err := w.Write(&reqs[i]); err != nil {
-			break
+	return atomicfile.Write(path, func(out io.Writer) error {
+		w := record.NewWriter(out)
+		for i := range reqs {
+			if err := w.Write(&reqs[i]); err != nil {
+				return err
+			}
 		}
-	}
-	err = w.Flush()
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+		return w.Flush()
+	})
 }

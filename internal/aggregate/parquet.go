@@ -2,9 +2,7 @@ package aggregate
 
 import (
 	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 	"strings"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -14,6 +12,7 @@ import (
 	"github.com/apache/arrow/go/v17/parquet/compress"
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 
+	"github.com/llem/llem/internal/atomicfile"
 	"github.com/llem/llem/internal/record"
 )
 
@@ -138,29 +137,22 @@ func SummaryTable(ss []*record.Summary) arrow.Record {
 // table's kind in the file's key-value metadata.
 func WriteParquet(path, kind string, rec arrow.Record, prov Provenance) error {
 	defer rec.Release()
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithCreatedBy(prov.Tool+" "+prov.Version))
-	w, err := pqarrow.NewFileWriter(rec.Schema(), tmp, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-	if err != nil {
-		tmp.Close()
-		return err
-	}
-	pj, _ := json.Marshal(prov)
-	werr := w.Write(rec)
-	for _, kv := range [][2]string{{"llem.kind", kind}, {"llem.provenance", string(pj)}} {
-		if err := w.AppendKeyValueMetadata(kv[0], kv[1]); err != nil && werr == nil {
+	return atomicfile.Write(path, func(out io.Writer) error {
+		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithCreatedBy(prov.Tool+" "+prov.Version))
+		w, err := pqarrow.NewFileWriter(rec.Schema(), out, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+		if err != nil {
+			return err
+		}
+		pj, _ := json.Marshal(prov)
+		werr := w.Write(rec)
+		for _, kv := range [][2]string{{"llem.kind", kind}, {"llem.provenance", string(pj)}} {
+			if err := w.AppendKeyValueMetadata(kv[0], kv[1]); err != nil && werr == nil {
+				werr = err
+			}
+		}
+		if err := w.Close(); werr == nil {
 			werr = err
 		}
-	}
-	if err := w.Close(); werr == nil {
-		werr = err
-	}
-	if werr != nil {
-		return fmt.Errorf("write %s: %w", path, werr)
-	}
-	return os.Rename(tmp.Name(), path)
+		return werr
+	})
 }

@@ -9,8 +9,9 @@ import (
 	"github.com/llem/llem/internal/record"
 )
 
-// Rows is a batch of samples in columnar form, the shape both the Arrow
-// reader (internal/power) and test fixtures produce. Dev indexes the
+// Rows is a batch of samples in columnar form, the shape both ArrowSource
+// (over power.Reader, the one reader of sample streams) and test fixtures
+// produce. Dev indexes the
 // source's Devices. A nil validity slice means every value is present.
 type Rows struct {
 	T        []int64

@@ -1,7 +1,6 @@
 package native
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -12,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/llem/llem/internal/atomicfile"
 )
 
 // Reading Llama-family checkpoints in the safetensors format: an 8-byte
@@ -405,27 +406,23 @@ func SaveLlama(m *Model, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.Create(filepath.Join(dir, "model.safetensors"))
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	var lenBuf [8]byte
-	binary.LittleEndian.PutUint64(lenBuf[:], uint64(len(hb)))
-	bw.Write(lenBuf[:])
-	bw.Write(hb)
-	var fb [4]byte
-	for _, t := range ts {
-		for _, x := range t.data {
-			binary.LittleEndian.PutUint32(fb[:], math.Float32bits(x))
-			bw.Write(fb[:])
+	err = atomicfile.Write(filepath.Join(dir, "model.safetensors"), func(w io.Writer) error {
+		var lenBuf [8]byte
+		binary.LittleEndian.PutUint64(lenBuf[:], uint64(len(hb)))
+		w.Write(lenBuf[:])
+		w.Write(hb)
+		var fb [4]byte
+		for _, t := range ts {
+			for _, x := range t.data {
+				binary.LittleEndian.PutUint32(fb[:], math.Float32bits(x))
+				// A write error sticks in the buffer atomicfile gives; its
+				// flush returns it.
+				w.Write(fb[:])
+			}
 		}
-	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	cfg, err := json.MarshalIndent(map[string]any{
@@ -439,5 +436,5 @@ func SaveLlama(m *Model, dir string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "config.json"), append(cfg, '\n'), 0o644)
+	return atomicfile.WriteBytes(filepath.Join(dir, "config.json"), append(cfg, '\n'))
 }

@@ -21,10 +21,10 @@ const (
 	MaxMessageBody = 512 << 20 // bytes of one record batch body
 )
 
-// NewIPCReader is ipc.NewReader with the limits above: every reader of
-// sample streams (this package's Reader, llem-aggregate's Arrow source) goes
-// through it, since a run directory is writable by its worker.
-func NewIPCReader(in io.Reader) (*ipc.Reader, error) {
+// newIPCReader is ipc.NewReader with the limits above: Reader, the one
+// reader of sample streams, goes through it, since a run directory is
+// writable by its worker.
+func newIPCReader(in io.Reader) (*ipc.Reader, error) {
 	alloc := &boundedAlloc{}
 	alloc.setBody(0)
 	return ipc.NewReaderFromMessageReader(&boundedMessages{r: in, alloc: alloc}, ipc.WithAllocator(alloc))

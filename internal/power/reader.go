@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/apache/arrow/go/v17/arrow"
-	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/ipc"
 
 	"github.com/llem/llem/internal/record"
@@ -42,7 +40,12 @@ type Batch struct {
 	Record   arrow.Record // the underlying batch
 }
 
-// Reader streams a sample file back, one record batch at a time.
+// Reader streams a sample file back, one record batch at a time. It is the
+// one reader of sample streams: llem-aggregate, llem-report, llem-exec and
+// the tests all read through it. Besides the streams llem-sample writes it
+// reads those of other samplers in the same long format (see decode.go):
+// t as timestamp of any unit or int64 ns, no source column, device and
+// source as dictionaries, readings as float32.
 type Reader struct {
 	name    string
 	f       io.Closer
@@ -56,6 +59,9 @@ type Reader struct {
 	done    bool
 	trailer *Trailer
 	cut     bool
+	tbuf    []int64  // t converted to ns, when the stream's unit is not ns
+	thrBuf  []uint64 // throttle widened to uint64, when stored narrower
+	devCode []int32  // device dictionary code → index into devs, per batch
 }
 
 // Open opens a sample stream file.
@@ -76,13 +82,15 @@ func Open(path string) (*Reader, error) {
 // NewReader reads a sample stream from in; name is used in errors.
 func NewReader(in io.Reader, name string) (*Reader, error) {
 	br := bufio.NewReaderSize(in, 1<<20)
-	rd, err := NewIPCReader(br)
+	rd, err := newIPCReader(br)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not an Arrow IPC sample stream: %w", name, err)
+		return nil, fmt.Errorf("%s: not an Arrow IPC stream: %w", name, err)
 	}
 	r := &Reader{name: name, br: br, rd: rd, devIdx: map[string]int32{}}
 	sc := rd.Schema()
-	for _, c := range []string{ColT, ColSource, ColDevice, ColPowerW, ColEnergyJ} {
+	// source may be missing (a stream of another sampler): the device's
+	// name tells it then.
+	for _, c := range []string{ColT, ColDevice, ColPowerW, ColEnergyJ} {
 		if len(sc.FieldIndices(c)) == 0 {
 			rd.Release()
 			return nil, fmt.Errorf("%s: sample stream has no %q column", name, c)
@@ -96,48 +104,6 @@ func NewReader(in io.Reader, name string) (*Reader, error) {
 		r.addDev(d)
 	}
 	return r, nil
-}
-
-func (m *Meta) parse(md arrow.Metadata) error {
-	get := func(k string) string {
-		if i := md.FindKey(k); i >= 0 {
-			return md.Values()[i]
-		}
-		return ""
-	}
-	m.Host = get(MetaHost)
-	m.SamplerVersion = get(MetaSamplerVersion)
-	m.PowerField = get(MetaPowerField)
-	if v := get(MetaIntervalNS); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return fmt.Errorf("%s: %w", MetaIntervalNS, err)
-		}
-		m.IntervalNS = n
-	}
-	if v := get(MetaStartNS); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return fmt.Errorf("%s: %w", MetaStartNS, err)
-		}
-		m.StartNS = n
-	}
-	if v := get(MetaSources); v != "" {
-		m.Sources = strings.Split(v, ",")
-	}
-	m.Estimate = get(MetaEstimate) == "true"
-	if v := get(MetaDevices); v != "" {
-		if err := json.Unmarshal([]byte(v), &m.Devices); err != nil {
-			return fmt.Errorf("%s: %w", MetaDevices, err)
-		}
-	}
-	if v := get(MetaHostInfo); v != "" {
-		m.HostInfo = new(record.Host)
-		if err := json.Unmarshal([]byte(v), m.HostInfo); err != nil {
-			return fmt.Errorf("%s: %w", MetaHostInfo, err)
-		}
-	}
-	return nil
 }
 
 func (r *Reader) addDev(d Device) int32 {
@@ -238,137 +204,6 @@ func (r *Reader) Close() error {
 		err := r.f.Close()
 		r.f = nil
 		return err
-	}
-	return nil
-}
-
-func column(rec arrow.Record, name string) arrow.Array {
-	idx := rec.Schema().FieldIndices(name)
-	if len(idx) == 0 {
-		return nil
-	}
-	return rec.Column(idx[0])
-}
-
-func valid(a arrow.Array, ok []bool) []bool {
-	if a == nil || a.NullN() == 0 {
-		return nil
-	}
-	n := a.Len()
-	if a.NullN() == n { // a column the sensor never had: no bitmap walk
-		return falses(n, ok)
-	}
-	ok = ok[:0]
-	bits, off := a.NullBitmapBytes(), a.Data().Offset()
-	for i := 0; i < n; i++ {
-		j := i + off
-		ok = append(ok, bits[j>>3]&(1<<(j&7)) != 0)
-	}
-	return ok
-}
-
-// decode checks what it reads: Arrow takes a batch's row count and buffer
-// sizes from the file without comparing them, so a damaged batch can claim
-// more rows than its columns hold. A panic left anyway is a malformed batch.
-func (r *Reader) decode(rec arrow.Record) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("malformed record batch (%v)", p)
-		}
-	}()
-	b := &r.batch
-	b.Record = rec
-	b.N = int(rec.NumRows())
-	t, ok := column(rec, ColT).(*array.Timestamp)
-	if !ok || t.DataType().(*arrow.TimestampType).Unit != arrow.Nanosecond {
-		return fmt.Errorf("column t is %s, want timestamp[ns]", column(rec, ColT).DataType())
-	}
-	b.T = arrow.Int64Traits.CastFromBytes(arrow.TimestampTraits.CastToBytes(t.TimestampValues()))
-	// First, so that the row count is backed by real bytes (8 a row) before
-	// anything is allocated from it.
-	if len(b.T) != b.N {
-		return fmt.Errorf("column t has %d values in a batch of %d rows", len(b.T), b.N)
-	}
-	f64 := func(name string, ok []bool) ([]float64, []bool, error) {
-		a := column(rec, name)
-		if a == nil {
-			return nil, falses(b.N, ok), nil
-		}
-		c, isF := a.(*array.Float64)
-		if !isF {
-			return nil, nil, fmt.Errorf("column %s is %s, want float64", name, a.DataType())
-		}
-		if c.Len() != b.N {
-			return nil, nil, fmt.Errorf("column %s has %d values in a batch of %d rows", name, c.Len(), b.N)
-		}
-		return c.Float64Values(), valid(a, ok), nil
-	}
-	if b.PowerW, b.PowerOK, err = f64(ColPowerW, b.PowerOK); err != nil {
-		return err
-	}
-	if b.EnergyJ, b.EnergyOK, err = f64(ColEnergyJ, b.EnergyOK); err != nil {
-		return err
-	}
-	if b.TempC, b.TempOK, err = f64(ColTempC, b.TempOK); err != nil {
-		return err
-	}
-	if b.UtilPct, b.UtilOK, err = f64(ColUtilPct, b.UtilOK); err != nil {
-		return err
-	}
-	b.MemUsed, b.MemOK = nil, falses(b.N, b.MemOK)
-	if c, ok := column(rec, ColMemUsed).(*array.Int64); ok {
-		b.MemUsed, b.MemOK = c.Int64Values(), valid(c, b.MemOK)
-	}
-	b.SMClock, b.ClockOK = nil, falses(b.N, b.ClockOK)
-	if c, ok := column(rec, ColSMClock).(*array.Uint32); ok {
-		b.SMClock, b.ClockOK = c.Uint32Values(), valid(c, b.ClockOK)
-	}
-	b.Throttle, b.ThrotOK = nil, falses(b.N, b.ThrotOK)
-	if c, ok := column(rec, ColThrottle).(*array.Uint64); ok {
-		b.Throttle, b.ThrotOK = c.Uint64Values(), valid(c, b.ThrotOK)
-	}
-	dev, ok1 := column(rec, ColDevice).(*array.String)
-	src, ok2 := column(rec, ColSource).(*array.String)
-	if !ok1 || !ok2 {
-		return fmt.Errorf("columns source and device must be utf8")
-	}
-	b.Dev = b.Dev[:0]
-	// Rows rotate over a handful of devices: compare against the previous
-	// row's name before the map.
-	last, lastIdx := "", int32(-1)
-	for i := 0; i < b.N; i++ {
-		d := dev.Value(i)
-		if lastIdx >= 0 && d == last {
-			b.Dev = append(b.Dev, lastIdx)
-			continue
-		}
-		// A handful of devices: a linear scan beats the map.
-		idx, ok := int32(-1), false
-		if len(r.devs) <= 16 {
-			for k := range r.devs {
-				if r.devs[k].Device == d {
-					idx, ok = int32(k), true
-					break
-				}
-			}
-		} else {
-			idx, ok = r.devIdx[d]
-		}
-		if !ok {
-			idx = r.addDev(Device{Device: d, Source: src.Value(i), Scope: ScopeOf(src.Value(i), d), Estimate: src.Value(i) == "estimate"})
-		}
-		last, lastIdx = d, idx
-		b.Dev = append(b.Dev, idx)
-	}
-	for name, n := range map[string]int{ColPowerW: len(b.PowerW), ColEnergyJ: len(b.EnergyJ)} {
-		if n != b.N {
-			return fmt.Errorf("column %s has %d values in a batch of %d rows", name, n, b.N)
-		}
-	}
-	for name, n := range map[string]int{ColTempC: len(b.TempC), ColUtilPct: len(b.UtilPct), ColMemUsed: len(b.MemUsed), ColSMClock: len(b.SMClock), ColThrottle: len(b.Throttle)} {
-		if n != 0 && n != b.N {
-			return fmt.Errorf("column %s has %d values in a batch of %d rows", name, n, b.N)
-		}
 	}
 	return nil
 }

@@ -171,11 +171,19 @@ func NewFlushingWriter(w io.Writer) *Writer {
 	return &Writer{w: bufio.NewWriter(w), flushEach: true}
 }
 
-// Write marshals v as one line. The first error sticks.
+// Write marshals v as one line. The first error sticks, an encoding error
+// too: Flush then returns it, so that a caller checking only Flush never
+// takes a stream with a record missing for a whole one.
 func (w *Writer) Write(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("encode record: %w", err)
+		err = fmt.Errorf("encode record: %w", err)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.err == nil {
+			w.err = err
+		}
+		return err
 	}
 	return w.WriteRaw(b)
 }

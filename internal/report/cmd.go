@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/llem/llem/internal/atomicfile"
 	"github.com/llem/llem/internal/cli"
 )
 
@@ -121,7 +122,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if err := write(stdout); err != nil {
 			return err
 		}
-	} else if err := writeFile(o.Output, write); err != nil {
+	} else if err := atomicfile.Write(o.Output, write); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -149,27 +150,4 @@ func readAll(ctx context.Context, in *Input, files []string, stdin io.Reader) er
 		}
 	}
 	return nil
-}
-
-// writeFile writes path whole through a temporary file in the same folder.
-func writeFile(path string, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if err := write(f); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -11,63 +11,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/llem/llem/internal/atomicfile"
 	"github.com/llem/llem/internal/record"
 )
 
-// writeAtomic writes data to path via a temp file in the same directory:
-// write, fsync, close, rename, fsync the directory. A crash leaves either the
-// old file or the new one, never half of one.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	ok = true
-	return syncDir(dir)
-}
+// writeAtomic writes data to path whole or not at all (atomicfile): a crash
+// leaves either the old file or the new one, never half of one.
+func writeAtomic(path string, data []byte) error { return atomicfile.WriteBytes(path, data) }
 
-func writeJSONAtomic(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeAtomic(path, append(b, '\n'))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return err
-	}
-	return nil
-}
+func writeJSONAtomic(path string, v any) error { return atomicfile.WriteJSON(path, v) }
 
 // dirGuard remembers the run directory and the files llem-exec holds open
 // in it (events.ndjson, worker.log) before the worker starts, and checks

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/llem/llem/internal/atomicfile"
 	"github.com/llem/llem/internal/cli"
 	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/dataset"
@@ -446,27 +447,23 @@ func (w *worker) measure(s *session) (*record.Totals, error) {
 const OutputsFile = "outputs.jsonl"
 
 func writeOutputs(path string, tok eng.Tokenizer, outputs [][]int32) error {
-	f, err := os.Create(path)
+	err := atomicfile.Write(path, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		for i, o := range outputs {
+			if err := enc.Encode(struct {
+				ID     int     `json:"id"`
+				Tokens []int32 `json:"tokens"`
+				Text   string  `json:"text"`
+			}{i, o, string(tok.Decode(nil, o))}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("write outputs: %w", err)
 	}
-	bw := bufio.NewWriter(f)
-	enc := json.NewEncoder(bw)
-	for i, o := range outputs {
-		if err := enc.Encode(struct {
-			ID     int     `json:"id"`
-			Tokens []int32 `json:"tokens"`
-			Text   string  `json:"text"`
-		}{i, o, string(tok.Decode(nil, o))}); err != nil {
-			f.Close()
-			return fmt.Errorf("write outputs: %w", err)
-		}
-	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		return fmt.Errorf("write outputs: %w", err)
-	}
-	return f.Close()
+	return nil
 }
 
 // maxPrefillRows bounds the token rows of one forward call: 4096 rows of
