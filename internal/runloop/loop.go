@@ -98,6 +98,8 @@ var (
 	studyHash = regexp.MustCompile(`^[0-9a-f]{8,64}$`)
 )
 
+// study is one study's directory as this session holds it: its runs in the
+// stream, its baselines, its journal's states, its open journal and lock.
 type study struct {
 	runs      []record.Experiment
 	baselines []*record.Baseline
