@@ -98,6 +98,8 @@ var (
 	studyHash = regexp.MustCompile(`^[0-9a-f]{8,64}$`)
 )
 
+// study is one study's directory as this session holds it: its runs in the
+// stream, its baselines, its journal's states, its open journal and lock.
 type study struct {
 	runs      []record.Experiment
 	baselines []*record.Baseline
@@ -169,13 +171,13 @@ type loop struct {
 	prog    *progress
 	pool    *gpuPool
 
-	runs        context.Context    // the runs' context: ctx, cancelled on a fatal error too
-	cancelRuns  context.CancelFunc //
-	results     chan result        // finished runs, from their goroutines
-	inflight    int                // runs launched and not yet collected
-	stopLaunch  bool               // no more runs start (fail-fast, an interrupted run)
-	fatal       error              // a run that could not be carried out: the session ends with it
-	failed      int                // runs that did not finish ok (skipped failed ones included)
+	runs        context.Context // the runs' context: ctx, cancelled on a fatal error too
+	cancelRuns  context.CancelFunc
+	results     chan result // finished runs, from their goroutines
+	inflight    int         // runs launched and not yet collected
+	stopLaunch  bool        // no more runs start (fail-fast, an interrupted run)
+	fatal       error       // a run that could not be carried out: the session ends with it
+	failed      int         // runs that did not finish ok (skipped failed ones included)
 	interrupted bool
 	ranOne      bool // a run started in this session (no gap before the first)
 }

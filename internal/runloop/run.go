@@ -274,9 +274,9 @@ type ending struct {
 	interrupted bool          // llem-exec was interrupted while the run ran
 	tampered    string        // what the worker did to the run directory's files; "" nothing
 	eventsCut   bool          // the worker wrote more than eventsMax bytes of events
-	eventsMax   int64         //
+	eventsMax   int64         // the limit it passed
 	timedOut    bool          // the run's timeout passed
-	timeout     time.Duration //
+	timeout     time.Duration // the limit it passed
 	res         runner.Result // the runner's account
 	errEv       *record.Event // the worker's first error event
 	done        bool          // the worker sent its done event
