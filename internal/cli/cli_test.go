@@ -35,3 +35,18 @@ func TestParseHelpAndUsage(t *testing.T) {
 		t.Fatalf("bad flag: code %d (%v)", Code(err), err)
 	}
 }
+
+func TestSplitList(t *testing.T) {
+	for in, want := range map[string][]string{"": nil, " , ": nil, "a": {"a"}, " a, b ,,c ": {"a", "b", "c"}} {
+		got := SplitList(in)
+		if len(got) != len(want) || (want == nil) != (got == nil) {
+			t.Errorf("%q: %q, want %q", in, got, want)
+			continue
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("%q: %q, want %q", in, got, want)
+			}
+		}
+	}
+}

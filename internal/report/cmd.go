@@ -55,16 +55,6 @@ func Command(ctx context.Context) func(args []string, stdin io.Reader, stdout, s
 	}
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // Formats by file extension.
 var formatByExt = map[string]string{".html": "html", ".htm": "html", ".md": "md", ".csv": "csv", ".json": "json", ".txt": "table"}
 
@@ -101,7 +91,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return cli.Usage(err)
 		}
 	}
-	rp, err := Build(in, Options{By: splitList(o.By), Metrics: splitList(o.Metrics), Sort: splitList(o.Sort),
+	rp, err := Build(in, Options{By: cli.SplitList(o.By), Metrics: cli.SplitList(o.Metrics), Sort: cli.SplitList(o.Sort),
 		Rows: o.Rows, Root: o.Root, Run: o.Run, Title: o.Title})
 	if err != nil {
 		return cli.Usage(err)
