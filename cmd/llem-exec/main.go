@@ -136,7 +136,7 @@ sized and resumed with --print.
 		// Nothing runs: no sampler to probe.
 		o.Sampler, o.SamplerCmd = "none", ""
 	}
-	gpuSel := splitList(o.GPUs)
+	gpuSel := cli.SplitList(o.GPUs)
 	if err := findGPUs(&eo, gpuSel, stderr); err != nil {
 		return err
 	}
@@ -236,14 +236,4 @@ func findGPUs(eo *runloop.Options, sel []string, stderr io.Writer) error {
 		}
 	}
 	return nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -43,7 +42,7 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := Options{Interval: o.Interval, Sources: splitList(o.Sources), GPUs: splitList(o.GPUs), WattsPerCore: o.WattsPerCore}
+	opts := Options{Interval: o.Interval, Sources: cli.SplitList(o.Sources), GPUs: cli.SplitList(o.GPUs), WattsPerCore: o.WattsPerCore}
 	if err := opts.defaults(); err != nil {
 		return cli.Usage(err)
 	}
@@ -172,16 +171,6 @@ func exitCode(err error) int {
 		return cli.ExitFailure
 	}
 	return 0
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 // PrintSummary writes the one-screen energy summary of a session.
