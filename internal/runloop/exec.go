@@ -70,7 +70,7 @@ type Options struct {
 	Select func(record.Experiment) bool
 	Host   record.Host
 	// GPUs are the UUIDs of the GPUs runs may use. Each run gets exactly
-	// python.GPUsNeeded of them (none for CPU backends), disjoint from those
+	// config.GPUsNeeded of them (none for CPU backends), disjoint from those
 	// of the runs beside it, in Spec.GPUs, and is sampled on those only.
 	GPUs []string
 	// Parallel is how many runs may be in flight at once (<= 1: one at a

@@ -7,12 +7,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/record"
-	"github.com/llem/llem/internal/worker/python"
 )
 
 // ErrNotEnoughGPUs is the error type of a run whose config needs more GPUs
-// (tensor × pipeline parallel sizes, python.GPUsNeeded) than llem-exec may
+// (tensor × pipeline parallel sizes, config.GPUsNeeded) than llem-exec may
 // use on this node: the run fails at once, without a worker, and the next
 // run goes on.
 const ErrNotEnoughGPUs = "not_enough_gpus"
@@ -93,7 +93,7 @@ func (p *gpuPool) give(gpus []string) {
 }
 
 // gpusNeeded is how many GPUs the run's config needs (0 for CPU backends).
-func gpusNeeded(e record.Experiment) int { return python.GPUsNeeded(e.Config) }
+func gpusNeeded(e record.Experiment) int { return config.GPUsNeeded(e.Config) }
 
 // notEnoughGPUs is the error of a run needing more GPUs than the node has; nil
 // when it has enough.

@@ -35,6 +35,7 @@ import (
 	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/runner"
 	"github.com/llem/llem/internal/worker/python"
@@ -246,7 +247,7 @@ func (r *Runner) Preflight(ctx context.Context, exps []record.Experiment) error 
 				Hint:    fmt.Sprintf("name one: --image %s=IMAGE or `runners: {%s: docker:IMAGE}` in the study", e.Backend, e.Backend)})
 			continue
 		}
-		if python.GPUsNeeded(e.Config) > 0 {
+		if config.GPUsNeeded(e.Config) > 0 {
 			gpu = true
 			if len(gpuImages) == 0 || gpuImages[len(gpuImages)-1] != img {
 				gpuImages = append(gpuImages, img)
