@@ -6,9 +6,6 @@
 package aggregate
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -214,49 +211,25 @@ func (a *Aggregator) process(r *record.Run) error {
 // ReadEvents reads a worker's events file: its request events and model facts.
 // On a bad line it returns what it read before it, and an error naming file:line:col.
 func ReadEvents(path string) ([]record.RequestEvent, *record.ModelFacts, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), record.MaxLineBytes)
 	var reqs []record.RequestEvent
 	var model *record.ModelFacts
-	no := 0
-	for sc.Scan() {
-		no++
-		raw := bytes.TrimSpace(sc.Bytes())
-		if len(raw) == 0 {
-			continue
-		}
+	err := record.ScanEvents(path, func(l record.Line) error {
 		var ev record.Event
-		if err := json.Unmarshal(raw, &ev); err != nil {
-			col := 0
-			var se *json.SyntaxError
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &se) {
-				col = int(se.Offset)
-			} else if errors.As(err, &te) {
-				col = int(te.Offset)
-				err = fmt.Errorf("field %s: cannot use JSON %s as %s", te.Field, te.Value, te.Type)
-			}
-			return reqs, model, &record.PosError{File: path, Line: no, Col: col, Err: err}
+		if err := l.DecodeLax(&ev); err != nil {
+			return err
 		}
 		switch ev.Event {
 		case record.EventRequest:
 			if ev.Request == nil {
-				return reqs, model, &record.PosError{File: path, Line: no, Col: 1, Err: errors.New(`request event without "request"`)}
+				return &record.PosError{File: path, Line: l.No, Col: 1, Err: errors.New(`request event without "request"`)}
 			}
 			reqs = append(reqs, *ev.Request)
 		case record.EventModel:
 			model = ev.Model
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return reqs, model, &record.PosError{File: path, Line: no + 1, Err: err}
-	}
-	return reqs, model, nil
+		return nil
+	})
+	return reqs, model, err
 }
 
 // writeRequests writes the per-request file atomically: a reader never

@@ -105,33 +105,8 @@ func attribute(e *record.Energy, reqs []record.RequestEvent, grid []int64, track
 	if pm == nil {
 		return nil
 	}
-	n := len(grid) - 1
-	ei := make([]float64, n)
-	used := 0
-	for di, de := range pm.Devices {
-		inBasis := de.Scope == e.Basis || e.Basis == record.ScopeTotal && inTotal(de.Scope, e.TotalScopes)
-		if !inBasis {
-			continue
-		}
-		if de.EnergyJ == nil {
-			return nil
-		}
-		c := tracks[di].Curve
-		prev := 0.0
-		for k, t := range grid {
-			ed := c.r[c.Query(t)]
-			v := ed.IntJ
-			if de.Method == "counter" {
-				v = ed.CtrJ
-			}
-			if k > 0 {
-				ei[k-1] += v - prev
-			}
-			prev = v
-		}
-		used++
-	}
-	if used == 0 {
+	ei := intervalEnergy(e, pm, grid, tracks)
+	if ei == nil {
 		return nil
 	}
 	total := 0.0
@@ -139,7 +114,7 @@ func attribute(e *record.Energy, reqs []record.RequestEvent, grid []int64, track
 		total += x
 	}
 
-	W := make([]float64, n)
+	W := make([]float64, len(ei))
 	segs := make([][]segment, len(reqs))
 	mass := make([]float64, len(reqs))
 	massSum := 0.0
@@ -194,4 +169,39 @@ func attribute(e *record.Energy, reqs []record.RequestEvent, grid []int64, track
 		out[ri] = re
 	}
 	return out
+}
+
+// intervalEnergy is the basis devices' energy in each interval of grid, by
+// the figure (counter or integral) each device's window used; nil when a
+// basis device's energy is unknown or no device is in the basis.
+func intervalEnergy(e *record.Energy, pm *record.PhaseEnergy, grid []int64, tracks []*DeviceTrack) []float64 {
+	ei := make([]float64, len(grid)-1)
+	used := 0
+	for di, de := range pm.Devices {
+		inBasis := de.Scope == e.Basis || e.Basis == record.ScopeTotal && inTotal(de.Scope, e.TotalScopes)
+		if !inBasis {
+			continue
+		}
+		if de.EnergyJ == nil {
+			return nil
+		}
+		c := tracks[di].Curve
+		prev := 0.0
+		for k, t := range grid {
+			ed := c.r[c.Query(t)]
+			v := ed.IntJ
+			if de.Method == "counter" {
+				v = ed.CtrJ
+			}
+			if k > 0 {
+				ei[k-1] += v - prev
+			}
+			prev = v
+		}
+		used++
+	}
+	if used == 0 {
+		return nil
+	}
+	return ei
 }

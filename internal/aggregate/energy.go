@@ -79,43 +79,10 @@ type phaseWin struct {
 // Compute turns one run and its samples into its energy record.
 func Compute(in RunInput, opt Options) (*RunResult, error) {
 	run := in.Run
-	e := &record.Energy{
-		Kind: record.KindEnergy, V: record.Version,
-		Study: run.Study, StudyHash: run.StudyHash, ID: run.ID, RunID: run.RunID,
-		Seq: run.Seq, Cycle: run.Cycle, NCycles: run.NCycles, Backend: run.Backend, Model: run.Model,
-		Config: run.Config, Status: run.Status, Error: run.Error, RunDir: run.RunDir, Host: run.Host.Hostname,
-		Phases: map[string]*record.PhaseEnergy{}, Metrics: map[string]*float64{}, Flags: []record.Flag{},
-	}
-	for _, k := range metricNames {
-		e.Metrics[k] = nil
-	}
+	e := newEnergy(run)
 	res := &RunResult{Energy: e}
 	flag := func(f record.Flag) { e.Flags = append(e.Flags, f) }
-	if run.Status != record.StatusOK {
-		msg := fmt.Sprintf("run ended %s", run.Status)
-		if run.Error != nil {
-			msg += ": " + run.Error.Message
-		}
-		flag(record.Flag{Code: FlagRunNotOK, Message: msg, Hint: "its figures are null; the phases that were recorded are kept"})
-	}
-
-	var wins []phaseWin
-	for _, p := range []struct {
-		name string
-		w    *record.Window
-	}{{record.PhaseLoad, run.Phases.Load}, {record.PhaseWarmup, run.Phases.Warmup}, {record.PhaseMeasure, run.Phases.Measure}} {
-		if p.w != nil && p.w.EndNS > p.w.StartNS {
-			wins = append(wins, phaseWin{p.name, *p.w})
-		}
-	}
-	measure := run.Phases.Measure
-	if measure == nil || measure.EndNS <= measure.StartNS {
-		measure = nil
-		if run.Status == record.StatusOK {
-			flag(record.Flag{Code: FlagNoMeasureWindow, Message: "the run reported no measure window", Phase: record.PhaseMeasure,
-				Hint: "the worker must send phase events for measure start and end"})
-		}
-	}
+	wins, measure := phaseWindows(run, flag)
 
 	intervalNS := int64(0)
 	if in.Source != nil {
@@ -133,58 +100,12 @@ func Compute(in RunInput, opt Options) (*RunResult, error) {
 	}
 	queries = SortedUnique(append(queries, grid...))
 
-	var tracks []*DeviceTrack
-	if in.Source != nil {
-		var err error
-		tracks, err = Pass(in.Source, queries, statWins)
-		if err != nil {
-			return nil, fmt.Errorf("run %s: samples: %w", run.RunID, err)
-		}
-	} else {
-		msg := "no sample stream"
-		if in.SourceErr != nil {
-			msg = in.SourceErr.Error()
-		}
-		flag(record.Flag{Code: FlagNoSamples, Message: msg, Hint: "energy figures are null; check run_dir and sample_file, or pass --root where results were moved"})
+	tracks, err := runTracks(in, queries, statWins, flag)
+	if err != nil {
+		return nil, err
 	}
-	tracks = selectDevices(tracks, run.Devices, queries, len(statWins))
-	if in.Source != nil && len(tracks) == 0 {
-		// A stream that opened but holds no rows of this run's devices (the
-		// sampler died before its first batch): null figures, said aloud.
-		flag(record.Flag{Code: FlagNoSamples, Message: "the sample stream holds no samples of the run's devices (the sampler died or never sampled)",
-			Hint: "energy figures are null; see the run's sampler_failed warning"})
-	}
-
-	// Scopes and basis.
-	present := map[string]bool{}
-	for _, tr := range tracks {
-		present[power.ScopeOf(tr.Info.Source, tr.Info.Name)] = true
-	}
-	for _, s := range []string{record.ScopeGPU, record.ScopeCPUPackage, record.ScopeDRAM} {
-		if present[s] {
-			e.TotalScopes = append(e.TotalScopes, s)
-		}
-	}
-	if !present[record.ScopeCPUPackage] && present[record.ScopeCPUEst] {
-		e.TotalScopes = append(e.TotalScopes, record.ScopeCPUEst)
-	}
-	sort.Strings(e.TotalScopes)
-	e.Basis = record.ScopeTotal
-	if present[record.ScopeGPU] {
-		e.Basis = record.ScopeGPU
-	}
-
-	idle := map[string]*record.BaselineDevice{}
-	if in.Baseline != nil {
-		for i := range in.Baseline.Devices {
-			d := &in.Baseline.Devices[i]
-			idle[d.Device] = d
-		}
-	} else if len(tracks) > 0 {
-		flag(record.Flag{Code: FlagNoBaseline, Message: "no baseline record for this run: idle-adjusted figures are null",
-			Hint: "pass the baseline records (llem-exec emits them) in the same input"})
-	}
-
+	setScopes(e, tracks)
+	idle := idleDevices(in.Baseline, len(tracks) > 0, flag)
 	if intervalNS <= 0 {
 		intervalNS = measuredInterval(tracks)
 	}
@@ -202,8 +123,134 @@ func Compute(in RunInput, opt Options) (*RunResult, error) {
 		}
 		sumScopes(pe, e.TotalScopes)
 	}
+	runFlags(e, run, tracks, flag)
 
-	// Flags over the whole run.
+	if measure != nil && run.Status == record.StatusOK {
+		metrics(e, in, *measure, tracks)
+		if len(in.Requests) == 0 {
+			flag(record.Flag{Code: FlagNoRequestEvents, Phase: record.PhaseMeasure,
+				Message: "no request events: latency percentiles and per-request energy are null",
+				Hint:    "the worker's events.ndjson must hold one request event per measured request"})
+		} else if len(grid) > 1 {
+			res.Requests = attribute(e, in.Requests, grid, tracks)
+		}
+	}
+	return res, nil
+}
+
+// newEnergy is the run's energy record before any figure: every metric
+// null, a flag when the run did not end ok.
+func newEnergy(run *record.Run) *record.Energy {
+	e := &record.Energy{
+		Kind: record.KindEnergy, V: record.Version,
+		Study: run.Study, StudyHash: run.StudyHash, ID: run.ID, RunID: run.RunID,
+		Seq: run.Seq, Cycle: run.Cycle, NCycles: run.NCycles, Backend: run.Backend, Model: run.Model,
+		Config: run.Config, Status: run.Status, Error: run.Error, RunDir: run.RunDir, Host: run.Host.Hostname,
+		Phases: map[string]*record.PhaseEnergy{}, Metrics: map[string]*float64{}, Flags: []record.Flag{},
+	}
+	for _, k := range metricNames {
+		e.Metrics[k] = nil
+	}
+	if run.Status != record.StatusOK {
+		msg := fmt.Sprintf("run ended %s", run.Status)
+		if run.Error != nil {
+			msg += ": " + run.Error.Message
+		}
+		e.Flags = append(e.Flags, record.Flag{Code: FlagRunNotOK, Message: msg, Hint: "its figures are null; the phases that were recorded are kept"})
+	}
+	return e
+}
+
+// phaseWindows lists the run's non-empty phase windows in order, and its
+// measure window (nil, flagged for an ok run, when it has none).
+func phaseWindows(run *record.Run, flag func(record.Flag)) ([]phaseWin, *record.Window) {
+	var wins []phaseWin
+	for _, p := range []struct {
+		name string
+		w    *record.Window
+	}{{record.PhaseLoad, run.Phases.Load}, {record.PhaseWarmup, run.Phases.Warmup}, {record.PhaseMeasure, run.Phases.Measure}} {
+		if p.w != nil && p.w.EndNS > p.w.StartNS {
+			wins = append(wins, phaseWin{p.name, *p.w})
+		}
+	}
+	measure := run.Phases.Measure
+	if measure == nil || measure.EndNS <= measure.StartNS {
+		measure = nil
+		if run.Status == record.StatusOK {
+			flag(record.Flag{Code: FlagNoMeasureWindow, Message: "the run reported no measure window", Phase: record.PhaseMeasure,
+				Hint: "the worker must send phase events for measure start and end"})
+		}
+	}
+	return wins, measure
+}
+
+// runTracks streams the run's samples once and keeps its devices' tracks;
+// a missing or empty stream is flagged.
+func runTracks(in RunInput, queries []int64, statWins []record.Window, flag func(record.Flag)) ([]*DeviceTrack, error) {
+	var tracks []*DeviceTrack
+	if in.Source != nil {
+		var err error
+		tracks, err = Pass(in.Source, queries, statWins)
+		if err != nil {
+			return nil, fmt.Errorf("run %s: samples: %w", in.Run.RunID, err)
+		}
+	} else {
+		msg := "no sample stream"
+		if in.SourceErr != nil {
+			msg = in.SourceErr.Error()
+		}
+		flag(record.Flag{Code: FlagNoSamples, Message: msg, Hint: "energy figures are null; check run_dir and sample_file, or pass --root where results were moved"})
+	}
+	tracks = selectDevices(tracks, in.Run.Devices, queries, len(statWins))
+	if in.Source != nil && len(tracks) == 0 {
+		// A stream that opened but holds no rows of this run's devices (the
+		// sampler died before its first batch): null figures, said aloud.
+		flag(record.Flag{Code: FlagNoSamples, Message: "the sample stream holds no samples of the run's devices (the sampler died or never sampled)",
+			Hint: "energy figures are null; see the run's sampler_failed warning"})
+	}
+	return tracks, nil
+}
+
+// setScopes sets the scopes the total sums and the basis of the figures.
+func setScopes(e *record.Energy, tracks []*DeviceTrack) {
+	present := map[string]bool{}
+	for _, tr := range tracks {
+		present[power.ScopeOf(tr.Info.Source, tr.Info.Name)] = true
+	}
+	for _, s := range []string{record.ScopeGPU, record.ScopeCPUPackage, record.ScopeDRAM} {
+		if present[s] {
+			e.TotalScopes = append(e.TotalScopes, s)
+		}
+	}
+	if !present[record.ScopeCPUPackage] && present[record.ScopeCPUEst] {
+		e.TotalScopes = append(e.TotalScopes, record.ScopeCPUEst)
+	}
+	sort.Strings(e.TotalScopes)
+	e.Basis = record.ScopeTotal
+	if present[record.ScopeGPU] {
+		e.Basis = record.ScopeGPU
+	}
+}
+
+// idleDevices indexes the baseline's devices by name; a run with samples
+// but no baseline is flagged.
+func idleDevices(b *record.Baseline, sampled bool, flag func(record.Flag)) map[string]*record.BaselineDevice {
+	idle := map[string]*record.BaselineDevice{}
+	if b != nil {
+		for i := range b.Devices {
+			d := &b.Devices[i]
+			idle[d.Device] = d
+		}
+	} else if sampled {
+		flag(record.Flag{Code: FlagNoBaseline, Message: "no baseline record for this run: idle-adjusted figures are null",
+			Hint: "pass the baseline records (llem-exec emits them) in the same input"})
+	}
+	return idle
+}
+
+// runFlags flags what holds over the whole run: counter wraps, rows out of
+// order, estimates, persistence mode off, other processes on the GPU.
+func runFlags(e *record.Energy, run *record.Run, tracks []*DeviceTrack, flag func(record.Flag)) {
 	for _, tr := range tracks {
 		c := tr.Curve
 		if c.Wraps > 0 {
@@ -239,18 +286,6 @@ func Compute(in RunInput, opt Options) (*RunResult, error) {
 				Hint: "GPU energy is whole-device: another process's work is included; run on an idle GPU"})
 		}
 	}
-
-	if measure != nil && run.Status == record.StatusOK {
-		metrics(e, in, *measure, tracks)
-		if len(in.Requests) == 0 {
-			flag(record.Flag{Code: FlagNoRequestEvents, Phase: record.PhaseMeasure,
-				Message: "no request events: latency percentiles and per-request energy are null",
-				Hint:    "the worker's events.ndjson must hold one request event per measured request"})
-		} else if len(grid) > 1 {
-			res.Requests = attribute(e, in.Requests, grid, tracks)
-		}
-	}
-	return res, nil
 }
 
 // metricNames lists every metric an energy record carries, null or not, so
@@ -414,40 +449,46 @@ func deviceEnergy(tr *DeviceTrack, w phaseWin, tol int64, idle map[string]*recor
 	if w.name != record.PhaseMeasure || de.EnergyJ == nil {
 		return de, fl
 	}
-	st := tr.Stats[wi]
+	return de, append(fl, windowFlags(tr.Stats[wi], dev, w.name, dur, sp.Samples, tol, opt)...)
+}
+
+// windowFlags judges the measure window's readings of one device: too
+// short for the sensor, too few, a gap, thermal drift, throttling.
+func windowFlags(st WindowStats, dev, phase string, dur float64, samples, tol int64, opt Options) []record.Flag {
+	var fl []record.Flag
 	period := defaultSensorPeriodS
 	if st.N >= 2 {
 		period = math.Max(period, float64(st.LastT-st.FirstT)/float64(st.N-1)/1e9)
 	}
 	if dur < opt.MinPeriods*period {
-		fl = append(fl, record.Flag{Code: FlagShortWindow, Device: dev, Phase: w.name,
+		fl = append(fl, record.Flag{Code: FlagShortWindow, Device: dev, Phase: phase,
 			Message: fmt.Sprintf("window of %.3f s is shorter than %.0f sensor update periods (%.3f s each)", dur, opt.MinPeriods, period),
 			Hint:    "counter quantisation dominates short windows: measure more requests or longer"})
 	}
-	if sp.Samples < int64(opt.MinSamples) {
-		fl = append(fl, record.Flag{Code: FlagFewSamples, Device: dev, Phase: w.name,
-			Message: fmt.Sprintf("%d readings in the window, fewer than %d", sp.Samples, opt.MinSamples),
+	if samples < int64(opt.MinSamples) {
+		fl = append(fl, record.Flag{Code: FlagFewSamples, Device: dev, Phase: phase,
+			Message: fmt.Sprintf("%d readings in the window, fewer than %d", samples, opt.MinSamples),
 			Hint:    "lengthen the window or sample faster (llem-sample --interval)"})
 	}
 	if st.N >= 2 {
 		iv := (st.LastT - st.FirstT) / (st.N - 1)
 		if st.MaxGapNS > 5*iv && st.MaxGapNS > tol {
-			fl = append(fl, record.Flag{Code: FlagSampleGap, Device: dev, Phase: w.name,
+			fl = append(fl, record.Flag{Code: FlagSampleGap, Device: dev, Phase: phase,
 				Message: fmt.Sprintf("a %.3f s gap between readings (interval %.3f s): samples were dropped", float64(st.MaxGapNS)/1e9, float64(iv)/1e9),
 				Hint:    "the counter figure is unaffected; the power integral is interpolated across the gap"})
 		}
 	}
 	if st.TempN >= 2 && math.Abs(st.TempLast-st.TempFirst) > opt.DriftC {
-		fl = append(fl, record.Flag{Code: FlagThermalDrift, Device: dev, Phase: w.name,
+		fl = append(fl, record.Flag{Code: FlagThermalDrift, Device: dev, Phase: phase,
 			Message: fmt.Sprintf("temperature moved %.0f → %.0f °C during the window (more than %.0f °C)", st.TempFirst, st.TempLast, opt.DriftC),
 			Hint:    "warm the GPU up before measuring (longer warmup or thermal floor)"})
 	}
 	if st.ThrottledN > 0 {
-		fl = append(fl, record.Flag{Code: FlagThrottling, Device: dev, Phase: w.name,
+		fl = append(fl, record.Flag{Code: FlagThrottling, Device: dev, Phase: phase,
 			Message: fmt.Sprintf("clocks slowed in %d of %d readings (%s)", st.ThrottledN, st.ThrottleN, ThrottleNames(st.ThrottleOr)),
 			Hint:    "check cooling and power limits (nvidia-smi -q -d PERFORMANCE)"})
 	}
-	return de, fl
+	return fl
 }
 
 // sumScopes fills the per-scope sums and the named total. A sum with an
@@ -537,17 +578,7 @@ func metrics(e *record.Energy, in RunInput, w record.Window, tracks []*DeviceTra
 	m[record.MWarmupEnergyJ] = scope(e.Phases[record.PhaseWarmup], e.Basis).GrossJ
 
 	if pm != nil {
-		ctr, integ := ptr(0), ptr(0)
-		for _, de := range pm.Devices {
-			if e.Basis == record.ScopeTotal && !inTotal(de.Scope, e.TotalScopes) || e.Basis != record.ScopeTotal && de.Scope != e.Basis {
-				continue
-			}
-			ctr, integ = addp(ctr, de.CounterJ), addp(integ, de.IntegralJ)
-		}
-		m[record.MEnergyCounterJ], m[record.MEnergyIntegralJ] = ctr, integ
-		if ctr != nil && integ != nil && *ctr > 0 {
-			m[record.MCounterIntegralGapRel] = ptr(math.Abs(*ctr-*integ) / *ctr)
-		}
+		counterIntegral(e, pm)
 	}
 
 	m[record.MMeanPowerW] = div(energy, dur)
@@ -569,27 +600,50 @@ func metrics(e *record.Energy, in RunInput, w record.Window, tracks []*DeviceTra
 	m[record.MFLOPsPerJ] = div(flops, energy)
 
 	if len(in.Requests) > 0 {
-		var ttft, itl, e2e []float64
-		for _, r := range in.Requests {
-			if r.TFirstNS > 0 {
-				ttft = append(ttft, float64(r.TFirstNS-r.TStartNS))
-			}
-			e2e = append(e2e, float64(r.TEndNS-r.TStartNS))
-			for _, g := range r.ITLNS {
-				itl = append(itl, float64(g))
-			}
+		latencies(e, in.Requests)
+	}
+}
+
+// counterIntegral sums the basis devices' counter and integral figures of
+// the measure window and their relative gap.
+func counterIntegral(e *record.Energy, pm *record.PhaseEnergy) {
+	m := e.Metrics
+	ctr, integ := ptr(0), ptr(0)
+	for _, de := range pm.Devices {
+		if e.Basis == record.ScopeTotal && !inTotal(de.Scope, e.TotalScopes) || e.Basis != record.ScopeTotal && de.Scope != e.Basis {
+			continue
 		}
-		e.TTFT, e.ITL, e.E2E = stats.Latency(ttft), stats.Latency(itl), stats.Latency(e2e)
-		for _, l := range []struct {
-			lat                      *record.Latency
-			mean, p50, p90, p95, p99 string
-		}{
-			{e.TTFT, record.MTTFTMeanS, record.MTTFTP50S, record.MTTFTP90S, record.MTTFTP95S, record.MTTFTP99S},
-			{e.ITL, record.MITLMeanS, record.MITLP50S, record.MITLP90S, record.MITLP95S, record.MITLP99S},
-			{e.E2E, record.ME2EMeanS, record.ME2EP50S, record.ME2EP90S, record.ME2EP95S, record.ME2EP99S},
-		} {
-			m[l.mean], m[l.p50], m[l.p90], m[l.p95], m[l.p99] = l.lat.Mean, l.lat.P50, l.lat.P90, l.lat.P95, l.lat.P99
+		ctr, integ = addp(ctr, de.CounterJ), addp(integ, de.IntegralJ)
+	}
+	m[record.MEnergyCounterJ], m[record.MEnergyIntegralJ] = ctr, integ
+	if ctr != nil && integ != nil && *ctr > 0 {
+		m[record.MCounterIntegralGapRel] = ptr(math.Abs(*ctr-*integ) / *ctr)
+	}
+}
+
+// latencies fills the TTFT, ITL and end-to-end distributions and metrics.
+func latencies(e *record.Energy, reqs []record.RequestEvent) {
+	m := e.Metrics
+	var ttft, itl, e2e []float64
+	for _, r := range reqs {
+		if r.TFirstNS > 0 {
+			ttft = append(ttft, float64(r.TFirstNS-r.TStartNS))
 		}
+		e2e = append(e2e, float64(r.TEndNS-r.TStartNS))
+		for _, g := range r.ITLNS {
+			itl = append(itl, float64(g))
+		}
+	}
+	e.TTFT, e.ITL, e.E2E = stats.Latency(ttft), stats.Latency(itl), stats.Latency(e2e)
+	for _, l := range []struct {
+		lat                      *record.Latency
+		mean, p50, p90, p95, p99 string
+	}{
+		{e.TTFT, record.MTTFTMeanS, record.MTTFTP50S, record.MTTFTP90S, record.MTTFTP95S, record.MTTFTP99S},
+		{e.ITL, record.MITLMeanS, record.MITLP50S, record.MITLP90S, record.MITLP95S, record.MITLP99S},
+		{e.E2E, record.ME2EMeanS, record.ME2EP50S, record.ME2EP90S, record.ME2EP95S, record.ME2EP99S},
+	} {
+		m[l.mean], m[l.p50], m[l.p90], m[l.p95], m[l.p99] = l.lat.Mean, l.lat.P50, l.lat.P90, l.lat.P95, l.lat.P99
 	}
 }
 

@@ -193,15 +193,3 @@ func WithSignals(run func(ctx context.Context, args []string, stdin io.Reader, s
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-// SplitList splits a comma-separated flag value, dropping blanks around and
-// empty items: "a, b,,c" is [a b c]; "" is nil.
-func SplitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}

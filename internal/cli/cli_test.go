@@ -115,3 +115,18 @@ func TestWithSignals(t *testing.T) {
 		t.Fatalf("exit %d, want %d", code, ExitInterrupted)
 	}
 }
+
+func TestSplitList(t *testing.T) {
+	for in, want := range map[string][]string{"": nil, " , ": nil, "a": {"a"}, " a, b ,,c ": {"a", "b", "c"}} {
+		got := SplitList(in)
+		if len(got) != len(want) || (want == nil) != (got == nil) {
+			t.Errorf("%q: %q, want %q", in, got, want)
+			continue
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("%q: %q, want %q", in, got, want)
+			}
+		}
+	}
+}

@@ -533,108 +533,122 @@ func example(r rule, k reflect.Kind) string {
 }
 
 func (d *Decoder) scalar1(v reflect.Value, f *field, n *yaml.Node, path string) bool {
-	r := f.rule
+	r := &f.rule
 	if n.Kind != yaml.ScalarNode {
 		d.Errorf(n, path, "", "expected %s, got %s", r.expected(kindWord(v.Kind())), kindName(n))
 		return false
 	}
-	tag := n.ShortTag()
-	if tag == "!!null" {
+	if n.ShortTag() == "!!null" {
 		d.Errorf(n, path, "remove the key to use the default", "expected %s, got null", r.expected(kindWord(v.Kind())))
 		return false
 	}
 	switch v.Kind() {
 	case reflect.String:
-		if tag != "!!str" {
-			d.Errorf(n, path, fmt.Sprintf("quote it: \"%s\"", clip(n.Value)), "expected %s, got %s", r.expected("a string"), kindName(n))
-			return false
-		}
-		s := n.Value
-		if len(s) > MaxString {
-			d.Errorf(n, path, "", "a string of %d bytes is longer than the limit of %d", len(s), MaxString)
-			return false
-		}
-		if r.nonempty && s == "" {
-			d.Errorf(n, path, "", "must not be empty")
-			return false
-		}
-		if len(r.enum) > 0 && !contains(r.enum, s) {
-			hint := ""
-			if sg := Suggest(s, r.enum); sg != "" {
-				hint = fmt.Sprintf("did you mean %q?", sg)
-			}
-			d.Errorf(n, path, hint, "expected one of %s, got %q", strings.Join(r.enum, ", "), clip(s))
-			return false
-		}
-		v.SetString(s)
+		return d.scalarString(v, r, n, path)
 	case reflect.Bool:
 		b, err := strconv.ParseBool(n.Value)
-		if tag != "!!bool" || err != nil {
+		if n.ShortTag() != "!!bool" || err != nil {
 			d.Errorf(n, path, "", "expected true or false, got %s", kindName(n))
 			return false
 		}
 		v.SetBool(b)
+		return true
 	case reflect.Int, reflect.Int64:
-		var i int64
-		switch tag {
-		case "!!int":
-			var err error
-			i, err = parseYAMLInt(n.Value)
-			if err != nil {
-				d.Errorf(n, path, "", "integer %s is out of range (±2^53)", clip(n.Value))
-				return false
-			}
-		case "!!float":
-			fl, err := strconv.ParseFloat(n.Value, 64)
-			if err != nil || math.IsNaN(fl) || math.IsInf(fl, 0) || fl != math.Trunc(fl) {
-				d.Errorf(n, path, "", "expected %s, got %s", r.expected("an integer"), kindName(n))
-				return false
-			}
-			if math.Abs(fl) > canonjson.MaxSafeInt {
-				d.Errorf(n, path, "", "integer %s is out of range (±2^53)", clip(n.Value))
-				return false
-			}
-			i = int64(fl)
-		default:
-			d.Errorf(n, path, "", "expected %s, got %s", r.expected("an integer"), kindName(n))
-			return false
+		return d.scalarInt(v, r, n, path)
+	case reflect.Float64:
+		return d.scalarFloat(v, r, n, path)
+	}
+	panic("config: unsupported field type " + v.Type().String())
+}
+
+func (d *Decoder) scalarString(v reflect.Value, r *rule, n *yaml.Node, path string) bool {
+	if n.ShortTag() != "!!str" {
+		d.Errorf(n, path, fmt.Sprintf("quote it: \"%s\"", clip(n.Value)), "expected %s, got %s", r.expected("a string"), kindName(n))
+		return false
+	}
+	s := n.Value
+	if len(s) > MaxString {
+		d.Errorf(n, path, "", "a string of %d bytes is longer than the limit of %d", len(s), MaxString)
+		return false
+	}
+	if r.nonempty && s == "" {
+		d.Errorf(n, path, "", "must not be empty")
+		return false
+	}
+	if len(r.enum) > 0 && !contains(r.enum, s) {
+		hint := ""
+		if sg := Suggest(s, r.enum); sg != "" {
+			hint = fmt.Sprintf("did you mean %q?", sg)
 		}
-		if i > canonjson.MaxSafeInt || i < -canonjson.MaxSafeInt {
+		d.Errorf(n, path, hint, "expected one of %s, got %q", strings.Join(r.enum, ", "), clip(s))
+		return false
+	}
+	v.SetString(s)
+	return true
+}
+
+func (d *Decoder) scalarInt(v reflect.Value, r *rule, n *yaml.Node, path string) bool {
+	var i int64
+	switch n.ShortTag() {
+	case "!!int":
+		var err error
+		i, err = parseYAMLInt(n.Value)
+		if err != nil {
 			d.Errorf(n, path, "", "integer %s is out of range (±2^53)", clip(n.Value))
 			return false
 		}
-		if !r.check(float64(i)) {
-			d.Errorf(n, path, "", "expected %s, got %d", r.expected("an integer"), i)
+	case "!!float":
+		fl, err := strconv.ParseFloat(n.Value, 64)
+		if err != nil || math.IsNaN(fl) || math.IsInf(fl, 0) || fl != math.Trunc(fl) {
+			d.Errorf(n, path, "", "expected %s, got %s", r.expected("an integer"), kindName(n))
 			return false
 		}
-		v.SetInt(i)
-	case reflect.Float64:
-		if _, err := strconv.ParseFloat(n.Value, 64); tag == "!!str" && errors.Is(err, strconv.ErrRange) {
-			d.Errorf(n, path, "", "number %s is out of range: expected a finite number", clip(n.Value))
+		if math.Abs(fl) > canonjson.MaxSafeInt {
+			d.Errorf(n, path, "", "integer %s is out of range (±2^53)", clip(n.Value))
 			return false
 		}
-		if tag != "!!int" && tag != "!!float" {
-			d.Errorf(n, path, "", "expected %s, got %s", r.expected("a number"), kindName(n))
-			return false
-		}
-		fl, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64)
-		if err != nil {
-			if i, err2 := parseYAMLInt(n.Value); err2 == nil {
-				fl, err = float64(i), nil
-			}
-		}
-		if err != nil || math.IsNaN(fl) || math.IsInf(fl, 0) {
-			d.Errorf(n, path, "", "expected %s, got %s", r.expected("a finite number"), kindName(n))
-			return false
-		}
-		if !r.check(fl) {
-			d.Errorf(n, path, "", "expected %s, got %s", r.expected("a number"), n.Value)
-			return false
-		}
-		v.SetFloat(fl)
+		i = int64(fl)
 	default:
-		panic("config: unsupported field type " + v.Type().String())
+		d.Errorf(n, path, "", "expected %s, got %s", r.expected("an integer"), kindName(n))
+		return false
 	}
+	if i > canonjson.MaxSafeInt || i < -canonjson.MaxSafeInt {
+		d.Errorf(n, path, "", "integer %s is out of range (±2^53)", clip(n.Value))
+		return false
+	}
+	if !r.check(float64(i)) {
+		d.Errorf(n, path, "", "expected %s, got %d", r.expected("an integer"), i)
+		return false
+	}
+	v.SetInt(i)
+	return true
+}
+
+func (d *Decoder) scalarFloat(v reflect.Value, r *rule, n *yaml.Node, path string) bool {
+	tag := n.ShortTag()
+	if _, err := strconv.ParseFloat(n.Value, 64); tag == "!!str" && errors.Is(err, strconv.ErrRange) {
+		d.Errorf(n, path, "", "number %s is out of range: expected a finite number", clip(n.Value))
+		return false
+	}
+	if tag != "!!int" && tag != "!!float" {
+		d.Errorf(n, path, "", "expected %s, got %s", r.expected("a number"), kindName(n))
+		return false
+	}
+	fl, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64)
+	if err != nil {
+		if i, err2 := parseYAMLInt(n.Value); err2 == nil {
+			fl, err = float64(i), nil
+		}
+	}
+	if err != nil || math.IsNaN(fl) || math.IsInf(fl, 0) {
+		d.Errorf(n, path, "", "expected %s, got %s", r.expected("a finite number"), kindName(n))
+		return false
+	}
+	if !r.check(fl) {
+		d.Errorf(n, path, "", "expected %s, got %s", r.expected("a number"), n.Value)
+		return false
+	}
+	v.SetFloat(fl)
 	return true
 }
 

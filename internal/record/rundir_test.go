@@ -2,6 +2,8 @@ package record
 
 import (
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -21,5 +23,27 @@ func TestResolveRunDir(t *testing.T) {
 	}
 	if got := ResolveRunDir("/nowhere/else", ""); got != "/nowhere/else" {
 		t.Errorf("no root: %s", got)
+	}
+}
+
+// ScanEvents numbers lines as the file does (blank lines count, are not
+// passed on) and a bad line's error names file:line:col.
+func TestScanEvents(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "events.ndjson")
+	os.WriteFile(p, []byte("{\"event\":\"phase\",\"t\":1}\n\n  \n{\"event\":\"request\",\"t\":\"x\"}\n{\"event\":\"end\"}\n"), 0o644)
+	var nos []int
+	err := ScanEvents(p, func(l Line) error {
+		nos = append(nos, l.No)
+		var ev Event
+		return l.DecodeLax(&ev)
+	})
+	if len(nos) != 2 || nos[0] != 1 || nos[1] != 4 {
+		t.Errorf("lines %v, want [1 4]", nos)
+	}
+	if err == nil || !strings.HasPrefix(err.Error(), p+":4:") || !strings.Contains(err.Error(), "field t") {
+		t.Errorf("error %v, want one at %s:4 naming field t", err, p)
+	}
+	if err := ScanEvents(filepath.Join(t.TempDir(), "none"), func(Line) error { return nil }); !os.IsNotExist(err) {
+		t.Errorf("missing file: %v", err)
 	}
 }

@@ -13,16 +13,20 @@ import (
 	"github.com/llem/llem/internal/cli"
 )
 
+// go-flags takes one choice tag per allowed value, which staticcheck's
+// duplicate-tag check (SA5008) does not know.
 type cmdOpts struct {
+	//lint:ignore SA5008 go-flags reads repeated choice tags
 	Format  string `short:"f" long:"format" value-name:"FMT" choice:"table" choice:"md" choice:"csv" choice:"json" choice:"html" description:"output format (default: from the extension of -o, else table)"`
 	Output  string `short:"o" long:"output" value-name:"FILE" description:"write to FILE instead of stdout (written whole, then renamed into place)"`
 	By      string `long:"by" value-name:"KEYS" description:"grouping columns, comma-separated: config keys (e.g. native.batch_size, precision) or id, study, backend, model, host, basis (default: the config keys that vary)"`
 	Metrics string `long:"metrics" value-name:"NAMES" description:"figures to show, comma-separated metric names (e.g. j_per_output_token, ttft_p50_s; see docs/report.md), or all"`
 	Sort    string `long:"sort" value-name:"KEYS" description:"order configs by these keys, comma-separated; a metric sorts by its mean; --sort=-KEY or KEY:desc descends (default: the --by columns, then input order)"`
-	Rows    string `long:"rows" default:"all" choice:"all" choice:"configs" choice:"runs" description:"which rows: configs (summaries), runs (energy records), or all"`
-	Root    string `long:"root" value-name:"DIR" description:"look for moved run directories under DIR (matched by their trailing path components, as llem-aggregate --root)"`
-	Run     string `long:"run" value-name:"RUN_ID" description:"HTML: the run whose power trace is plotted (default: the first ok run with a readable sample file)"`
-	Title   string `long:"title" value-name:"TEXT" description:"title of the report"`
+	//lint:ignore SA5008 go-flags reads repeated choice tags
+	Rows  string `long:"rows" default:"all" choice:"all" choice:"configs" choice:"runs" description:"which rows: configs (summaries), runs (energy records), or all"`
+	Root  string `long:"root" value-name:"DIR" description:"look for moved run directories under DIR (matched by their trailing path components, as llem-aggregate --root)"`
+	Run   string `long:"run" value-name:"RUN_ID" description:"HTML: the run whose power trace is plotted (default: the first ok run with a readable sample file)"`
+	Title string `long:"title" value-name:"TEXT" description:"title of the report"`
 }
 
 const usageLong = `

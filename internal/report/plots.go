@@ -440,8 +440,9 @@ func (rp *Report) plotLatency(id, what string, data []latencyData) string {
 	}
 	logX := lo > 0 && hi/lo > 20
 	x, xt := niceScale(math.Max(0, lo), hi, l, W-r, logX, !logX)
-	y, yt := niceScale(0, 1, H-b, t, false, true)
-	yt = []float64{0, 0.25, 0.5, 0.75, 1}
+	// Quartile ticks on the fraction axis rather than niceScale's fifths.
+	y, _ := niceScale(0, 1, H-b, t, false, true)
+	yt := []float64{0, 0.25, 0.5, 0.75, 1}
 	s.axes(x, y, xt, yt, "s", "rel", what, "requests at or below")
 	for _, d := range data {
 		if len(d.vals) == 0 {

@@ -1,8 +1,6 @@
 package report
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -28,13 +26,6 @@ type eventData struct {
 
 // readEvents reads the request and phase events of a worker's events file.
 func readEvents(path string) (*eventData, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), record.MaxLineBytes)
 	// Only the fields the report needs: itl_ns arrays are skipped, not kept.
 	type req struct {
 		TStart int64 `json:"t_start"`
@@ -49,21 +40,15 @@ func readEvents(path string) (*eventData, error) {
 		Request *req   `json:"request"`
 	}
 	d := &eventData{Phases: map[string]record.Window{}}
-	no := 0
-	for sc.Scan() {
-		no++
-		raw := bytes.TrimSpace(sc.Bytes())
-		if len(raw) == 0 {
-			continue
-		}
+	err := record.ScanEvents(path, func(l record.Line) error {
 		var e ev
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return d, fmt.Errorf("%s:%d: %v", path, no, err)
+		if err := l.DecodeLax(&e); err != nil {
+			return err
 		}
 		switch e.Event {
 		case record.EventRequest:
 			if e.Request == nil {
-				continue
+				return nil
 			}
 			r := e.Request
 			rt := reqTimes{TTFT: nan, E2E: nan, StartNS: r.TStart, EndNS: r.TEnd}
@@ -83,8 +68,9 @@ func readEvents(path string) (*eventData, error) {
 			}
 			d.Phases[e.Phase] = w
 		}
-	}
-	return d, sc.Err()
+		return nil
+	})
+	return d, err
 }
 
 // series is one device's power trace, downsampled for drawing.

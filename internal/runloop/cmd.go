@@ -190,7 +190,7 @@ func (o *cmdOpts) sampler(eo *Options, gpuSel []string, baseline time.Duration, 
 	if o.Sampler == "none" {
 		return
 	}
-	so := sampler.Options{Interval: o.Interval, Sources: strings.Split(o.Sampler, ","), GPUs: gpuSel,
+	so := sampler.Options{Interval: o.Interval, Sources: cli.SplitList(o.Sampler), GPUs: gpuSel,
 		Warn: func(m string) { fmt.Fprintf(stderr, "llem-exec: sampler: %s\n", m) }}
 	if _, _, err := sampler.Probe(so); err != nil {
 		fmt.Fprintf(stderr, "llem-exec: warning: no power sampling (%v); runs carry no samples\n", err)

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/record"
-	"github.com/llem/llem/internal/worker/python"
 )
 
 // GPUSampler is a Sampler that can record one run's GPUs only: a run is
@@ -87,7 +87,7 @@ func (p *gpuPool) give(gpus []string) {
 }
 
 // gpusNeeded is how many GPUs the run's config needs (0 for CPU backends).
-func gpusNeeded(e record.Experiment) int { return python.GPUsNeeded(e.Config) }
+func gpusNeeded(e record.Experiment) int { return config.GPUsNeeded(e.Config) }
 
 // notEnoughGPUs is the error of a run needing more GPUs than the node has; nil
 // when it has enough.
@@ -114,7 +114,7 @@ func notEnoughGPUs(e record.Experiment, need int, have []string) *record.Error {
 }
 
 // refusedRun is the record of a run that cannot start (record.ErrNotEnoughGPUs:
-// its config needs more GPUs, python.GPUsNeeded, than llem-exec may use on this
+// its config needs more GPUs, config.GPUsNeeded, than llem-exec may use on this
 // node; the run fails at once, without a worker, and the next run goes on);
 // run.json is written like any run's.
 func refusedRun(o Options, e record.Experiment, runDir string, attempt int, baselineID string, rerr *record.Error) (record.Run, error) {

@@ -74,7 +74,7 @@ type Options struct {
 	Select func(record.Experiment) bool
 	Host   record.Host
 	// GPUs are the UUIDs of the GPUs runs may use. Each run gets exactly
-	// python.GPUsNeeded of them (none for CPU backends), disjoint from those
+	// config.GPUsNeeded of them (none for CPU backends), disjoint from those
 	// of the runs beside it, in Spec.GPUs, and is sampled on those only.
 	GPUs []string
 	// Parallel is how many runs may be in flight at once (<= 1: one at a
@@ -703,21 +703,4 @@ func readJSON(path string, v any) error {
 }
 
 // HostFacts fills what the Go runtime and the kernel say about this machine.
-func HostFacts() record.Host {
-	h := record.Host{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU()}
-	h.Hostname, _ = os.Hostname()
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		h.Kernel = strings.TrimSpace(string(b))
-	}
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				h.CPUModel = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	return h
-}
+func HostFacts() record.Host { return record.HostFacts("/proc") }

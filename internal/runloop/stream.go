@@ -10,8 +10,8 @@ import (
 	"strings"
 
 	"github.com/llem/llem/internal/cli"
+	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/record"
-	"github.com/llem/llem/internal/worker/python"
 )
 
 // ShardBy values.
@@ -148,7 +148,7 @@ func shardKeys(all []record.Experiment, by string) ([]int, error) {
 //
 //	runs     how many runs
 //	configs  how many distinct configs (study hash + id) they cover
-//	gpus     the most GPUs any one of them needs (python.GPUsNeeded; 0 = none)
+//	gpus     the most GPUs any one of them needs (config.GPUsNeeded; 0 = none)
 //	pending  how many of them a rerun with the same --out would execute: the
 //	         journal does not have them ok with a run.json (with --skip-failed,
 //	         failed ones do not count); read only, so safe while a llem-exec runs
@@ -168,7 +168,7 @@ func printPlan(o Options, exps []record.Experiment, stdout, stderr io.Writer) er
 		n = len(ids)
 	case "gpus":
 		for _, e := range exps {
-			if g := python.GPUsNeeded(e.Config); g > n {
+			if g := config.GPUsNeeded(e.Config); g > n {
 				n = g
 			}
 		}

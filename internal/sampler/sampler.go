@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -260,19 +259,9 @@ func Probe(opts Options) ([]DeviceInfo, *record.Host, error) {
 }
 
 func hostFacts(o *Options) *record.Host {
-	h := &record.Host{Hostname: o.Host, OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), GPUs: []record.GPU{}}
-	if b, err := os.ReadFile(o.ProcRoot + "/sys/kernel/osrelease"); err == nil {
-		h.Kernel = strings.TrimSpace(string(b))
-	}
-	if b, err := os.ReadFile(o.ProcRoot + "/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				h.CPUModel = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	return h
+	h := record.HostFacts(o.ProcRoot)
+	h.Hostname, h.GPUs = o.Host, []record.GPU{}
+	return &h
 }
 
 // Session is a running sampler.

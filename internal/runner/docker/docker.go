@@ -36,6 +36,7 @@ import (
 	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/runner"
 	"github.com/llem/llem/internal/worker/python"
@@ -383,7 +384,7 @@ func (r *Runner) preflightImages(exps []record.Experiment) (names, gpuImages []s
 				Hint:    fmt.Sprintf("name one: --image %s=IMAGE or `runners: {%s: docker:IMAGE}` in the study", e.Backend, e.Backend)})
 			continue
 		}
-		if python.GPUsNeeded(e.Config) > 0 && (len(gpuImages) == 0 || gpuImages[len(gpuImages)-1] != img) {
+		if config.GPUsNeeded(e.Config) > 0 && (len(gpuImages) == 0 || gpuImages[len(gpuImages)-1] != img) {
 			gpuImages = append(gpuImages, img)
 		}
 		if !images[img] {
