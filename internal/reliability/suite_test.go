@@ -265,6 +265,9 @@ func oneLine(t *testing.T, r result, tool string, want ...string) string {
 // (CI runs as root).
 func mountTmpfs(t *testing.T, size string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: mounting a tmpfs needs root")
+	}
 	dir := t.TempDir()
 	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
 		msg := fmt.Sprintf("cannot mount a tmpfs (%v: %s); run as root to test a full or read-only disk", err, bytes.TrimSpace(b))

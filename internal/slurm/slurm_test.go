@@ -37,6 +37,9 @@ func loud(lines ...string) string {
 // under CI=true, where scripts/test-setup.d/slurm.sh must have started one.
 func requireSlurm(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the cluster test needs Slurm")
+	}
 	why := ""
 	for _, c := range []string{"sbatch", "squeue", "scontrol", "scancel", "sinfo"} {
 		if _, err := exec.LookPath(c); err != nil {
