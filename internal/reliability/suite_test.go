@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -29,6 +30,13 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// The suite builds the tools and kills, floods and fills them for a
+		// minute or more: not part of the quick loop (make check).
+		fmt.Println("-short: the reliability suite is skipped (run it without -short)")
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "llem-reliability")
 	if err != nil {
 		panic(err)

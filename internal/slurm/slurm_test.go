@@ -804,6 +804,9 @@ execution:
 // and asks for GPUs (from the study, through llem-exec --print), and its
 // usage errors. --dry-run prints the sbatch commands and writes nothing.
 func TestSubmitDryRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds the tools")
+	}
 	bin := tools(t)
 	tmp := t.TempDir()
 	write := func(name, s string) string {
