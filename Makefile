@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 TOOLS := llem-expand llem-exec llem-sample llem-aggregate llem-report llem-load
 
-.PHONY: build demo test test-setup vet fmt clean
+.PHONY: build demo test check test-setup fmt vet staticcheck clean
 
 build:
 	@mkdir -p $(BIN)
@@ -20,13 +20,27 @@ demo: build
 	@echo "demo: HTML report in results/report.html"
 
 # Every test: installs what the tests need (Debian packages, services), then runs them.
-test: test-setup
-	gofmt -l $$(git ls-files '*.go') | (! grep .)
-	$(GO) vet ./...
+test: test-setup fmt vet staticcheck
 	$(GO) test -race -timeout 80m ./...
+
+# The fast loop for development: no services, no root. Tests that need
+# Docker, Slurm, chromium or root (and those that build the tools) skip
+# under -short.
+check: fmt vet staticcheck
+	$(GO) test -short ./...
 
 test-setup:
 	bash scripts/test-setup.sh
+
+fmt:
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# Pinned in go.mod (tool honnef.co/go/tools/cmd/staticcheck).
+staticcheck:
+	$(GO) tool staticcheck ./...
 
 clean:
 	rm -rf $(BIN)

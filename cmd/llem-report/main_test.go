@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The real binary: --help documents the exit codes; a report of recorded
@@ -57,7 +59,16 @@ func TestBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Write(in[:len(in)/2])
-	time.Sleep(300 * time.Millisecond)
+	// Once llem-report has read what was written, its handler is in place
+	// (it is the first thing main does): the pipe holds nothing any more.
+	fd := int(w.(*os.File).Fd())
+	for {
+		// TIOCINQ is FIONREAD: the bytes in the pipe.
+		if n, err := unix.IoctlGetInt(fd, unix.TIOCINQ); err != nil || n == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond) // polling the pipe, not a timing
+	}
 	cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -66,7 +77,7 @@ func TestBinary(t *testing.T) {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
 			t.Fatalf("SIGINT: %v %q, want exit 130", err, stderr.String())
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(5 * time.Minute): // a hang, not a slow machine
 		cmd.Process.Kill()
 		t.Fatal("SIGINT did not stop llem-report")
 	}

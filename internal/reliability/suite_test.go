@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -29,6 +30,13 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// The suite builds the tools and kills, floods and fills them for a
+		// minute or more: not part of the quick loop (make check).
+		fmt.Println("-short: the reliability suite is skipped (run it without -short)")
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "llem-reliability")
 	if err != nil {
 		panic(err)
@@ -265,6 +273,9 @@ func oneLine(t *testing.T, r result, tool string, want ...string) string {
 // (CI runs as root).
 func mountTmpfs(t *testing.T, size string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: mounting a tmpfs needs root")
+	}
 	dir := t.TempDir()
 	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
 		msg := fmt.Sprintf("cannot mount a tmpfs (%v: %s); run as root to test a full or read-only disk", err, bytes.TrimSpace(b))

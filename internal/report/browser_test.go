@@ -16,6 +16,9 @@ import (
 // findChromium returns a headless-capable browser, or fails (CI=true) or
 // skips loudly when there is none.
 func findChromium(t *testing.T) string {
+	if testing.Short() {
+		t.Skip("-short: the browser test needs chromium")
+	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p

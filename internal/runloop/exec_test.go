@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,7 +52,7 @@ func expLine(seq int, behave string) string {
 
 func opts(out string) Options {
 	return Options{Out: out, Workers: map[string][]string{"native": {testWorker}},
-		Runners: map[string]runner.Runner{"local": local.New()}, Timeout: 3 * time.Second,
+		Runners: map[string]runner.Runner{"local": local.New()}, Timeout: 10 * time.Minute,
 		Grace: 300 * time.Millisecond, Host: HostFacts()}
 }
 
@@ -97,17 +98,29 @@ func TestBehaviours(t *testing.T) {
 		{"huge", "ok", "", "", "worker_garbage_output"},
 		{"grandchild", "ok", "", "", ""},
 	}
-	var stream string
+	// The workers that never end run on their own with a 1 s timeout (any
+	// timeout gives them the same outcome); the others with opts' long one,
+	// which no slow machine reaches.
+	var stream, forever string
 	for i, c := range cases {
-		stream += expLine(i, c.behave)
+		if c.behave == "hang" || c.behave == "ignoreterm" {
+			forever += expLine(i, c.behave)
+		} else {
+			stream += expLine(i, c.behave)
+		}
 	}
 	out := t.TempDir()
 	o := opts(out)
 	o.LogMax = 16 << 20
 	runs, raw, code := runStream(t, o, stream)
-	if code != cli.ExitSomeFailed {
-		t.Errorf("exit %d, want 3", code)
+	of := opts(t.TempDir())
+	of.Timeout = time.Second
+	fruns, fraw, fcode := runStream(t, of, forever)
+	if code != cli.ExitSomeFailed || fcode != cli.ExitSomeFailed {
+		t.Errorf("exit %d and %d (never-ending workers), want 3", code, fcode)
 	}
+	runs, raw = append(runs, fruns...), append(raw, fraw...)
+	sort.Slice(runs, func(i, j int) bool { return runs[i].Seq < runs[j].Seq })
 	if _, err := schemas.CheckNDJSON(raw); err != nil {
 		t.Errorf("schema: %v", err)
 	}

@@ -235,8 +235,7 @@ func (c *fakeClock) drive(start time.Time, span time.Duration, lateness func(k i
 	}
 }
 
-// slowSrc is a source whose read takes d: on the fake clock when it has
-// one, else for real.
+// slowSrc is a source whose read takes d on the fake clock.
 type slowSrc struct {
 	d   time.Duration
 	clk *fakeClock
@@ -248,11 +247,7 @@ func (s *slowSrc) Devices() []DeviceInfo {
 	return []DeviceInfo{{Device: "slow", Source: "estimate", Estimate: true}}
 }
 func (s *slowSrc) Read(out []power.Sample) []power.Sample {
-	if s.clk != nil {
-		s.clk.advance(s.d)
-	} else {
-		time.Sleep(s.d)
-	}
+	s.clk.advance(s.d)
 	return append(out, power.Sample{T: time.Now().UnixNano(), Source: "estimate", Device: "slow"})
 }
 

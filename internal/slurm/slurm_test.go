@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +37,9 @@ func loud(lines ...string) string {
 // under CI=true, where scripts/test-setup.d/slurm.sh must have started one.
 func requireSlurm(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the cluster test needs Slurm")
+	}
 	why := ""
 	for _, c := range []string{"sbatch", "squeue", "scontrol", "scancel", "sinfo"} {
 		if _, err := exec.LookPath(c); err != nil {
@@ -43,10 +48,10 @@ func requireSlurm(t *testing.T) {
 		}
 	}
 	if why == "" {
-		// The set-up waited for the node; a few seconds cover a slurmd that
-		// is still registering.
+		// The set-up waited for the node; a minute covers a slurmd that is
+		// still registering on a busy machine.
 		state := ""
-		for i := 0; i < 20; i++ {
+		for i := 0; i < 120; i++ {
 			out, err := exec.Command("sinfo", "-h", "-N", "-o", "%T").CombinedOutput()
 			state = strings.TrimSpace(string(out))
 			if err == nil && regexp.MustCompile(`(?m)^(idle|mixed|allocated)`).MatchString(state) {
@@ -157,6 +162,10 @@ func (c *cluster) submit(args ...string) (array, merge, stderr string) {
 	c.t.Logf("submitted array %s, merge %s: %s", f[0], f[1], strings.TrimSpace(errb.String()))
 	return f[0], f[1], errb.String()
 }
+
+// longWait bounds the waits for jobs to end: only a hang reaches it, however
+// busy the machine.
+const longWait = 15 * time.Minute
 
 // waitEnded polls squeue until none of the jobs (array jobs with all their
 // tasks) is pending, running or completing. There is no accounting daemon on
@@ -349,13 +358,13 @@ execution:
   cycle_gap_seconds: 0
 `
 
-// Longer runs (0.5-3 s on two shared cores), so that a task is caught mid-run.
+// 6 configs × 2 cycles; the test holds the runs it catches in progress.
 const studyB = `name: slurm-b
 model: llem-tiny
 backend: native
-n: 64
-max_output_tokens: 64
-dataset: {output_len: 64}
+n: 8
+max_output_tokens: 16
+dataset: {output_len: 16}
 native: {threads: 1}
 warmup: {n_warmup: 1, thermal_floor_seconds: 0}
 sweep:
@@ -397,7 +406,7 @@ func TestArrayJob(t *testing.T) {
 	if code, _, errs := helper(t, "--bin", bin, aFile, dirA); code != 2 || !strings.Contains(errs, "still queued or running") {
 		t.Errorf("resubmission while the jobs are queued: exit %d (%s), want 2 and a refusal", code, errs)
 	}
-	c.waitEnded(3*time.Minute, arr, merge)
+	c.waitEnded(longWait, arr, merge)
 	for _, j := range c.job(arr) {
 		if j["JobState"] != "COMPLETED" {
 			t.Errorf("array task %s: %s %s", j["JobId"], j["JobState"], j["ExitCode"])
@@ -450,54 +459,43 @@ func TestArrayJob(t *testing.T) {
 	}
 	dirB := filepath.Join(tmp, "b")
 	studyFile := write("b.yaml", studyB)
-	args := []string{"--bin", bin2, "--tasks", "4", "--shard-by", "config", "--exec-arg=--baseline=0", studyFile, dirB}
+	// The second run of tasks 1 and 2 is held (testdata/hold-worker.sh): it
+	// is in progress, for sure, when task 1 is cancelled (scancel) and task 2
+	// requeued (scontrol requeue, as a requeueing preemption or a node
+	// failure would), each after one run ok.
+	gate := holds(t, tmp, "b", "hold-1-2", "hold-2-2")
+	args := []string{"--bin", bin2, "--tasks", "4", "--shard-by", "config", "--exec-arg=--baseline=0",
+		"--exec-arg=--worker=native=" + holdWorker(t), "--exec-arg=--grace=2s", studyFile, dirB}
 	arr, merge, _ = c.submit(args...)
-	// Task 1 is cancelled (scancel) and task 2 requeued (scontrol requeue, as
-	// a requeueing preemption or a node failure would), each while a run is
-	// in progress, after at least one is ok. Both tasks run at once (two
-	// cores), so one loop watches both.
 	caught := map[int]string{}
-	deadline := time.Now().Add(2 * time.Minute)
-	for len(caught) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("tasks 1 and 2 did not both have a run in progress after an ok one (caught %v)\n%s", caught, logs(dirB))
+	for i := 1; i <= 2; i++ {
+		waitFile(t, filepath.Join(gate, fmt.Sprintf("started-%d-2", i)), dirB)
+		es := journal(t, dirB, i)
+		ok := 0
+		for _, e := range es {
+			if e.Op == "state" && e.Status == record.StatusOK {
+				ok++
+			}
 		}
-		time.Sleep(20 * time.Millisecond)
-		for i := 1; i <= 2; i++ {
-			if caught[i] != "" {
-				continue
-			}
-			es := journal(t, dirB, i)
-			ok := 0
-			for _, e := range es {
-				if e.Op == "state" && e.Status == record.StatusOK {
-					ok++
-				}
-			}
-			// Only a run that started a moment ago: it is still running when
-			// the signal comes (runs take 0.5 s or more).
-			n := len(es)
-			if n == 0 || ok == 0 || es[n-1].Status != record.StatusRunning || time.Since(time.Unix(0, es[n-1].T)) > 150*time.Millisecond {
-				continue
-			}
-			caught[i] = es[n-1].RunID
-			task := fmt.Sprintf("%s_%d", arr, i)
-			cmds := [][]string{{"scancel", task}}
-			if i == 2 {
-				cmds = [][]string{{"scontrol", "requeue", task}}
-			}
-			for _, cmd := range cmds {
-				if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
-					t.Fatalf("%s: %v\n%s", strings.Join(cmd, " "), err, out)
-				}
-			}
-			t.Logf("%s while %s ran", strings.Join(cmds[0], " "), caught[i])
+		// llem-exec journals a run running before it starts its worker.
+		if n := len(es); n == 0 || ok != 1 || es[n-1].Status != record.StatusRunning {
+			t.Fatalf("task %d holds its second run, but its journal is %+v", i, es)
 		}
+		caught[i] = es[len(es)-1].RunID
+		task := fmt.Sprintf("%s_%d", arr, i)
+		cmd := []string{"scancel", task}
+		if i == 2 {
+			cmd = []string{"scontrol", "requeue", task}
+		}
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(cmd, " "), err, out)
+		}
+		t.Logf("%s while %s ran", strings.Join(cmd, " "), caught[i])
 	}
 	// A requeued job waits about two minutes (BeginTime) before it may start
 	// again; once it is pending, StartTime=now lifts that for the test.
 	task2 := arr + "_2"
-	for deadline := time.Now().Add(time.Minute); ; {
+	for deadline := time.Now().Add(longWait); ; {
 		out, _ := exec.Command("squeue", "-h", "-j", task2, "-o", "%T %r").CombinedOutput()
 		if st := strings.TrimSpace(string(out)); st == "PENDING BeginTime" {
 			if out, err := exec.Command("scontrol", "update", "JobId="+task2, "StartTime=now").CombinedOutput(); err != nil {
@@ -507,11 +505,11 @@ func TestArrayJob(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("requeued task %s did not start again within a minute", task2)
+			t.Fatalf("requeued task %s did not start again within %s", task2, longWait)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	c.waitEnded(3*time.Minute, arr, merge)
+	c.waitEnded(longWait, arr, merge)
 	// interrupted checks that the journal's first session ended with one run
 	// interrupted and a close line saying so, and returns that run's id.
 	interrupted := func(i int, es []runloop.Entry) string {
@@ -522,8 +520,7 @@ func TestArrayJob(t *testing.T) {
 					return ""
 				}
 				if es[k-1].RunID != caught[i] {
-					// The signal came just after that run ended ok.
-					t.Logf("task %d: %s was interrupted (%s was seen running)", i, es[k-1].RunID, caught[i])
+					t.Errorf("task %d: %s was interrupted, but %s was the run held", i, es[k-1].RunID, caught[i])
 				}
 				return es[k-1].RunID
 			}
@@ -562,7 +559,7 @@ func TestArrayJob(t *testing.T) {
 	if !strings.Contains(errs, "submitting tasks 1, ") {
 		t.Errorf("resubmission: %q, want only task 1 submitted", errs)
 	}
-	c.waitEnded(3*time.Minute, arr, merge)
+	c.waitEnded(longWait, arr, merge)
 	c.mergeExit(merge, 0, dirB)
 	js = checkAllOK(t, dirB, 4, 12)
 	// By config: each shard holds whole configs, and runs their cycles in order.
@@ -605,36 +602,176 @@ func TestArrayJob(t *testing.T) {
 
 	// 3. The early warning before the time limit (--signal=B:TERM@S from
 	// --warn-time) goes to the batch shell only; the task script exec's
-	// llem-exec, so llem-exec gets it and journals the run in progress. With
-	// a 1-minute limit and a 120 s warning, Slurm sends it within seconds of
-	// the start, long before the limit: the task ends FAILED with llem-exec's
-	// 130, not TIMEOUT.
+	// llem-exec, so llem-exec gets it and journals the run in progress (held:
+	// it would never end). Slurm sends the warning from a check every 30 s,
+	// up to a minute early: with a 3-minute limit and a 1-minute warning it
+	// comes 1 to 2 minutes after the start, when the task runs. Had it come
+	// before the batch shell existed, Slurm would have dropped it, and the
+	// time limit's own SIGTERM would stop llem-exec (TIMEOUT), which journals
+	// the run just the same; a warning before the exec stops the task
+	// script, and one before llem-exec's handler kills it, with nothing
+	// started (TestTaskEarlySignal). Whichever, no run is lost: it is
+	// journalled interrupted, or it never started, and it is still to do.
 	t0 = time.Now()
 	dirC := filepath.Join(tmp, "c")
-	arr, _, _ = c.submit("--bin", bin2, "--tasks", "1", "--no-merge", "--warn-time", "120", "--exec-arg=--baseline=0",
-		write("c.yaml", studyC), dirC, "--", "--time=1")
-	c.waitEnded(3*time.Minute, arr)
-	if j := c.job(arr)[0]; j["JobState"] != "FAILED" || j["ExitCode"] != "130:0" {
-		t.Errorf("task stopped by the time-limit warning: JobState=%s ExitCode=%s, want FAILED 130:0\n%s", j["JobState"], j["ExitCode"], logs(dirC))
-	}
-	es := journal(t, dirC, 1)
-	if n := len(es); n < 2 || es[n-1].Op != "close" || es[n-1].Reason != "interrupted" || es[n-2].Status != record.StatusInterrupted {
-		t.Errorf("journal after the time-limit warning: %+v; want a run interrupted, then close interrupted", es)
-	}
+	holds(t, tmp, "c", "hold-1-1")
+	arr, _, _ = c.submit("--bin", bin2, "--tasks", "1", "--no-merge", "--warn-time", "60", "--exec-arg=--baseline=0",
+		"--exec-arg=--worker=native="+holdWorker(t), "--exec-arg=--grace=2s", write("c.yaml", studyC), dirC, "--", "--time=3")
+	c.waitEnded(longWait, arr)
+	checkWarned(t, c.job(arr)[0], bin, dirC)
 	t.Logf("time-limit warning in %s; whole test %s", time.Since(t0).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
 
-// One run of about a minute on one core: it is still running when the
-// time-limit warning comes.
+// checkWarned checks what the time-limit warning left of the one-task,
+// one-run study in dir: its run is either journalled interrupted (FAILED
+// with llem-exec's 130 after the warning, or TIMEOUT where the warning was
+// dropped and the limit stopped it) or never started (130 from the task
+// script, or killed by the signal before llem-exec had its handler); in
+// both cases the run is still pending.
+func checkWarned(t *testing.T, j map[string]string, bin, dir string) {
+	t.Helper()
+	es := journal(t, dir, 1)
+	var runs []runloop.Entry
+	for _, e := range es {
+		if e.Op == "state" {
+			runs = append(runs, e)
+		}
+	}
+	n := len(es)
+	state := j["JobState"] + " " + j["ExitCode"]
+	switch {
+	case len(runs) > 0:
+		if state != "FAILED 130:0" && j["JobState"] != "TIMEOUT" || es[n-1].Op != "close" || es[n-1].Reason != "interrupted" || es[n-2].Status != record.StatusInterrupted {
+			t.Errorf("a run started before the time-limit warning: %s, journal %+v; want FAILED 130:0 (or TIMEOUT), the run interrupted, then close interrupted\n%s", state, es, logs(dir))
+		} else if j["JobState"] == "TIMEOUT" {
+			t.Logf("the warning was dropped (it came before the batch shell existed); the time limit stopped the run, journalled interrupted")
+		}
+	case state == "FAILED 130:0" || state == "FAILED 0:15":
+		t.Logf("the warning came before a run started (%s, journal %+v)", state, es)
+	default:
+		t.Errorf("no run started, but the task ended %s, want FAILED 130:0 or 0:15 (signal 15)\n%s", state, logs(dir))
+	}
+	out, err := exec.Command(filepath.Join(bin, "llem-exec"), "--print", "pending", "--shard", "1/1",
+		"--out", filepath.Join(dir, "shards", "1"), filepath.Join(dir, "study.ndjson")).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "1" {
+		t.Errorf("llem-exec --print pending after the warning: %q (%v), want 1: the run is still to do", out, err)
+	}
+}
+
+// holdWorker is the absolute path of testdata/hold-worker.sh.
+func holdWorker(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("testdata", "hold-worker.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// holds makes a gate folder for testdata/hold-worker.sh with the given hold
+// files, and exports it (LLEM_TEST_GATE) to the jobs submitted next.
+func holds(t *testing.T, tmp, name string, files ...string) string {
+	t.Helper()
+	g := filepath.Join(tmp, "gate-"+name)
+	if err := os.Mkdir(g, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(g, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("LLEM_TEST_GATE", g)
+	return g
+}
+
+// waitFile waits for the file a held worker writes when it starts; only a
+// hang reaches the bound.
+func waitFile(t *testing.T, path, dir string) {
+	t.Helper()
+	for deadline := time.Now().Add(longWait); ; {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear within %s\n%s", path, longWait, logs(dir))
+		}
+		time.Sleep(50 * time.Millisecond) // polling for the file, not a timing
+	}
+}
+
+// A study of one short run, held by the test's worker.
 const studyC = `name: slurm-c
 model: llem-tiny
 backend: native
-n: 3000
-max_output_tokens: 64
-dataset: {output_len: 64}
+n: 4
+max_output_tokens: 8
+dataset: {input_len: 16, output_len: 8}
 native: {threads: 1}
 warmup: {n_warmup: 1, thermal_floor_seconds: 0}
+execution: {n_cycles: 1}
 `
+
+// TestTaskEarlySignal sends the task script its SIGTERM (the time-limit
+// warning, a scancel) before it has exec'd llem-exec, without a cluster:
+// array.conf is a FIFO, so the script is surely past its trap and not yet
+// at the exec while it reads it. The script must stop with 130 and say
+// that nothing ran, and llem-exec must not start.
+func TestTaskEarlySignal(t *testing.T) {
+	dir, bin := t.TempDir(), t.TempDir()
+	started := filepath.Join(dir, "llem-exec-started")
+	if err := os.WriteFile(filepath.Join(bin, "llem-exec"), []byte("#!/bin/sh\n: >'"+started+"'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "array.conf")
+	if err := syscall.Mkfifo(conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(root, "scripts", "slurm", "llem-task.sbatch"))
+	cmd.Env = append(os.Environ(), "LLEM_DIR="+dir, "LLEM_BIN="+bin, "SLURM_ARRAY_TASK_ID=1")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- cmd.Wait() }()
+	opened := make(chan *os.File, 1)
+	go func() {
+		// Returns once the script has opened the FIFO to read it.
+		f, err := os.OpenFile(conf, os.O_WRONLY, 0)
+		if err != nil {
+			t.Error(err)
+		}
+		opened <- f
+	}()
+	var f *os.File
+	select {
+	case f = <-opened:
+	case err := <-ended:
+		// Unblock the opener: a reader of our own.
+		if r, e := os.OpenFile(conf, os.O_RDONLY|syscall.O_NONBLOCK, 0); e == nil {
+			defer r.Close()
+		}
+		t.Fatalf("the task script ended (%v) before it read array.conf:\n%s", err, errb.String())
+	}
+	if f == nil {
+		t.FailNow()
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("tasks=1\nshard_by=seq\n") // the script may be gone: errors do not matter
+	f.Close()
+	err := <-ended
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(errb.String(), "SIGTERM before llem-exec started: nothing ran") {
+		t.Errorf("task script signalled before the exec: %v, stderr %q; want exit 130 and a line saying nothing ran", err, errb.String())
+	}
+	if _, err := os.Stat(started); err == nil {
+		t.Error("llem-exec started after the task script was signalled")
+	}
+}
 
 // helper runs llem-slurm-submit and returns its exit code, stdout and stderr.
 func helper(t *testing.T, args ...string) (int, string, string) {
@@ -669,6 +806,9 @@ execution:
 // and asks for GPUs (from the study, through llem-exec --print), and its
 // usage errors. --dry-run prints the sbatch commands and writes nothing.
 func TestSubmitDryRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds the tools")
+	}
 	bin := tools(t)
 	tmp := t.TempDir()
 	write := func(name, s string) string {

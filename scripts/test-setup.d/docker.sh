@@ -22,7 +22,7 @@ if ! docker_ping; then
     if ! docker_ping; then
       say "starting the Docker engine"
       systemctl start docker >/dev/null 2>&1 || (nohup dockerd >/var/log/llem-dockerd.log 2>&1 &)
-      for _ in $(seq 1 30); do docker_ping && break; sleep 1; done
+      for _ in $(seq 1 120); do docker_ping && break; sleep 1; done # a busy machine starts it slowly
     fi
   fi
 fi

@@ -61,7 +61,8 @@ slurm_setup() {
   if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
     say "starting munged"
     runuser -u munge -- /usr/sbin/munged --force || true
-    for _ in $(seq 1 20); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.25; done
+    # Polls (up to a minute: a busy machine starts daemons slowly).
+    for _ in $(seq 1 240); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.25; done
   fi
   if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
     slurm_fail "munge does not work here (munge -n | unmunge fails)."
@@ -112,7 +113,7 @@ EOF
     for pf in /run/slurmd.pid /run/slurmctld.pid; do
       if slurm_alive "$pf"; then
         kill "$(cat "$pf")" 2>/dev/null || true
-        for _ in $(seq 1 40); do slurm_alive "$pf" || break; sleep 0.25; done
+        for _ in $(seq 1 240); do slurm_alive "$pf" || break; sleep 0.25; done
       fi
     done
   fi
@@ -125,7 +126,7 @@ EOF
     /usr/sbin/slurmd || true
   fi
   local i
-  for i in $(seq 1 60); do
+  for i in $(seq 1 240); do
     slurm_idle && break
     # A node left down or drained by an earlier life of the cluster comes back.
     if [ "$i" = 8 ]; then scontrol update nodename="$host" state=resume >/dev/null 2>&1 || true; fi

@@ -38,7 +38,7 @@ func TestKilledOwner(t *testing.T) {
 	}
 	// Wait until the stand-in is stuck in from_pretrained, in a running container.
 	byRun := filters.NewArgs(filters.Arg("label", LabelRunID+"="+in.RunID))
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(5 * time.Minute) // only a hang reaches it
 	var id string
 	for id == "" {
 		if time.Now().After(deadline) {
@@ -68,8 +68,8 @@ func TestKilledOwner(t *testing.T) {
 			t.Logf("orphaned container exited %s after its owner was killed (exit code %d)", time.Since(t0).Round(time.Millisecond), insp.State.ExitCode)
 			break
 		}
-		if time.Since(t0) > 30*time.Second {
-			t.Fatal("the orphaned container was still running 30 s after its owner died")
+		if time.Since(t0) > 5*time.Minute {
+			t.Fatal("the orphaned container was still running 5 minutes after its owner died")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

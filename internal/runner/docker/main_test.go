@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -50,6 +52,12 @@ func TestMain(m *testing.M) {
 		testClient = cli
 		testOwner = os.Getenv("LLEM_TEST_OWNER")
 		pyImage = os.Getenv("LLEM_TEST_PYIMAGE")
+		os.Exit(m.Run())
+	}
+	flag.Parse()
+	if testing.Short() {
+		// No engine, no image builds: make check runs without services.
+		engineErr = errors.New("-short: the engine tests need Docker")
 		os.Exit(m.Run())
 	}
 	code := func() int {

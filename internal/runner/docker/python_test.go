@@ -90,6 +90,7 @@ func buildPythonImage(tag string) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	seen := map[string]bool{}
+	//lint:ignore S1021 the closure calls itself, so it is declared first
 	var addFile func(path string) error
 	addFile = func(path string) error {
 		if seen[path] {

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/llem/llem/internal/cli"
 	"github.com/llem/llem/internal/record"
@@ -61,9 +60,10 @@ func TestProcessOK(t *testing.T) {
 }
 
 // TestProcessSIGTERM: a SIGTERM during the run (here in the thermal floor
-// sleep) ends the worker promptly with an interrupted error event and exit 130.
+// sleep, of an hour: a worker that waited it out would hang the test) ends
+// the worker with an interrupted error event and exit 130.
 func TestProcessSIGTERM(t *testing.T) {
-	setup(t, 1, "warmup: {n_warmup: 1, thermal_floor_seconds: 60}")
+	setup(t, 1, "warmup: {n_warmup: 1, thermal_floor_seconds: 3600}")
 	cmd := workerCmd(t)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -74,20 +74,17 @@ func TestProcessSIGTERM(t *testing.T) {
 	}
 	sc := bufio.NewScanner(stdout)
 	var last []byte
-	signalled := time.Time{}
+	signalled := false
 	for sc.Scan() {
 		last = append(last[:0], sc.Bytes()...)
 		if bytes.Contains(last, []byte(`"phase":"warmup","edge":"end"`)) {
-			signalled = time.Now()
+			signalled = true
 			cmd.Process.Signal(syscall.SIGTERM)
 		}
 	}
 	err = cmd.Wait()
-	if signalled.IsZero() {
+	if !signalled {
 		t.Fatalf("never reached the warmup end: %v, last %s", err, last)
-	}
-	if d := time.Since(signalled); d > 5*time.Second {
-		t.Fatalf("took %v to stop after SIGTERM", d)
 	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != cli.ExitInterrupted {

@@ -637,13 +637,16 @@ func TestWorkerFailuresAreErrorEvents(t *testing.T) {
 func TestWorkerSIGTERM(t *testing.T) {
 	needPython(t)
 	w := runWorker(t, "pytorch", baseConfig("pytorch", "hang"), prompts3, true, t.TempDir(), func(cmd *exec.Cmd, callLog string) {
-		// Wait until the worker is inside from_pretrained (the stand-in hangs there).
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
+		// Wait until the worker is inside from_pretrained (the stand-in hangs
+		// there), polling its call log; only a hang reaches the bound.
+		for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
 			if b, _ := os.ReadFile(callLog); bytes.Contains(b, []byte("AutoModelForCausalLM.from_pretrained")) {
 				break
 			}
-			time.Sleep(20 * time.Millisecond)
+			if time.Now().After(deadline) {
+				t.Error("the worker never reached from_pretrained")
+				break
+			}
 		}
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 	})

@@ -25,6 +25,16 @@ func main() {
 		Config struct {
 			Behave  string `json:"behave"`
 			SleepMS int    `json:"sleep_ms"`
+			// Barrier: a folder, and how many runs meet there. A run that
+			// has one writes its id there after its start time and waits
+			// until Meet runs have, so that they are all in flight at one
+			// moment whatever the machine's load.
+			Barrier string `json:"barrier"`
+			Meet    int    `json:"meet"`
+			// AwaitSamples: start once the sampler program has written
+			// something to the run's samples (it may start slower than a
+			// run ends on a busy machine).
+			AwaitSamples bool `json:"await_samples"`
 		} `json:"config"`
 	}
 	json.Unmarshal(b, &in)
@@ -41,8 +51,14 @@ func main() {
 		ev(`{"event":"phase","t":%d,"phase":"measure","edge":"end"}`, now())
 		ev(`{"event":"done","t":%d,"totals":{"requests":1,"input_tokens":3,"output_tokens":2}}`, now())
 	}
+	if in.Config.AwaitSamples {
+		awaitSamples(dir)
+	}
 	switch in.Config.Behave {
 	case "", "succeed":
+		good()
+	case "sampled":
+		awaitSamples(dir)
 		good()
 	case "slow":
 		ev(`{"event":"phase","t":%d,"phase":"measure","edge":"start"}`, now())
@@ -61,10 +77,11 @@ func main() {
 	case "nodone":
 		ev(`{"event":"hello","t":%d,"backend":"test"}`, now())
 	case "hang":
-		time.Sleep(time.Hour)
+		// Until killed: any timeout gives the same outcome.
+		forever()
 	case "ignoreterm":
 		signal.Ignore(syscall.SIGTERM)
-		time.Sleep(time.Hour)
+		forever()
 	case "garbage":
 		fmt.Println("Loading checkpoint shards: 100%")
 		good()
@@ -84,6 +101,15 @@ func main() {
 	case "report":
 		// What the run was given, and when it ran (--parallel tests).
 		t0 := now()
+		if c := in.Config; c.Barrier != "" {
+			os.WriteFile(filepath.Join(c.Barrier, filepath.Base(dir)), nil, 0o644)
+			for {
+				if es, _ := os.ReadDir(c.Barrier); len(es) >= c.Meet {
+					break
+				}
+				time.Sleep(5 * time.Millisecond) // polling for the others
+			}
+		}
 		time.Sleep(time.Duration(in.Config.SleepMS) * time.Millisecond)
 		cvd, set := os.LookupEnv("CUDA_VISIBLE_DEVICES")
 		rep, _ := json.Marshal(map[string]any{"cuda_visible_devices": cvd, "set": set, "start_ns": t0, "end_ns": now()})
@@ -95,5 +121,25 @@ func main() {
 		pids = append(pids, fmt.Sprint(c.Process.Pid))
 		writePids()
 		good()
+	}
+}
+
+// forever blocks until the process is killed (a bare select{} would be
+// Go's "all goroutines are asleep" crash).
+func forever() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// awaitSamples returns once the sampler program has written something to
+// the run's samples.arrows: a slow machine may start it later than a short
+// run would end.
+func awaitSamples(dir string) {
+	for {
+		if fi, err := os.Stat(filepath.Join(dir, "samples.arrows")); err == nil && fi.Size() > 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond) // polling for the file
 	}
 }

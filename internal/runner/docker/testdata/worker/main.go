@@ -39,6 +39,15 @@ func emit(ev record.Event) {
 
 func main() {
 	mode := os.Getenv("LLEM_TEST_MODE")
+	// Signal handling is set before the hello: tests signal the worker once
+	// they have seen it.
+	term := make(chan os.Signal, 1)
+	switch mode {
+	case "hang":
+		signal.Notify(term, syscall.SIGTERM)
+	case "stubborn":
+		signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
+	}
 	emit(record.Event{Event: record.EventHello, Backend: "native", Version: "test-worker", PID: os.Getpid()})
 	raw, err := os.ReadFile(os.Getenv("LLEM_EXPERIMENT"))
 	if err != nil {
@@ -58,13 +67,10 @@ func main() {
 		os.Exit(3)
 	case "hang":
 		fmt.Fprintln(os.Stderr, "test worker: hanging")
-		term := make(chan os.Signal, 1)
-		signal.Notify(term, syscall.SIGTERM)
 		<-term
 		fmt.Fprintln(os.Stderr, "test worker: got SIGTERM")
 		os.Exit(143)
 	case "stubborn":
-		signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
 		fmt.Fprintln(os.Stderr, "test worker: hanging, ignoring SIGTERM")
 		sleepForever()
 	case "oom":
