@@ -11,6 +11,7 @@
 #
 #   scripts/bench/load/run.sh [SECONDS] [RATES...]     (default: 5 s; 100 1000 5000)
 set -euo pipefail
+ulimit -n 65536 2>/dev/null || true # a generator that falls behind holds thousands of connections
 secs=${1:-5}
 shift || true
 rates=("$@")
