@@ -46,11 +46,14 @@ func TestValidRecords(t *testing.T) {
 
 func TestInvalidRecords(t *testing.T) {
 	cases := map[string]string{
-		"unknown field":       `{"kind":"baseline","v":1,"id":"b","host":"h","method":"measured","window":{"start_ns":1,"end_ns":2},"duration_s":1,"sample_file":"x","devices":[],"oops":1}`,
-		"bad id":              `{"kind":"experiment","v":1,"study":"s","study_hash":"XYZ","id":"1","seq":0,"cycle":1,"n_cycles":1,"run_id":"a","backend":"native","model":"m","gap_before_s":0,"config":{"model":"m","backend":"native"},"runner":{"type":"local"}}`,
-		"escaping run id":     `{"kind":"experiment","v":1,"study":"s","study_hash":"0123456789abcdef","id":"0123456789abcdef","seq":0,"cycle":1,"n_cycles":1,"run_id":"../x","backend":"native","model":"m","gap_before_s":0,"config":{"model":"m","backend":"native"},"runner":{"type":"local"}}`,
-		"event without phase": `{"event":"phase","t":1,"edge":"start"}`,
-		"unknown kind":        `{"kind":"nope"}`,
+		"unknown field":            `{"kind":"baseline","v":1,"id":"b","host":"h","method":"measured","window":{"start_ns":1,"end_ns":2},"duration_s":1,"sample_file":"x","devices":[],"oops":1}`,
+		"bad id":                   `{"kind":"experiment","v":1,"study":"s","study_hash":"XYZ","id":"1","seq":0,"cycle":1,"n_cycles":1,"run_id":"a","backend":"native","model":"m","gap_before_s":0,"config":{"model":"m","backend":"native"},"runner":{"type":"local"}}`,
+		"escaping run id":          `{"kind":"experiment","v":1,"study":"s","study_hash":"0123456789abcdef","id":"0123456789abcdef","seq":0,"cycle":1,"n_cycles":1,"run_id":"../x","backend":"native","model":"m","gap_before_s":0,"config":{"model":"m","backend":"native"},"runner":{"type":"local"}}`,
+		"event without phase":      `{"event":"phase","t":1,"edge":"start"}`,
+		"unknown kind":             `{"kind":"nope"}`,
+		"ok request, no token":     `{"kind":"request","v":1,"id":0,"input_tokens":null,"output_tokens":0,"tokens_source":"counted","max_tokens":4,"t_scheduled":null,"send_lag_ns":null,"t_start":1,"t_first_token":null,"t_end":2,"itl_ns":[],"status":"ok","http_status":200,"error":null}`,
+		"failed request, no error": `{"kind":"request","v":1,"id":0,"input_tokens":null,"output_tokens":0,"tokens_source":"counted","max_tokens":4,"t_scheduled":null,"send_lag_ns":null,"t_start":1,"t_first_token":null,"t_end":2,"itl_ns":[],"status":"timeout","http_status":null,"error":null}`,
+		"http error, no status":    `{"kind":"request","v":1,"id":0,"input_tokens":null,"output_tokens":0,"tokens_source":"counted","max_tokens":4,"t_scheduled":null,"send_lag_ns":null,"t_start":1,"t_first_token":null,"t_end":2,"itl_ns":[],"status":"http_error","http_status":null,"error":"x"}`,
 	}
 	for name, line := range cases {
 		if _, err := CheckNDJSON([]byte(line)); err == nil {

@@ -49,6 +49,7 @@ type runner struct {
 	// interrupted run stops waiting for them.
 	inflight context.Context
 	sent     atomic.Int64
+	jobs     chan job // idle workers wait here; closed when the timer loop ends
 }
 
 // Run sends the plan's requests and writes one NDJSON record per request to
@@ -56,7 +57,7 @@ type runner struct {
 // requests in flight then have plan.Drain to finish before they are
 // cancelled, and every one of them is written. A write error stops the run.
 func Run(ctx context.Context, plan Plan, client *Client, work *Workload, out io.Writer, sum *Summary) (Result, error) {
-	r := &runner{plan: plan, client: client, work: work, recs: make(chan record.Request, 4096)}
+	r := &runner{plan: plan, client: client, work: work, recs: make(chan record.Request, 4096), jobs: make(chan job)}
 	if plan.MaxInFlight > 0 {
 		r.sem = make(chan struct{}, plan.MaxInFlight)
 	}
@@ -112,6 +113,7 @@ func (r *runner) openLoop(ctx context.Context) {
 	startNS := r.client.Now()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	defer close(r.jobs)
 	for i, off := range r.plan.Offsets {
 		s := r.work.Spec(i)
 		payload, err := r.client.Prepare(s)
@@ -128,10 +130,42 @@ func (r *runner) openLoop(ctx context.Context) {
 				return
 			}
 		}
-		sched := startNS + off
 		r.wg.Add(1)
 		r.sent.Add(1)
-		go r.send(i, payload, s.MaxTokens, &sched)
+		r.dispatch(job{i: i, payload: payload, maxTokens: s.MaxTokens, sched: startNS + off, timed: true})
+	}
+}
+
+// job is one request handed from the timer loop to a worker.
+type job struct {
+	i         int
+	payload   []byte
+	maxTokens int
+	sched     int64
+	timed     bool // sched is set (open loop)
+}
+
+// dispatch hands j to an idle worker, or starts one when none is idle: the
+// workers grow to the peak number in flight and are reused, so a request
+// does not pay for a new goroutine's stack growing through the HTTP client.
+// The timer loop then yields, so the worker sends at once on this processor
+// instead of waiting for another thread to wake.
+func (r *runner) dispatch(j job) {
+	select {
+	case r.jobs <- j:
+	default:
+		go r.worker(j)
+	}
+	runtime.Gosched()
+}
+
+func (r *runner) worker(j job) {
+	for ok := true; ok; j, ok = <-r.jobs {
+		var sched *int64
+		if j.timed {
+			sched = &j.sched
+		}
+		r.send(j.i, j.payload, j.maxTokens, sched)
 	}
 }
 
@@ -177,8 +211,8 @@ func (r *runner) send(i int, payload []byte, maxTokens int, sched *int64) {
 		rec = r.client.Send(r.inflight, i, payload, maxTokens)
 	}
 	if sched != nil {
-		lag := rec.TStartNS - *sched
-		rec.TScheduledNS, rec.SendLagNS = sched, &lag
+		at, lag := *sched, rec.TStartNS-*sched // copies: the caller reuses sched
+		rec.TScheduledNS, rec.SendLagNS = &at, &lag
 	}
 	if r.sem != nil {
 		<-r.sem

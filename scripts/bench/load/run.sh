@@ -11,6 +11,7 @@
 #
 #   scripts/bench/load/run.sh [SECONDS] [RATES...]     (default: 5 s; 100 1000 5000)
 set -euo pipefail
+ulimit -n "$(ulimit -Hn)" # a generator that falls behind holds thousands of connections
 secs=${1:-5}
 shift || true
 rates=("$@")
@@ -20,7 +21,7 @@ repo=$(cd "$here/../../.." && pwd)
 dir=$(mktemp -d /tmp/llem-loadbench.XXXXXX)
 export CGO_CFLAGS=-Wno-deprecated-declarations
 (cd "$repo" && go build -o "$dir/" ./cmd/llem-load ./scripts/bench/load/standin)
-"$dir/standin" -tokens 4 > "$dir/addr" &
+"$dir/standin" -tokens 4 > "$dir/addr" 2> "$dir/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do [ -s "$dir/addr" ] && break; sleep 0.05; done
@@ -61,3 +62,6 @@ for rate in "${rates[@]}"; do
 done
 echo
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if grep -q "too many open files" "$dir/server.log"; then
+  echo "the server ran out of file descriptors (limit $(ulimit -n)) while a generator held too many connections"
+fi
