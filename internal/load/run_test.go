@@ -292,6 +292,26 @@ func TestRunInterrupt(t *testing.T) {
 	}
 }
 
+func TestRunClosedLoopInterrupt(t *testing.T) {
+	s, url := newStandin(t)
+	s.hold = 1
+	o := opts(url)
+	o.Concurrency, o.NumRequests, o.Drain = 2, 100, 0
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var out, errb bytes.Buffer
+	go func() { done <- run(ctx, o, &out, &errb, Clock()) }()
+	s.await(t, 2)
+	cancel()
+	if err := <-done; cli.Code(err) != cli.ExitInterrupted {
+		t.Fatalf("exit %d (%v), want %d", cli.Code(err), err, cli.ExitInterrupted)
+	}
+	recs := records(t, out.Bytes())
+	if len(recs) != 2 || recs[0].Status != record.ReqCancelled || recs[1].Status != record.ReqCancelled {
+		t.Errorf("records %+v, want two cancelled", recs)
+	}
+}
+
 // lineWriter is an output that tells lines when a record was written.
 type lineWriter struct {
 	mu    sync.Mutex
