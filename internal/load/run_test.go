@@ -197,6 +197,29 @@ func TestRunTraceReplay(t *testing.T) {
 	}
 }
 
+func TestRunDataset(t *testing.T) {
+	s, url := newStandin(t)
+	ds := writeFile(t, "d.jsonl", `{"_meta": "provenance header, skipped"}
+{"prompt": "first prompt"}
+{"text": "second"}
+`)
+	o := opts(url)
+	o.Dataset, o.Rate, o.NumRequests = ds, 1e6, 3
+	if err := run(context.Background(), o, io.Discard, io.Discard, Clock()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.bodies {
+		got = append(got, b.Prompt)
+	}
+	slices.Sort(got)
+	if strings.Join(got, "|") != "first prompt|first prompt|second" {
+		t.Errorf("prompts sent: %q, want the file's two in turn", got)
+	}
+}
+
 func TestRunMaxInFlight(t *testing.T) {
 	s, url := newStandin(t)
 	s.hold = 1
