@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -332,6 +334,31 @@ func TestRunClosedLoopInterrupt(t *testing.T) {
 	recs := records(t, out.Bytes())
 	if len(recs) != 2 || recs[0].Status != record.ReqCancelled || recs[1].Status != record.ReqCancelled {
 		t.Errorf("records %+v, want two cancelled", recs)
+	}
+}
+
+// TestCommandSIGINT sends the process a real SIGINT once a request is in
+// flight (Command's handler is installed before anything is sent).
+func TestCommandSIGINT(t *testing.T) {
+	s, url := newStandin(t)
+	s.hold = 1
+	args := []string{"--url", url, "--rate", "1000", "-n", "1000", "--arrival", "constant", "--drain", "0s", "-q"}
+	var out, errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- cli.Run("llem-load", Command, args, nil, &out, &errb) }()
+	s.await(t, 1)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-done; code != cli.ExitInterrupted {
+		t.Fatalf("exit %d, want %d: %s", code, cli.ExitInterrupted, errb.String())
+	}
+	recs := records(t, out.Bytes())
+	if len(recs) == 0 || len(recs) == 1000 {
+		t.Errorf("%d records after SIGINT", len(recs))
+	}
+	if !strings.Contains(errb.String(), "llem-load: interrupted after") {
+		t.Errorf("stderr: %s", errb.String())
 	}
 }
 
