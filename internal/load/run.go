@@ -105,9 +105,9 @@ func (r *runner) await(ctx context.Context, cancel context.CancelCauseFunc) {
 }
 
 // openLoop sends each request at its offset, whatever happened to the ones
-// before. One goroutine keeps the time: it prepares a request's body, waits
-// for its send time (a timer, then a short busy-wait for precision), and
-// hands it to a new goroutine that runs it.
+// before. One goroutine keeps the time: it prepares a request's body ahead
+// of its send time, waits for that time (waitUntil), and hands the request
+// to a worker (dispatch).
 func (r *runner) openLoop(ctx context.Context) {
 	start := time.Now()
 	startNS := r.client.Now()
@@ -118,7 +118,7 @@ func (r *runner) openLoop(ctx context.Context) {
 		s := r.work.Spec(i)
 		payload, err := r.client.Prepare(s)
 		if err != nil {
-			payload = nil // Send reports it
+			payload = nil // the worker's Do then records the error
 		}
 		if !waitUntil(ctx, timer, start.Add(time.Duration(off)), r.plan.Spin) {
 			return
