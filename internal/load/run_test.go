@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -400,6 +401,20 @@ func TestRunFailures(t *testing.T) {
 	err = run(context.Background(), o, io.Discard, io.Discard, Clock())
 	if err == nil || !strings.Contains(err.Error(), "--model") {
 		t.Errorf("no model: %v", err)
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestRunWriteError(t *testing.T) {
+	_, url := newStandin(t)
+	o := opts(url)
+	o.Rate, o.NumRequests = 1e6, 5
+	err := run(context.Background(), o, failWriter{}, io.Discard, Clock())
+	if err == nil || err.Error() != "writing records: disk full" {
+		t.Errorf("error %v, want writing records: disk full", err)
 	}
 }
 
