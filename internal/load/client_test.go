@@ -283,9 +283,12 @@ func TestConnectErrorAndCancel(t *testing.T) {
 	}))
 	ctx, cancel := context.WithCancelCause(context.Background())
 	go func() {
-		if clock.awaitRead(t) && clock.awaitRead(t) {
-			cancel(errCancelled)
+		for range 2 { // the reading at sending, then the first event's
+			if !clock.awaitRead(t) {
+				return
+			}
 		}
+		cancel(errCancelled)
 	}()
 	rec = testClient(srv, clock.Now, false).Do(ctx, 0, Spec{Prompt: "p", MaxTokens: 1})
 	checkRecord(t, rec)

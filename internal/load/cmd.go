@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -19,33 +20,37 @@ import (
 	"github.com/llem/llem/internal/dataset"
 )
 
+// go-flags takes one choice tag per allowed value, which staticcheck's
+// duplicate-tag check (SA5008) does not know.
 type cmdOpts struct {
 	URL         string        `long:"url" required:"true" value-name:"URL" description:"the server's OpenAI API base, e.g. http://127.0.0.1:8000/v1"`
 	Rate        float64       `long:"rate" value-name:"R" description:"open loop: requests per second (inf: all at once)"`
 	Duration    time.Duration `long:"duration" value-name:"D" description:"send for D (open loop: schedule offsets below D)"`
 	NumRequests int           `short:"n" long:"num-requests" value-name:"N" description:"send N requests (with --duration: whichever comes first)"`
-	Arrival     string        `long:"arrival" default:"poisson" choice:"poisson" choice:"constant" choice:"gamma" description:"open-loop arrival process"`
-	Burstiness  float64       `long:"burstiness" default:"1" value-name:"B" description:"gamma: shape of the gaps (1 Poisson, < 1 burstier, > 1 more even)"`
-	Concurrency int           `long:"concurrency" value-name:"N" description:"closed loop instead: keep N requests in flight"`
-	MaxInFlight int           `long:"max-in-flight" value-name:"N" description:"open loop: cap requests in flight (sends wait, counted as send lag)"`
-	Trace       string        `long:"trace" value-name:"FILE" description:"replay arrival offsets and lengths from a .csv (Azure or BurstGPT layout) or .jsonl trace"`
-	Dataset     string        `long:"dataset" default:"synthetic" value-name:"NAME" description:"prompts: synthetic, aienergyscore, or a .jsonl file"`
-	InputLen    int           `long:"input-len" default:"256" value-name:"N" description:"synthetic prompt length, tokens (median when --input-sigma > 0)"`
-	InputSigma  float64       `long:"input-sigma" value-name:"S" description:"lognormal sigma of prompt lengths (0: fixed)"`
-	OutputLen   int           `long:"output-len" default:"128" value-name:"N" description:"max_tokens asked for (median when --output-sigma > 0)"`
-	OutputSigma float64       `long:"output-sigma" value-name:"S" description:"lognormal sigma of output lengths (0: fixed)"`
-	CharsPerTok float64       `long:"chars-per-token" default:"1" value-name:"C" description:"bytes of synthetic prompt per token (1 for a byte-level tokenizer, about 4 for subword ones)"`
-	IgnoreEOS   bool          `long:"ignore-eos" description:"ask the server to generate max_tokens tokens (always on with --trace)"`
-	API         string        `long:"api" default:"completions" choice:"completions" choice:"chat" description:"endpoint: /completions or /chat/completions"`
-	Model       string        `long:"model" value-name:"M" description:"model to name in requests (default: the server's first from /models)"`
-	APIKey      string        `long:"api-key" env:"OPENAI_API_KEY" value-name:"KEY" description:"bearer token, if the server wants one"`
-	Timeout     time.Duration `long:"timeout" default:"10m" value-name:"D" description:"give up on a request after D"`
-	Stall       time.Duration `long:"stall-timeout" default:"60s" value-name:"D" description:"give up on a request when no byte arrives for D"`
-	Drain       time.Duration `long:"drain" default:"10s" value-name:"D" description:"on SIGINT/SIGTERM, wait at most D for requests in flight"`
-	LagWarn     time.Duration `long:"lag-warn" default:"5ms" value-name:"D" description:"warn when the send lag p99 exceeds D"`
-	Spin        time.Duration `long:"spin" default:"0s" value-name:"D" description:"busy-wait the last D before each send time (precision for CPU)"`
-	Seed        uint64        `long:"seed" value-name:"S" description:"seed of the schedule, the lengths and the prompts"`
-	Quiet       bool          `short:"q" long:"quiet" description:"no summary on stderr"`
+	//lint:ignore SA5008 go-flags reads repeated choice tags
+	Arrival     string  `long:"arrival" default:"poisson" choice:"poisson" choice:"constant" choice:"gamma" description:"open-loop arrival process"`
+	Burstiness  float64 `long:"burstiness" default:"1" value-name:"B" description:"gamma: shape of the gaps (1 Poisson, < 1 burstier, > 1 more even)"`
+	Concurrency int     `long:"concurrency" value-name:"N" description:"closed loop instead: keep N requests in flight"`
+	MaxInFlight int     `long:"max-in-flight" value-name:"N" description:"open loop: cap requests in flight (sends wait, counted as send lag)"`
+	Trace       string  `long:"trace" value-name:"FILE" description:"replay arrival offsets and lengths from a .csv (Azure or BurstGPT layout) or .jsonl trace"`
+	Dataset     string  `long:"dataset" default:"synthetic" value-name:"NAME" description:"prompts: synthetic, aienergyscore, or a .jsonl file"`
+	InputLen    int     `long:"input-len" default:"256" value-name:"N" description:"synthetic prompt length, tokens (median when --input-sigma > 0)"`
+	InputSigma  float64 `long:"input-sigma" value-name:"S" description:"lognormal sigma of prompt lengths (0: fixed)"`
+	OutputLen   int     `long:"output-len" default:"128" value-name:"N" description:"max_tokens asked for (median when --output-sigma > 0)"`
+	OutputSigma float64 `long:"output-sigma" value-name:"S" description:"lognormal sigma of output lengths (0: fixed)"`
+	CharsPerTok float64 `long:"chars-per-token" default:"1" value-name:"C" description:"bytes of synthetic prompt per token (1 for a byte-level tokenizer, about 4 for subword ones)"`
+	IgnoreEOS   bool    `long:"ignore-eos" description:"ask the server to generate max_tokens tokens (always on with --trace)"`
+	//lint:ignore SA5008 go-flags reads repeated choice tags
+	API     string        `long:"api" default:"completions" choice:"completions" choice:"chat" description:"endpoint: /completions or /chat/completions"`
+	Model   string        `long:"model" value-name:"M" description:"model to name in requests (default: the server's first from /models)"`
+	APIKey  string        `long:"api-key" env:"OPENAI_API_KEY" value-name:"KEY" description:"bearer token, if the server wants one"`
+	Timeout time.Duration `long:"timeout" default:"10m" value-name:"D" description:"give up on a request after D"`
+	Stall   time.Duration `long:"stall-timeout" default:"60s" value-name:"D" description:"give up on a request when no byte arrives for D"`
+	Drain   time.Duration `long:"drain" default:"10s" value-name:"D" description:"on SIGINT/SIGTERM, wait at most D for requests in flight"`
+	LagWarn time.Duration `long:"lag-warn" default:"5ms" value-name:"D" description:"warn when the send lag p99 exceeds D"`
+	Spin    time.Duration `long:"spin" default:"0s" value-name:"D" description:"busy-wait the last D before each send time (precision for CPU)"`
+	Seed    uint64        `long:"seed" value-name:"S" description:"seed of the schedule, the lengths and the prompts"`
+	Quiet   bool          `short:"q" long:"quiet" description:"no summary on stderr"`
 }
 
 const cmdLong = `Drive an OpenAI-compatible server with streaming requests and write one NDJSON record per
@@ -68,6 +73,12 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// A reader that goes away (| head) makes writes fail with EPIPE, which
+	// stops the run with a message and the summary, instead of SIGPIPE
+	// killing the process silently.
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	defer signal.Stop(pipe)
 	return run(ctx, &o, stdout, stderr, Clock())
 }
 

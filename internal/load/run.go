@@ -105,9 +105,9 @@ func (r *runner) await(ctx context.Context, cancel context.CancelCauseFunc) {
 }
 
 // openLoop sends each request at its offset, whatever happened to the ones
-// before. One goroutine keeps the time: it prepares a request's body, waits
-// for its send time (a timer, then a short busy-wait for precision), and
-// hands it to a new goroutine that runs it.
+// before. One goroutine keeps the time: it prepares a request's body ahead
+// of its send time, waits for that time (waitUntil), and hands the request
+// to a worker (dispatch).
 func (r *runner) openLoop(ctx context.Context) {
 	start := time.Now()
 	startNS := r.client.Now()
@@ -118,7 +118,7 @@ func (r *runner) openLoop(ctx context.Context) {
 		s := r.work.Spec(i)
 		payload, err := r.client.Prepare(s)
 		if err != nil {
-			payload = nil // Send reports it
+			payload = nil // the worker's Do then records the error
 		}
 		if !waitUntil(ctx, timer, start.Add(time.Duration(off)), r.plan.Spin) {
 			return
@@ -166,10 +166,13 @@ func (r *runner) worker(j job) {
 			sched = &j.sched
 		}
 		r.send(j.i, j.payload, j.maxTokens, sched)
+		r.wg.Done()
 	}
 }
 
-// closedLoop keeps plan.Concurrency requests in flight.
+// closedLoop starts plan.Concurrency workers that each send a request when
+// their last one finished. It returns at once: the workers count in r.wg
+// themselves, so an interrupt's drain covers the request each has in flight.
 func (r *runner) closedLoop(ctx context.Context) {
 	var next atomic.Int64
 	var deadline time.Time
@@ -180,11 +183,10 @@ func (r *runner) closedLoop(ctx context.Context) {
 	if n <= 0 {
 		n = MaxRequests
 	}
-	var workers sync.WaitGroup
+	r.wg.Add(r.plan.Concurrency)
 	for range r.plan.Concurrency {
-		workers.Add(1)
 		go func() {
-			defer workers.Done()
+			defer r.wg.Done()
 			for ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)) {
 				i := next.Add(1) - 1
 				if i >= n {
@@ -192,18 +194,15 @@ func (r *runner) closedLoop(ctx context.Context) {
 				}
 				s := r.work.Spec(int(i))
 				payload, _ := r.client.Prepare(s)
-				r.wg.Add(1)
 				r.sent.Add(1)
 				r.send(int(i), payload, s.MaxTokens, nil)
 			}
 		}()
 	}
-	workers.Wait()
 }
 
 // send runs one request and queues its record.
 func (r *runner) send(i int, payload []byte, maxTokens int, sched *int64) {
-	defer r.wg.Done()
 	var rec record.Request
 	if payload == nil {
 		rec = r.client.Do(r.inflight, i, r.work.Spec(i))

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,6 +200,29 @@ func TestRunTraceReplay(t *testing.T) {
 	}
 }
 
+func TestRunDataset(t *testing.T) {
+	s, url := newStandin(t)
+	ds := writeFile(t, "d.jsonl", `{"_meta": "provenance header, skipped"}
+{"prompt": "first prompt"}
+{"text": "second"}
+`)
+	o := opts(url)
+	o.Dataset, o.Rate, o.NumRequests = ds, 1e6, 3
+	if err := run(context.Background(), o, io.Discard, io.Discard, Clock()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.bodies {
+		got = append(got, b.Prompt)
+	}
+	slices.Sort(got)
+	if strings.Join(got, "|") != "first prompt|first prompt|second" {
+		t.Errorf("prompts sent: %q, want the file's two in turn", got)
+	}
+}
+
 func TestRunMaxInFlight(t *testing.T) {
 	s, url := newStandin(t)
 	s.hold = 1
@@ -292,6 +318,51 @@ func TestRunInterrupt(t *testing.T) {
 	}
 }
 
+func TestRunClosedLoopInterrupt(t *testing.T) {
+	s, url := newStandin(t)
+	s.hold = 1
+	o := opts(url)
+	o.Concurrency, o.NumRequests, o.Drain = 2, 100, 0
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var out, errb bytes.Buffer
+	go func() { done <- run(ctx, o, &out, &errb, Clock()) }()
+	s.await(t, 2)
+	cancel()
+	if err := <-done; cli.Code(err) != cli.ExitInterrupted {
+		t.Fatalf("exit %d (%v), want %d", cli.Code(err), err, cli.ExitInterrupted)
+	}
+	recs := records(t, out.Bytes())
+	if len(recs) != 2 || recs[0].Status != record.ReqCancelled || recs[1].Status != record.ReqCancelled {
+		t.Errorf("records %+v, want two cancelled", recs)
+	}
+}
+
+// TestCommandSIGINT sends the process a real SIGINT once a request is in
+// flight (Command's handler is installed before anything is sent).
+func TestCommandSIGINT(t *testing.T) {
+	s, url := newStandin(t)
+	s.hold = 1
+	args := []string{"--url", url, "--rate", "1000", "-n", "1000", "--arrival", "constant", "--drain", "0s", "-q"}
+	var out, errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- cli.Run("llem-load", Command, args, nil, &out, &errb) }()
+	s.await(t, 1)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-done; code != cli.ExitInterrupted {
+		t.Fatalf("exit %d, want %d: %s", code, cli.ExitInterrupted, errb.String())
+	}
+	recs := records(t, out.Bytes())
+	if len(recs) == 0 || len(recs) == 1000 {
+		t.Errorf("%d records after SIGINT", len(recs))
+	}
+	if !strings.Contains(errb.String(), "llem-load: interrupted after") {
+		t.Errorf("stderr: %s", errb.String())
+	}
+}
+
 // lineWriter is an output that tells lines when a record was written.
 type lineWriter struct {
 	mu    sync.Mutex
@@ -330,6 +401,20 @@ func TestRunFailures(t *testing.T) {
 	err = run(context.Background(), o, io.Discard, io.Discard, Clock())
 	if err == nil || !strings.Contains(err.Error(), "--model") {
 		t.Errorf("no model: %v", err)
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestRunWriteError(t *testing.T) {
+	_, url := newStandin(t)
+	o := opts(url)
+	o.Rate, o.NumRequests = 1e6, 5
+	err := run(context.Background(), o, failWriter{}, io.Discard, Clock())
+	if err == nil || err.Error() != "writing records: disk full" {
+		t.Errorf("error %v, want writing records: disk full", err)
 	}
 }
 
