@@ -15,6 +15,7 @@ type cmdOpts struct {
 	Cycles      int      `long:"cycles" value-name:"N" description:"number of cycles (default: the file's execution.n_cycles, else 3)"`
 	Order       string   `long:"order" value-name:"ORDER" description:"cycle order: sequential, interleaved or shuffled (default: the file's, else shuffled)"`
 	Seed        *uint64  `long:"seed" value-name:"N" description:"shuffle seed (default: the file's, else derived from the study hash)"`
+	//lint:ignore SA5008 go-flags reads repeated choice tags
 	Format      string   `long:"format" value-name:"FORMAT" default:"ndjson" choice:"ndjson" choice:"table" choice:"count" description:"output: ndjson records, a table for people, or the run count"`
 	EmitSkipped bool     `long:"emit-skipped" description:"also write a skipped record for each invalid config"`
 	NoGaps      bool     `long:"no-gaps" description:"set the experiment and cycle gaps to 0"`
