@@ -11,15 +11,15 @@ import (
 )
 
 type cmdOpts struct {
-	Set         []string `long:"set" value-name:"PATH=VALUE" description:"override a shared field (repeatable); dotted paths reach sections, e.g. --set pytorch.batch_size=4"`
-	Cycles      int      `long:"cycles" value-name:"N" description:"number of cycles (default: the file's execution.n_cycles, else 3)"`
-	Order       string   `long:"order" value-name:"ORDER" description:"cycle order: sequential, interleaved or shuffled (default: the file's, else shuffled)"`
-	Seed        *uint64  `long:"seed" value-name:"N" description:"shuffle seed (default: the file's, else derived from the study hash)"`
+	Set    []string `long:"set" value-name:"PATH=VALUE" description:"override a shared field (repeatable); dotted paths reach sections, e.g. --set pytorch.batch_size=4"`
+	Cycles int      `long:"cycles" value-name:"N" description:"number of cycles (default: the file's execution.n_cycles, else 3)"`
+	Order  string   `long:"order" value-name:"ORDER" description:"cycle order: sequential, interleaved or shuffled (default: the file's, else shuffled)"`
+	Seed   *uint64  `long:"seed" value-name:"N" description:"shuffle seed (default: the file's, else derived from the study hash)"`
 	//lint:ignore SA5008 go-flags reads repeated choice tags
-	Format      string   `long:"format" value-name:"FORMAT" default:"ndjson" choice:"ndjson" choice:"table" choice:"count" description:"output: ndjson records, a table for people, or the run count"`
-	EmitSkipped bool     `long:"emit-skipped" description:"also write a skipped record for each invalid config"`
-	NoGaps      bool     `long:"no-gaps" description:"set the experiment and cycle gaps to 0"`
-	Quiet       bool     `short:"q" long:"quiet" description:"no summary on stderr"`
+	Format      string `long:"format" value-name:"FORMAT" default:"ndjson" choice:"ndjson" choice:"table" choice:"count" description:"output: ndjson records, a table for people, or the run count"`
+	EmitSkipped bool   `long:"emit-skipped" description:"also write a skipped record for each invalid config"`
+	NoGaps      bool   `long:"no-gaps" description:"set the experiment and cycle gaps to 0"`
+	Quiet       bool   `short:"q" long:"quiet" description:"no summary on stderr"`
 }
 
 const cmdLong = `Expands a study file into experiment records (NDJSON on stdout), one per run:
