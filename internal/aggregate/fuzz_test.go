@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"github.com/llem/llem/internal/fuzzguard"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/llem/llem/internal/power"
 )
@@ -55,8 +55,7 @@ func FuzzArrowSource(f *testing.F) {
 	}
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		watchdog := time.AfterFunc(5*time.Second, func() { panic("FuzzArrowSource: input took more than 5 s") })
-		defer watchdog.Stop()
+		defer fuzzguard.Start("FuzzArrowSource")()
 		p := filepath.Join(dir, "s.arrows")
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			t.Fatal(err)

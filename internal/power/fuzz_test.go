@@ -3,12 +3,12 @@ package power
 import (
 	"bytes"
 	"flag"
+	"github.com/llem/llem/internal/fuzzguard"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite the fuzz seed corpus in testdata/fuzz")
@@ -44,8 +44,7 @@ func FuzzReader(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		watchdog := time.AfterFunc(5*time.Second, func() { panic("FuzzReader: input took more than 5 s") })
-		defer watchdog.Stop()
+		defer fuzzguard.Start("FuzzReader")()
 		r, err := NewReader(bytes.NewReader(data), "f.arrows")
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "f.arrows: ") {

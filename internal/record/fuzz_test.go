@@ -7,12 +7,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/llem/llem/internal/fuzzguard"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite the fuzz seed corpus in testdata/fuzz")
@@ -37,8 +37,7 @@ func FuzzRecords(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		watchdog := time.AfterFunc(5*time.Second, func() { panic("FuzzRecords: input took more than 5 s") })
-		defer watchdog.Stop()
+		defer fuzzguard.Start("FuzzRecords")()
 		r := NewReader(bytes.NewReader(data), "f.ndjson")
 		for r.Next() {
 			l := r.Line()

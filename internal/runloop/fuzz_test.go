@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/llem/llem/internal/fuzzguard"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/llem/llem/internal/record"
 )
@@ -50,8 +50,7 @@ func FuzzEvents(f *testing.F) {
 		f.Add(s, uint16(7))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint16) {
-		watchdog := time.AfterFunc(5*time.Second, func() { panic("FuzzEvents: input took more than 5 s") })
-		defer watchdog.Stop()
+		defer fuzzguard.Start("FuzzEvents")()
 		max := int64(len(data)/2 + 1) // cut events.ndjson half way, sometimes
 		if chunk%2 == 0 {
 			max = 0
@@ -135,8 +134,7 @@ func FuzzJournal(f *testing.F) {
 	}
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		watchdog := time.AfterFunc(5*time.Second, func() { panic("FuzzJournal: input took more than 5 s") })
-		defer watchdog.Stop()
+		defer fuzzguard.Start("FuzzJournal")()
 		p := filepath.Join(dir, "journal.ndjson")
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			t.Fatal(err)
