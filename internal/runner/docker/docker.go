@@ -574,22 +574,22 @@ func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, erro
 	id := created.ID
 	res.Container.ContainerID = id
 	defer r.remove(bg, id, exp.RunID)
-	stopped, engineErr, rerr := r.attachStartWait(ctx, id, spec)
+	w, rerr := r.attachStartWait(ctx, id, spec)
 	if rerr != nil {
 		res.Err = rerr
 		return res, nil
 	}
 	ictx, cancel := context.WithTimeout(bg, time.Minute)
 	defer cancel()
-	if err := r.exitState(ictx, id, stopped != nil, &res); err != nil && engineErr == nil {
-		engineErr = err
+	if err := r.exitState(ictx, id, w.stopped != nil, &res); err != nil && w.engineErr == nil {
+		w.engineErr = err
 	}
 	switch {
-	case stopped != nil:
+	case w.stopped != nil:
 		res.Err = ctxErr(ctx, nil)
 	case res.Err != nil:
-	case engineErr != nil:
-		res.Err = classify(stageWait, engineErr, false)
+	case w.engineErr != nil:
+		res.Err = classify(stageWait, w.engineErr, false)
 	}
 	return res, nil
 }
@@ -603,12 +603,15 @@ func (r *Runner) remove(bg context.Context, id, runID string) {
 	}
 }
 
+// waited is how a container's wait ended: stopped is ctx's error when llem
+// stopped it (timeout, interrupt); engineErr an engine failure while waiting.
+type waited struct{ stopped, engineErr error }
+
 // attachStartWait attaches to the container (before start, so not one byte
 // of output is missed), streams its output to the spec's writers, starts it
-// and waits for it to exit, stopping it when ctx ends first. stopped is ctx's
-// error when it was stopped; engineErr an engine failure while waiting; rerr
-// a classified failure to attach or start.
-func (r *Runner) attachStartWait(ctx context.Context, id string, spec runner.Spec) (stopped, engineErr error, rerr *record.Error) {
+// and waits for it to exit, stopping it when ctx ends first. The
+// *record.Error is a classified failure to attach or start.
+func (r *Runner) attachStartWait(ctx context.Context, id string, spec runner.Spec) (w waited, rerr *record.Error) {
 	bg := context.WithoutCancel(ctx)
 	stdout, stderr := spec.Stdout, spec.Stderr
 	if stdout == nil {
@@ -619,7 +622,7 @@ func (r *Runner) attachStartWait(ctx context.Context, id string, spec runner.Spe
 	}
 	hj, err := r.cli.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
-		return nil, nil, ctxErr(ctx, classify(stageAttach, err, false))
+		return w, ctxErr(ctx, classify(stageAttach, err, false))
 	}
 	defer hj.Close()
 	waitCtx, cancelWait := context.WithCancel(bg)
@@ -631,21 +634,21 @@ func (r *Runner) attachStartWait(ctx context.Context, id string, spec runner.Spe
 		copied <- err
 	}()
 	if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return nil, nil, ctxErr(ctx, classify(stageStart, err, len(spec.GPUs) > 0))
+		return w, ctxErr(ctx, classify(stageStart, err, len(spec.GPUs) > 0))
 	}
 	select {
 	case <-waitCh:
 	case err := <-waitErrCh:
-		engineErr = err
+		w.engineErr = err
 	case <-ctx.Done():
-		stopped = ctx.Err()
+		w.stopped = ctx.Err()
 		r.stop(bg, id, spec.Grace)
 		select {
 		case <-waitCh:
 		case err := <-waitErrCh:
-			engineErr = err
+			w.engineErr = err
 		case <-time.After(spec.Grace + time.Minute):
-			engineErr = fmt.Errorf("container %s did not exit %s after stop", short(id), spec.Grace+time.Minute)
+			w.engineErr = fmt.Errorf("container %s did not exit %s after stop", short(id), spec.Grace+time.Minute)
 		}
 	}
 	// The attach stream ends when the container's stdio closes; a
@@ -656,7 +659,7 @@ func (r *Runner) attachStartWait(ctx context.Context, id string, spec runner.Spe
 		hj.Close()
 		<-copied
 	}
-	return stopped, engineErr, nil
+	return w, nil
 }
 
 // exitState reads the exited container's state into res: exit code or
