@@ -94,7 +94,7 @@ func makeCacheDirs(cache string) *record.Error {
 	for _, d := range append([]string{"home"}, cacheDirNames()...) {
 		p := filepath.Join(cache, "llem", d)
 		if err := os.MkdirAll(p, 0o755); err != nil {
-			return &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("model cache: %v", err),
+			return &record.Error{Type: record.ErrBadMount, Message: fmt.Sprintf("model cache: %v", err),
 				Hint: "make the model cache writable, or name another with --model-cache"}
 		}
 	}
@@ -144,16 +144,16 @@ func LocalModelDir(model string) (dir string, local bool, rerr *record.Error) {
 	case err == nil && st.IsDir():
 		abs, aerr := filepath.Abs(model)
 		if aerr != nil {
-			return "", false, &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("model directory %s: %v", model, aerr)}
+			return "", false, &record.Error{Type: record.ErrBadMount, Message: fmt.Sprintf("model directory %s: %v", model, aerr)}
 		}
 		return abs, true, nil
 	case !looksLocal:
 		return "", false, nil // a Hugging Face model id
 	case err != nil:
-		return "", false, &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("model directory %s: %v", model, unwrapPathErr(err)),
+		return "", false, &record.Error{Type: record.ErrBadMount, Message: fmt.Sprintf("model directory %s: %v", model, unwrapPathErr(err)),
 			Hint: "name an existing directory holding the model (config.json and weights), or a Hugging Face model id"}
 	}
-	return "", false, &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("model %s is a file, not a directory", model),
+	return "", false, &record.Error{Type: record.ErrBadMount, Message: fmt.Sprintf("model %s is a file, not a directory", model),
 		Hint: "name the directory holding config.json and the weights"}
 }
 
@@ -355,7 +355,7 @@ func (r *Runner) Preflight(ctx context.Context, exps []record.Experiment) error 
 	}
 	if py {
 		if _, err := python.Extract(r.opts.CacheDir); err != nil {
-			probs = append(probs, record.Error{Type: ErrBadMount, Message: err.Error(),
+			probs = append(probs, record.Error{Type: record.ErrBadMount, Message: err.Error(),
 				Hint: "point --cache-dir (or LLEM_CACHE_DIR) at a writable directory"})
 		}
 		if dir, explicit := r.modelCache(); explicit {
@@ -379,7 +379,7 @@ func (r *Runner) preflightImages(exps []record.Experiment) (names, gpuImages []s
 	for _, e := range exps {
 		img := r.Image(e)
 		if img == "" {
-			probs = append(probs, record.Error{Type: ErrImageMissing,
+			probs = append(probs, record.Error{Type: record.ErrImageMissing,
 				Message: fmt.Sprintf("no container image for backend %q", e.Backend),
 				Hint:    fmt.Sprintf("name one: --image %s=IMAGE or `runners: {%s: docker:IMAGE}` in the study", e.Backend, e.Backend)})
 			continue
@@ -432,12 +432,12 @@ func (r *Runner) probeGPU(ctx context.Context, img string) *record.Error {
 	select {
 	case w := <-waitCh:
 		if w.StatusCode != 0 {
-			return &record.Error{Type: ErrGPUUnavailable, Message: fmt.Sprintf("nvidia-smi -L in %s exited %d", img, w.StatusCode), Hint: hint}
+			return &record.Error{Type: record.ErrGPUUnavailable, Message: fmt.Sprintf("nvidia-smi -L in %s exited %d", img, w.StatusCode), Hint: hint}
 		}
 	case err := <-errCh:
 		return classify(stageWait, err, true)
 	case <-time.After(time.Minute):
-		return &record.Error{Type: ErrGPUUnavailable, Message: "nvidia-smi -L in " + img + " did not finish within a minute", Hint: hint}
+		return &record.Error{Type: record.ErrGPUUnavailable, Message: "nvidia-smi -L in " + img + " did not finish within a minute", Hint: hint}
 	}
 	return nil
 }
@@ -473,7 +473,7 @@ func (r *Runner) ensureImage(ctx context.Context, img string) (string, *record.E
 		return "", classify(stageImage, err, false)
 	}
 	if r.opts.NoPull {
-		return "", &record.Error{Type: ErrImageMissing,
+		return "", &record.Error{Type: record.ErrImageMissing,
 			Message: fmt.Sprintf("image %s is not on this Docker engine (pulls are off)", img),
 			Hint:    pullHint(img)}
 	}
@@ -518,10 +518,10 @@ func checkDir(dir, what string) *record.Error {
 	st, err := os.Stat(dir)
 	switch {
 	case err != nil:
-		return &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("%s %s: %v", what, dir, unwrapPathErr(err)),
+		return &record.Error{Type: record.ErrBadMount, Message: fmt.Sprintf("%s %s: %v", what, dir, unwrapPathErr(err)),
 			Hint: fmt.Sprintf("create it (mkdir -p %s) or name an existing directory", dir)}
 	case !st.IsDir():
-		return &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("%s %s is not a directory", what, dir),
+		return &record.Error{Type: record.ErrBadMount, Message: fmt.Sprintf("%s %s is not a directory", what, dir),
 			Hint: "name a directory"}
 	}
 	return nil
@@ -547,7 +547,7 @@ func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, erro
 		return res, errors.New("docker runner: spec has no run directory")
 	}
 	if img == "" {
-		res.Err = &record.Error{Type: ErrImageMissing, Message: fmt.Sprintf("no container image for backend %q", exp.Backend),
+		res.Err = &record.Error{Type: record.ErrImageMissing, Message: fmt.Sprintf("no container image for backend %q", exp.Backend),
 			Hint: fmt.Sprintf("name one: --image %s=IMAGE", exp.Backend)}
 		return res, nil
 	}
@@ -693,7 +693,7 @@ func (r *Runner) exitState(ictx context.Context, id string, stopped bool, res *r
 		res.ExitCode = code
 	}
 	if insp.State.OOMKilled {
-		res.Err = &record.Error{Type: ErrOOMKilled,
+		res.Err = &record.Error{Type: record.ErrOOMKilled,
 			Message: fmt.Sprintf("the worker was killed for lack of memory (container %s, exit code %d)", short(id), code),
 			Hint:    oomHint(r.opts.MemoryLimit)}
 	}
@@ -723,10 +723,10 @@ func (r *Runner) stop(ctx context.Context, id string, grace time.Duration) {
 func ctxErr(ctx context.Context, fallback *record.Error) *record.Error {
 	switch ctx.Err() {
 	case context.DeadlineExceeded:
-		return &record.Error{Type: ErrTimeout, Message: "the run's time limit passed; its container was stopped and removed",
+		return &record.Error{Type: record.ErrTimeout, Message: "the run's time limit passed; its container was stopped and removed",
 			Hint: "raise the run timeout, or lower n / max_output_tokens"}
 	case context.Canceled:
-		return &record.Error{Type: ErrInterrupted, Message: "interrupted; the container was stopped and removed"}
+		return &record.Error{Type: record.ErrInterrupted, Message: "interrupted; the container was stopped and removed"}
 	}
 	return fallback
 }
@@ -843,7 +843,7 @@ func (r *Runner) hostConfig(mounts []mount.Mount, gpus []string) *container.Host
 func runMounts(spec runner.Spec) (mounts []mount.Mount, inContainer string, rerr *record.Error) {
 	runDir, err := filepath.Abs(spec.RunDir)
 	if err != nil {
-		return nil, "", &record.Error{Type: ErrBadMount, Message: err.Error()}
+		return nil, "", &record.Error{Type: record.ErrBadMount, Message: err.Error()}
 	}
 	if rerr := checkDir(runDir, "run directory"); rerr != nil {
 		return nil, "", rerr
@@ -858,7 +858,7 @@ func runMounts(spec runner.Spec) (mounts []mount.Mount, inContainer string, rerr
 		return mounts, MountRun + "/" + filepath.ToSlash(rel), nil
 	}
 	if _, err := os.Stat(expFile); err != nil {
-		return nil, "", &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("experiment file %s: %v", expFile, unwrapPathErr(err))}
+		return nil, "", &record.Error{Type: record.ErrBadMount, Message: fmt.Sprintf("experiment file %s: %v", expFile, unwrapPathErr(err))}
 	}
 	mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: expFile, Target: MountExperiment, ReadOnly: true})
 	return mounts, MountExperiment, nil
@@ -870,7 +870,7 @@ func runMounts(spec runner.Spec) (mounts []mount.Mount, inContainer string, rerr
 func (r *Runner) pythonMounts(exp record.Experiment) ([]mount.Mount, []string, *record.Error) {
 	src, err := python.Extract(r.opts.CacheDir)
 	if err != nil {
-		return nil, nil, &record.Error{Type: ErrBadMount, Message: err.Error(),
+		return nil, nil, &record.Error{Type: record.ErrBadMount, Message: err.Error(),
 			Hint: "point the cache directory (LLEM_CACHE_DIR) at a writable place"}
 	}
 	mounts := []mount.Mount{{Type: mount.TypeBind, Source: src, Target: MountWorker, ReadOnly: true}}
