@@ -13,7 +13,7 @@ import (
 // foreignStream writes a stream as another sampler might: t in the given
 // type, device as a dictionary, no source column, power_w as float32, an
 // int32 throttle, and the interval under meta key k.
-func foreignStream(t *testing.T, tType arrow.DataType, k, v string) []byte {
+func foreignStream(t testing.TB, tType arrow.DataType, k, v string) []byte {
 	t.Helper()
 	md := arrow.NewMetadata([]string{k}, []string{v})
 	sc := arrow.NewSchema([]arrow.Field{
