@@ -55,6 +55,15 @@ func foreignStream(t testing.TB, tType arrow.DataType, k, v string) []byte {
 	return buf.Bytes()
 }
 
+// foreignSeeds are fuzz seeds in other samplers' forms: dictionary devices,
+// no source column, float32, null and int32 columns, t in ms or int64.
+func foreignSeeds(t testing.TB) map[string][]byte {
+	return map[string][]byte{
+		"foreign-ms":    foreignStream(t, &arrow.TimestampType{Unit: arrow.Millisecond}, "interval_ms", "50"),
+		"foreign-int64": foreignStream(t, arrow.PrimitiveTypes.Int64, "interval", "50ms"),
+	}
+}
+
 // Streams of other samplers in the long format: timestamps of any unit or
 // int64 ns, no source column, dictionary-coded devices, float32 and null
 // readings, a narrower throttle, the interval under another key.

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/apache/arrow/go/v17/arrow"
 )
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite the fuzz seed corpus in testdata/fuzz")
@@ -35,6 +33,11 @@ func seedStreams(t testing.TB) map[string][]byte {
 	w2, _ := NewWriter(&b2, Meta{})
 	w2.Close(Trailer{})
 	out["empty-meta"] = append([]byte(nil), b2.Bytes()...)
+	// Streams of other samplers (foreign_test.go), so that the fuzzer
+	// explores their decode paths too.
+	for k, v := range foreignSeeds(t) {
+		out[k] = v
+	}
 	return out
 }
 
@@ -45,10 +48,6 @@ func FuzzReader(f *testing.F) {
 	for _, b := range seedStreams(f) {
 		f.Add(b)
 	}
-	// Streams of other samplers: dictionary devices, no source column,
-	// float32, null and int32 columns, t in ms or int64.
-	f.Add(foreignStream(f, &arrow.TimestampType{Unit: arrow.Millisecond}, "interval_ms", "50"))
-	f.Add(foreignStream(f, arrow.PrimitiveTypes.Int64, "interval", "50ms"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		watchdog := time.AfterFunc(5*time.Second, func() { panic("FuzzReader: input took more than 5 s") })
 		defer watchdog.Stop()
