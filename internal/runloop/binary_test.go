@@ -295,17 +295,6 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-func TestDefaultTimeout(t *testing.T) {
-	for _, c := range []struct {
-		cfg  string
-		want time.Duration
-	}{{`{}`, 600 * time.Second}, {`{"n":100}`, 600 * time.Second}, {`{"n":1000}`, 2000 * time.Second}} {
-		if got := DefaultTimeout([]byte(c.cfg)); got != c.want {
-			t.Errorf("%s: %s, want %s", c.cfg, got, c.want)
-		}
-	}
-}
-
 // waitUntil polls cond until it holds: waiting on an event (a file, a journal
 // line), not on a time. Only a hang reaches the bound.
 func waitUntil(t *testing.T, what string, cond func() bool) {

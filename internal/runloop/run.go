@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/runner"
 )
@@ -167,12 +168,12 @@ func (batchExecution) execute(ctx context.Context, rn runner.Runner, spec runner
 func executionFor(record.Experiment) execution { return batchExecution{} }
 
 // execute carries out the run under its timeout (--timeout, else
-// DefaultTimeout) and says how it ended. A worker that floods events is
+// config.RunFacts.Timeout) and says how it ended. A worker that floods events is
 // stopped like one past its timeout.
 func (a *oneRun) execute(ctx context.Context) (ending, error) {
 	timeout := a.o.Timeout
 	if timeout <= 0 {
-		timeout = DefaultTimeout(a.e.Config)
+		timeout = config.ReadRunFacts(a.e.Config).Timeout()
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
