@@ -220,6 +220,13 @@ func TestLoadLlamaRejects(t *testing.T) {
 		{`"hidden_act":"gelu"`, "hidden_act"},
 		{`"model_type":"gpt2"`, "model_type"},
 		{`"rope_scaling":{"type":"linear"}`, "rope_scaling"},
+		{`"rope_scaling":{"rope_type":"yarn","factor":4}`, "yarn"},
+		{`"rope_scaling":{"rope_type":"llama3","factor":8}`, "low_freq_factor"},
+		{`"model_type":"qwen3"`, "model_type"},
+		{`"mlp_bias":true`, "MLP biases"},
+		{`"use_sliding_window":true`, "use_sliding_window"},
+		{`"attention_bias":true`, "q_proj.bias"},
+		{`"head_dim":33`, "odd"},
 		{`"num_key_value_heads":3`, "kv_heads"},
 	} {
 		var cfg map[string]any
