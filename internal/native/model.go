@@ -71,6 +71,9 @@ type Model struct {
 	// ModelType is the checkpoint's model_type ("llama", "qwen2", ...), for
 	// SaveLlama; empty = llama.
 	ModelType string
+	// EOS is the id that ends a sequence: the checkpoint's eos_token_id
+	// (the first of a list), 0 for the synthetic models' tokenizer.
+	EOS int32
 }
 
 // RopeScaling is a Hugging Face rope_scaling of type "llama3": wavelengths

@@ -220,6 +220,7 @@ type llamaConfig struct {
 	RopeTheta             float64         `json:"rope_theta"`
 	RopeScaling           json.RawMessage `json:"rope_scaling"`
 	UseSlidingWindow      bool            `json:"use_sliding_window"`
+	EOSTokenID            json.RawMessage `json:"eos_token_id"`
 	TieWordEmbeddings     bool            `json:"tie_word_embeddings"`
 	HiddenAct             string          `json:"hidden_act"`
 	AttentionBias         bool            `json:"attention_bias"`
@@ -262,6 +263,10 @@ func LoadLlama(dir string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s/config.json: %w", dir, err)
 	}
+	eos, err := parseEOS(c.EOSTokenID, c.VocabSize)
+	if err != nil {
+		return nil, fmt.Errorf("%s/config.json: %w", dir, err)
+	}
 	a := Arch{Layers: c.NumHiddenLayers, HiddenSize: c.HiddenSize, Heads: c.NumAttentionHeads, KVHeads: c.NumKeyValueHeads,
 		FFNSize: c.IntermediateSize, VocabSize: c.VocabSize, MaxSeqLen: c.MaxPositionEmbeddings}
 	if err := validate(a, c.HeadDim); err != nil {
@@ -295,7 +300,7 @@ func LoadLlama(dir string) (*Model, error) {
 	}
 	h, q, kv, ff, v := int64(a.HiddenSize), int64(a.Heads*hd), int64(a.KVHeads*hd), int64(a.FFNSize), int64(a.VocabSize)
 	m := &Model{Arch: a, HeadDim: hd, RopeTheta: c.RopeTheta, NormEps: c.RMSNormEps, Layers: make([]Layer, a.Layers),
-		RopeScaling: scaling, ModelType: c.ModelType}
+		RopeScaling: scaling, ModelType: c.ModelType, EOS: eos}
 	if m.Embed, err = read("model.embed_tokens.weight", v, h); err != nil {
 		return nil, err
 	}
@@ -356,6 +361,29 @@ func readBiases(L *Layer, p string, qkv, all bool, q, kv, h int64, read func(str
 		L.BO, err = read(p+"self_attn.o_proj.bias", h)
 	}
 	return err
+}
+
+// parseEOS reads eos_token_id: absent or null (0, the synthetic models'
+// EOS), an id, or a list of ids (Llama 3), of which the first is used.
+func parseEOS(raw json.RawMessage, vocab int) (int32, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return EOS, nil
+	}
+	var ids []int64
+	if err := json.Unmarshal(raw, &ids); err != nil {
+		var id int64
+		if err := json.Unmarshal(raw, &id); err != nil {
+			return 0, fmt.Errorf("eos_token_id %s: want an id or a list of ids", raw)
+		}
+		ids = []int64{id}
+	}
+	if len(ids) == 0 {
+		return EOS, nil
+	}
+	if ids[0] < 0 || ids[0] >= int64(vocab) {
+		return 0, fmt.Errorf("eos_token_id %d outside the vocabulary (%d)", ids[0], vocab)
+	}
+	return int32(ids[0]), nil
 }
 
 // parseRopeScaling reads config.json's rope_scaling: null, or type
@@ -520,7 +548,7 @@ func (m *Model) configJSON() []byte {
 		"num_key_value_heads": a.KVHeads, "head_dim": m.HeadDim, "vocab_size": a.VocabSize,
 		"max_position_embeddings": a.MaxSeqLen, "rms_norm_eps": m.NormEps, "rope_theta": m.RopeTheta,
 		"hidden_act": "silu", "tie_word_embeddings": m.Tied, "torch_dtype": "float32",
-		"attention_bias": len(m.Layers) > 0 && m.Layers[0].BO != nil, "mlp_bias": false, "bos_token_id": EOS, "eos_token_id": EOS,
+		"attention_bias": len(m.Layers) > 0 && m.Layers[0].BO != nil, "mlp_bias": false, "bos_token_id": m.EOS, "eos_token_id": m.EOS,
 		"rope_scaling": scaling,
 	}, "", "  ")
 	return cfg

@@ -256,24 +256,23 @@ func (w *worker) run(ctx context.Context) error {
 	}
 	// Truncation: max_input_tokens, and the room max_seq_len leaves after
 	// max_output_tokens.
-	tok := eng.NewTokenizer(arch.VocabSize)
-	limit := min(cfg.MaxInputTokens, arch.MaxSeqLen-maxOut)
-	prompts := make([][]int32, len(in.Prompts))
-	cut, longest := 0, 1
-	for i, p := range in.Prompts {
-		prompts[i] = tok.Encode(make([]int32, 0, min(len(p), limit)), p, limit)
-		if len(p) > limit {
-			cut++
-		}
-		longest = max(longest, len(prompts[i]))
+	var ckptDir string
+	if nat.WeightsPath != nil {
+		ckptDir = *nat.WeightsPath
 	}
+	tok, err := codecFor(ckptDir, model)
+	if err != nil {
+		return fail(CodeUnsupported, cli.ExitUsage, "remove or fix the checkpoint's tokenizer.json (without one, prompts are tokenised byte by byte)", "%v", err)
+	}
+	limit := min(cfg.MaxInputTokens, arch.MaxSeqLen-maxOut)
+	prompts, cut, longest := encodePrompts(tok, in.Prompts, limit)
 	if cut > 0 && cfg.MaxInputTokens > arch.MaxSeqLen-maxOut {
 		if err := w.warn("truncated", "%d of %d prompts cut to %d tokens: max_seq_len %d − max_output_tokens %d is below max_input_tokens %d", cut, len(prompts), limit, arch.MaxSeqLen, maxOut, cfg.MaxInputTokens); err != nil {
 			return err
 		}
 	}
 	batch := min(nat.BatchSize, len(prompts))
-	fmt.Fprintf(w.log, "native worker: %s, %d prompts (%d truncated to %d tokens), batch %d, %d threads\n", cfg.Model, len(prompts), cut, limit, batch, threadsOf(nat.Threads))
+	fmt.Fprintf(w.log, "native worker: %s, tokenizer %s, %d prompts (%d truncated to %d tokens), batch %d, %d threads\n", cfg.Model, tok.name(), len(prompts), cut, limit, batch, threadsOf(nat.Threads))
 	rows := batch * longest
 	if rows > maxPrefillRows { // longer prefills run in chunks: activations stay bounded
 		rows = max(maxPrefillRows, batch)
@@ -290,7 +289,7 @@ func (w *worker) run(ctx context.Context) error {
 	if err := w.phase(record.PhaseLoad, record.EdgeEnd); err != nil {
 		return err
 	}
-	hd := arch.HiddenSize / arch.Heads
+	hd := model.HeadDim
 	if err := w.emit(record.Event{Event: record.EventModel, Model: &record.ModelFacts{
 		Name:                   cfg.Model,
 		Parameters:             ptr(model.Params()),
@@ -369,7 +368,7 @@ func (w *worker) run(ctx context.Context) error {
 // and compared across runs (same seed and config → same tokens).
 const OutputsFile = "outputs.jsonl"
 
-func writeOutputs(path string, tok eng.Tokenizer, outputs [][]int32) error {
+func writeOutputs(path string, tok codec, outputs [][]int32) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("write outputs: %w", err)
@@ -381,7 +380,7 @@ func writeOutputs(path string, tok eng.Tokenizer, outputs [][]int32) error {
 			ID     int     `json:"id"`
 			Tokens []int32 `json:"tokens"`
 			Text   string  `json:"text"`
-		}{i, o, string(tok.Decode(nil, o))}); err != nil {
+		}{i, o, tok.decode(o)}); err != nil {
 			f.Close()
 			return fmt.Errorf("write outputs: %w", err)
 		}
