@@ -302,3 +302,17 @@ func slicesEqual(a, b []float32) bool {
 	}
 	return true
 }
+
+func TestParseEOS(t *testing.T) {
+	for _, c := range []struct {
+		raw  string
+		want int32
+		err  bool
+	}{{"", EOS, false}, {"null", EOS, false}, {"7", 7, false}, {"[9, 3]", 9, false}, {"[]", EOS, false},
+		{"300", 0, true}, {"-1", 0, true}, {`"x"`, 0, true}} {
+		got, err := parseEOS([]byte(c.raw), 300)
+		if (err != nil) != c.err || got != c.want {
+			t.Errorf("eos_token_id %s: %d, %v", c.raw, got, err)
+		}
+	}
+}
