@@ -217,13 +217,7 @@ func TestCheckpoint(t *testing.T) {
 	if err := eng.SaveLlama(m, ck); err != nil {
 		t.Fatal(err)
 	}
-	q, _ := json.Marshal(ck)
-	b = bytes.Replace(b, []byte(`"weights_path":null`), []byte(`"weights_path":`+string(q)), 1)
-	os.WriteFile(p, b, 0o644)
-	code, evs, stderr := runMain(t, context.Background())
-	if code != 0 {
-		t.Fatalf("exit %d\n%s", code, stderr)
-	}
+	evs := runCheckpoint(t, p, b, ck)
 	if got, _ := os.ReadFile(filepath.Join(dir, OutputsFile)); !bytes.Equal(got, want) || len(got) == 0 {
 		t.Fatalf("checkpoint run outputs:\n%s\nsynthetic:\n%s", got, want)
 	}
@@ -411,13 +405,7 @@ func TestCheckpointTokenizer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, _ := json.Marshal(ck)
-	b = bytes.Replace(b, []byte(`"weights_path":null`), []byte(`"weights_path":`+string(q)), 1)
-	os.WriteFile(p, b, 0o644)
-	code, evs, stderr := runMain(t, context.Background())
-	if code != 0 {
-		t.Fatalf("exit %d\n%s", code, stderr)
-	}
+	evs := runCheckpoint(t, p, b, ck)
 	wantIn, bytesIn := 0, 0
 	for _, s := range in.Prompts {
 		wantIn += min(len(tok.Encode(s)), 40) // max_input_tokens: 40
@@ -452,4 +440,18 @@ func gpt2Byte(b byte) rune {
 		}
 	}
 	return rune(256 + n)
+}
+
+// runCheckpoint points experiment.json (path p, contents b) at checkpoint
+// directory ck and runs the worker, which must succeed.
+func runCheckpoint(t *testing.T, p string, b []byte, ck string) []record.Event {
+	t.Helper()
+	q, _ := json.Marshal(ck)
+	b = bytes.Replace(b, []byte(`"weights_path":null`), []byte(`"weights_path":`+string(q)), 1)
+	os.WriteFile(p, b, 0o644)
+	code, evs, stderr := runMain(t, context.Background())
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	return evs
 }
