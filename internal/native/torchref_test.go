@@ -275,3 +275,29 @@ func compareLogits(t *testing.T, got, want [][]float32, vocab int) float64 {
 	}
 	return worst
 }
+
+// TestParamsOfVariants: Params counts what the tensors of every cross-check
+// variant hold (biases, head_dim apart from hidden/heads, tied head).
+func TestParamsOfVariants(t *testing.T) {
+	for _, c := range torchCases(t) {
+		m, err := NewSynthetic(c.arch, 11)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.edit != nil {
+			c.edit(m, rand.New(rand.NewPCG(3, 4)))
+		}
+		n := len(m.Embed) + len(m.Norm)
+		if !m.Tied {
+			n += len(m.LMHead)
+		}
+		for _, l := range m.Layers {
+			for _, s := range [][]float32{l.AttnNorm, l.WQ, l.WK, l.WV, l.WO, l.MLPNorm, l.WGate, l.WUp, l.WDown, l.BQ, l.BK, l.BV, l.BO} {
+				n += len(s)
+			}
+		}
+		if m.Params() != int64(n) {
+			t.Errorf("%s: Params %d, tensors hold %d", c.name, m.Params(), n)
+		}
+	}
+}
