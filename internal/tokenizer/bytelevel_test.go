@@ -112,6 +112,39 @@ func TestGPT2Encodings(t *testing.T) {
 	}
 }
 
+// SmolLM's pre-tokenizer: Digits then ByteLevel's GPT-2 split. Merges of
+// "c"+"1" and "1"+"2" exist; neither may cross a digit boundary, and "12"
+// forms only with contiguous digits.
+func TestDigitsThenByteLevel(t *testing.T) {
+	vocab := map[string]int32{}
+	for b := 0; b < 256; b++ {
+		vocab[string(byteToRune[b])] = int32(b)
+	}
+	vocab["c1"], vocab["12"] = 300, 301
+	for _, c := range []struct {
+		individual bool
+		want       string
+	}{{true, "[97 98 99 49 50 32 51]"}, {false, "[97 98 99 301 32 51]"}} {
+		b, _ := json.Marshal(map[string]any{
+			"pre_tokenizer": map[string]any{"type": "Sequence", "pretokenizers": []any{
+				map[string]any{"type": "Digits", "individual_digits": c.individual},
+				map[string]any{"type": "ByteLevel", "add_prefix_space": false, "use_regex": true}}},
+			"model": map[string]any{"type": "BPE", "vocab": vocab, "merges": []string{"c 1", "1 2"}},
+		})
+		tok, err := Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := "abc12 3"
+		if got := fmt.Sprint(tok.Encode(in)); got != c.want {
+			t.Errorf("individual_digits %v: %q → %s, want %s", c.individual, in, got, c.want)
+		}
+		if d := tok.Decode(tok.Encode(in)); d != in {
+			t.Errorf("%q round trip: %q", in, d)
+		}
+	}
+}
+
 func TestRefused(t *testing.T) {
 	for _, c := range []struct{ json, want string }{
 		{`{"model":{"type":"Unigram"}}`, "model.type"},

@@ -52,6 +52,7 @@ type component struct {
 	Behavior       string       `json:"behavior"`
 	Invert         bool         `json:"invert"`
 	Split          *bool        `json:"split"`
+	Individual     bool         `json:"individual_digits"`
 	Single         []struct {
 		SpecialToken *struct {
 			ID string `json:"id"`
@@ -252,6 +253,14 @@ func (t *Tokenizer) preTokenizer(c *component) error {
 			return fmt.Errorf("pre_tokenizer Split: pattern %s is not one of the known ones (GPT-2, Llama 3, Qwen2)", strconv.Quote(*c.Pattern.Regex))
 		}
 		t.split = s
+	case "Digits": // SmolLM: ASCII digits cut out before the byte-level split
+		if t.split != nil {
+			return fmt.Errorf("pre_tokenizer Digits after a split is not supported")
+		}
+		t.digits = digitsContiguous
+		if c.Individual {
+			t.digits = digitsIndividual
+		}
 	case "Metaspace":
 		if c.Replacement != "▁" || c.Split != nil && *c.Split {
 			return fmt.Errorf("pre_tokenizer Metaspace: only replacement ▁ without split is supported")

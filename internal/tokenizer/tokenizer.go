@@ -30,6 +30,7 @@ type Tokenizer struct {
 	merges       map[[2]int32]merge
 	added        []string // added tokens, longest first, for literal matching
 	split        splitter // byte-level pre-tokenizer split; nil: whole text
+	digits       int      // a Digits pre-tokenizer before it: digitsIndividual, digitsContiguous
 	byteLevel    bool
 	prefixSpace  bool // byte level: add a space in front of the text
 	metaspace    bool // SentencePiece style: " " → "▁"
@@ -105,8 +106,15 @@ func (t *Tokenizer) encodeText(ids []int32, text string, atStart bool) []int32 {
 		text = " " + text
 	}
 	words := []string{text}
+	if t.digits != 0 {
+		words = splitDigits(text, t.digits == digitsIndividual)
+	}
 	if t.split != nil {
-		words = t.split(text)
+		var all []string
+		for _, w := range words {
+			all = append(all, t.split(w)...)
+		}
+		words = all
 	}
 	var b strings.Builder
 	for _, w := range words {
@@ -188,6 +196,27 @@ func (t *Tokenizer) Decode(ids []int32) string {
 		s = strings.TrimPrefix(s, " ")
 	}
 	return s
+}
+
+// Digits pre-tokenizer modes.
+const (
+	digitsIndividual = 1 + iota
+	digitsContiguous
+)
+
+// splitDigits cuts ASCII digits out of s: each alone, or runs of them.
+func splitDigits(s string, individual bool) []string {
+	var out []string
+	for len(s) > 0 {
+		n := 0
+		isDigit := s[0] >= '0' && s[0] <= '9'
+		for n < len(s) && (s[n] >= '0' && s[n] <= '9') == isDigit && !(isDigit && individual && n == 1) {
+			n++
+		}
+		out = append(out, s[:n])
+		s = s[n:]
+	}
+	return out
 }
 
 func hexByte(h string) byte {
