@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CGO_CFLAGS := -Wno-deprecated-declarations
 GO ?= go
 BIN := bin
-TOOLS := llem-expand llem-exec llem-sample llem-aggregate llem-report
+TOOLS := llem-expand llem-exec llem-sample llem-aggregate llem-report llem-serve
 
 .PHONY: build demo test test-setup vet fmt clean
 
