@@ -196,6 +196,9 @@ func (le *logEntry) record(ev event) {
 	}
 	if ev.err != nil {
 		le.Error = ptr(ev.err.Error())
+		if le.FinishReason == nil {
+			le.FinishReason = ptr("abort")
+		}
 	}
 }
 

@@ -48,15 +48,45 @@ type testServer struct {
 }
 
 // syncBuffer is a request log the test can read while the server writes.
+// Every write closes and replaces changed, so a test can wait for lines.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{}
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
 	return b.b.Write(p)
+}
+
+// wait waits until the log has n lines.
+func (b *syncBuffer) wait(t *testing.T, n int) {
+	t.Helper()
+	timeout := time.NewTimer(testWait)
+	defer timeout.Stop()
+	for {
+		b.mu.Lock()
+		lines := bytes.Count(b.b.Bytes(), []byte("\n"))
+		if b.changed == nil {
+			b.changed = make(chan struct{})
+		}
+		ch := b.changed
+		b.mu.Unlock()
+		if lines >= n {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timeout.C:
+			t.Fatalf("request log has %d lines, want %d", lines, n)
+		}
+	}
 }
 
 // entries decodes the request log.

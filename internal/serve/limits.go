@@ -18,9 +18,10 @@ import (
 // idle or half-open clients can hold.
 type limitListener struct {
 	net.Listener
-	sem  chan struct{}
-	open atomic.Int64
-	peak atomic.Int64
+	sem    chan struct{}
+	sndbuf int
+	open   atomic.Int64
+	peak   atomic.Int64
 }
 
 func newLimitListener(ln net.Listener, n int) *limitListener {
@@ -33,6 +34,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	if err != nil {
 		<-l.sem
 		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok && l.sndbuf > 0 {
+		_ = tc.SetWriteBuffer(l.sndbuf)
 	}
 	n := l.open.Add(1)
 	for p := l.peak.Load(); n > p && !l.peak.CompareAndSwap(p, n); p = l.peak.Load() {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,10 @@ type Config struct {
 	// connection is seen closed.
 	beforeStep func()
 	clientGone func(id string)
+	// sndbuf, when set (tests), is the socket send buffer of accepted
+	// connections, so that a client that stops reading blocks the server's
+	// writes after kilobytes rather than the megabytes the kernel allows.
+	sndbuf int
 }
 
 // Defaults fills the zero fields of c that do not depend on the model.
@@ -83,14 +88,16 @@ type Server struct {
 	created int64
 	ids     atomic.Uint64
 
-	sched   atomic.Pointer[scheduler] // nil until Load
-	model   *native.Model
-	tok     native.Tokenizer
-	engine  *native.Engine
-	stopRun context.CancelFunc
-	runDone chan struct{}
-	http    *http.Server
-	ln      atomic.Pointer[limitListener]
+	sched    atomic.Pointer[scheduler] // nil until Load
+	model    *native.Model
+	tok      native.Tokenizer
+	engine   *native.Engine
+	stopRun  context.CancelFunc
+	runDone  chan struct{}
+	http     *http.Server
+	ln       atomic.Pointer[limitListener]
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // New returns a server with no model yet.
@@ -158,6 +165,7 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	l := newLimitListener(ln, s.cfg.MaxConns)
+	l.sndbuf = s.cfg.sndbuf
 	s.ln.Store(l)
 	err := s.http.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
@@ -171,6 +179,11 @@ func (s *Server) Serve(ln net.Listener) error {
 // going then end with a "server shutting down" error (a mid-stream error
 // for streams); then the listener and connections close.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
+	return s.stopErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
 	sch := s.sched.Load()
 	if sch != nil {
 		sch.stop()

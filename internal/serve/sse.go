@@ -21,6 +21,14 @@ func (s *Server) stream(w http.ResponseWriter, le *logEntry, q *seq, cancel func
 	h.Set("X-Accel-Buffering", "no") // proxies must not hold chunks back
 	w.WriteHeader(http.StatusOK)
 	le.Status = http.StatusOK
+	// The headers go out now, before the first token: the client knows
+	// it was accepted while it waits in the queue or for its prefill.
+	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	if err := rc.Flush(); err != nil {
+		cancel(errClientGone)
+		le.Error = ptr("write: " + err.Error())
+		return
+	}
 	created := time.Now().Unix()
 	send := func(v any) bool {
 		b, err := json.Marshal(v)
