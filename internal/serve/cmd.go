@@ -22,6 +22,13 @@ type cmdOpts struct {
 	Listen           string        `long:"listen" default:"127.0.0.1:8000" value-name:"HOST:PORT" description:"address to serve on; other than loopback only when asked (e.g. 0.0.0.0:8000)"`
 	Seed             int64         `long:"seed" value-name:"N" description:"native.seed: the synthetic weights' seed (presets)"`
 	Threads          int           `long:"threads" value-name:"N" description:"native.threads: engine goroutines (0: all cores)"`
+	Layers           int           `long:"layers" value-name:"N" description:"native.layers: override the preset's (synthetic models only)"`
+	HiddenSize       int           `long:"hidden-size" value-name:"N" description:"native.hidden_size: override the preset's"`
+	Heads            int           `long:"heads" value-name:"N" description:"native.heads: override the preset's"`
+	KVHeads          int           `long:"kv-heads" value-name:"N" description:"native.kv_heads: override the preset's"`
+	FFNSize          int           `long:"ffn-size" value-name:"N" description:"native.ffn_size: override the preset's"`
+	VocabSize        int           `long:"vocab-size" value-name:"N" description:"native.vocab_size: override the preset's"`
+	MaxSeqLen        int           `long:"max-seq-len" value-name:"N" description:"native.max_seq_len: override the preset's"`
 	MaxNumSeqs       int           `long:"max-num-seqs" default:"32" value-name:"N" description:"sequences running at once (the batch)"`
 	MaxBatchedTokens int           `long:"max-num-batched-tokens" default:"512" value-name:"N" description:"token rows per engine step: every running decode plus prefill chunks (bounds the stall a long prompt causes)"`
 	MaxModelLen      int           `long:"max-model-len" value-name:"N" description:"positions per sequence, prompt and output (default: the model's max_seq_len)"`
@@ -109,7 +116,7 @@ func run(ctx context.Context, o *cmdOpts, cfg Config, stderr io.Writer) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	m, err := loadModel(o.Model, o.Seed)
+	m, err := loadModel(o)
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		return cli.Usage(err)
@@ -135,17 +142,29 @@ func run(ctx context.Context, o *cmdOpts, cfg Config, stderr io.Writer) error {
 	return <-served
 }
 
-// loadModel builds a preset's synthetic model or loads a checkpoint
-// directory.
-func loadModel(name string, seed int64) (*native.Model, error) {
-	if a, ok := preset.Lookup(name); ok {
-		return native.NewSynthetic(a, seed)
+// loadModel builds a preset's synthetic model, with the architecture
+// flags given overriding the preset's, or loads a checkpoint directory.
+func loadModel(o *cmdOpts) (*native.Model, error) {
+	overrides := []int{o.Layers, o.HiddenSize, o.Heads, o.KVHeads, o.FFNSize, o.VocabSize, o.MaxSeqLen}
+	if a, ok := preset.Lookup(o.Model); ok {
+		dsts := []*int{&a.Layers, &a.HiddenSize, &a.Heads, &a.KVHeads, &a.FFNSize, &a.VocabSize, &a.MaxSeqLen}
+		for i, v := range overrides {
+			if v != 0 {
+				*dsts[i] = v
+			}
+		}
+		return native.NewSynthetic(a, o.Seed)
 	}
-	st, err := os.Stat(name)
+	for _, v := range overrides {
+		if v != 0 {
+			return nil, fmt.Errorf("--model %q: the architecture flags apply to presets; a checkpoint brings its own", o.Model)
+		}
+	}
+	st, err := os.Stat(o.Model)
 	if err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("--model %q: neither a preset (%v) nor a checkpoint directory", name, preset.Names())
+		return nil, fmt.Errorf("--model %q: neither a preset (%v) nor a checkpoint directory", o.Model, preset.Names())
 	}
-	return native.LoadLlama(name)
+	return native.LoadLlama(o.Model)
 }
 
 func openLog(path string, stderr io.Writer) (io.Writer, func(), error) {

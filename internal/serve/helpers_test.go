@@ -107,7 +107,12 @@ func (b *syncBuffer) entries(t *testing.T) []logEntry {
 
 // start serves llem-tiny on a real listener on 127.0.0.1. cfg's zero
 // fields get small test limits.
-func start(t *testing.T, cfg Config) *testServer {
+func start(t testing.TB, cfg Config) *testServer {
+	t.Helper()
+	return startModel(t, cfg, tiny(t))
+}
+
+func startModel(t testing.TB, cfg Config, m *native.Model) *testServer {
 	t.Helper()
 	if cfg.ModelName == "" {
 		cfg.ModelName = "llem-tiny"
@@ -127,7 +132,7 @@ func start(t *testing.T, cfg Config) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Load(tiny(t)); err != nil {
+	if err := s.Load(m); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -244,7 +249,7 @@ func ids(t *testing.T, body []byte) []int {
 }
 
 // waitStats waits until the scheduler's state satisfies ok.
-func (ts *testServer) waitStats(t *testing.T, what string, ok func(Stats) bool) {
+func (ts *testServer) waitStats(t testing.TB, what string, ok func(Stats) bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()

@@ -20,8 +20,8 @@ import (
 	"github.com/llem/llem/internal/native"
 )
 
-// Config is a server's configuration; zero fields take the defaults of
-// Defaults.
+// Config is a server's configuration; zero fields take defaults (see
+// docs/serve.md, "Options").
 type Config struct {
 	ModelName         string // the id clients send as "model"
 	Root              string // /v1/models "root": the preset or checkpoint the model came from
@@ -46,7 +46,7 @@ type Config struct {
 	sndbuf int
 }
 
-// Defaults fills the zero fields of c that do not depend on the model.
+// defaults fills the zero fields of c that do not depend on the model.
 func (c *Config) defaults() {
 	if c.Limits.MaxNumSeqs == 0 {
 		c.Limits.MaxNumSeqs = 32
