@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -50,19 +51,10 @@ func TestClientDisconnectFreesSlot(t *testing.T) {
 func TestQueueFull503(t *testing.T) {
 	g := make(gate)
 	ts := start(t, Config{beforeStep: g.wait, Limits: Limits{MaxNumSeqs: 1, MaxWaiting: 1}})
-	var wg sync.WaitGroup
-	codes := make([]int, 2)
-	for i := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			codes[i], _, _ = ts.post(t, "/v1/completions", `{"prompt":"x","max_tokens":3}`)
-		}()
-		ts.waitStats(t, "admitted and queued", func(s Stats) bool { return s.Running == 1 && s.Waiting == i })
-	}
+	statuses := ts.runningAndWaiting(t, `{"prompt":"x","max_tokens":3}`)
 	code, body, h := ts.post(t, "/v1/completions", `{"prompt":"x","max_tokens":3}`)
 	close(g)
-	wg.Wait()
+	codes := statuses()
 	var e struct{ Error apiError }
 	if code != 503 || h.Get("Retry-After") == "" || json.Unmarshal(body, &e) != nil || e.Error.Message == "" {
 		t.Fatalf("third request: status %d, Retry-After %q, %s", code, h.Get("Retry-After"), body)
@@ -77,16 +69,7 @@ func TestQueueFull503(t *testing.T) {
 func TestKVBudgetMakesRequestsWait(t *testing.T) {
 	g := make(gate)
 	ts := start(t, Config{beforeStep: g.wait, Limits: Limits{MaxNumSeqs: 4, KVCacheTokens: 40}})
-	var wg sync.WaitGroup
-	codes := make([]int, 2)
-	for i := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			codes[i], _, _ = ts.post(t, "/v1/completions", `{"prompt":"0123456789","max_tokens":20,"ignore_eos":true}`)
-		}()
-		ts.waitStats(t, "state", func(s Stats) bool { return s.Running == 1 && s.Waiting == i })
-	}
+	statuses := ts.runningAndWaiting(t, `{"prompt":"0123456789","max_tokens":20,"ignore_eos":true}`)
 	if st := ts.Stats(); st.KVUsedTokens != 30 {
 		t.Fatalf("KV used %d, want 30", st.KVUsedTokens)
 	}
@@ -94,8 +77,7 @@ func TestKVBudgetMakesRequestsWait(t *testing.T) {
 		t.Fatalf("vllm:kv_cache_usage_perc %s, want 0.75", got)
 	}
 	close(g)
-	wg.Wait()
-	if codes[0] != 200 || codes[1] != 200 {
+	if codes := statuses(); codes[0] != 200 || codes[1] != 200 {
 		t.Fatalf("statuses %v", codes)
 	}
 	// More than the whole budget is refused outright.
@@ -145,9 +127,15 @@ func TestGracefulStopFinishesRunning(t *testing.T) {
 	res := make(chan int, 1)
 	var body []byte
 	go func() {
-		var code int
-		code, body, _ = ts.post(t, "/v1/completions", `{"prompt":"finish me","max_tokens":9,"ignore_eos":true}`)
-		res <- code
+		defer close(res)
+		resp, err := client.Post(ts.url+"/v1/completions", "application/json", strings.NewReader(`{"prompt":"finish me","max_tokens":9,"ignore_eos":true}`))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		res <- resp.StatusCode
 	}()
 	ts.waitStats(t, "running", func(s Stats) bool { return s.Running == 1 })
 	done := make(chan error, 1)
@@ -162,5 +150,33 @@ func TestGracefulStopFinishesRunning(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// runningAndWaiting sends two copies of body while the engine is held:
+// the first is admitted, the second waits. The function returned waits
+// for both and gives their statuses.
+func (ts *testServer) runningAndWaiting(t *testing.T, body string) func() []int {
+	t.Helper()
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := client.Post(ts.url+"/v1/completions", "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+		ts.waitStats(t, "one running, the rest waiting", func(s Stats) bool { return s.Running == 1 && s.Waiting == i })
+	}
+	return func() []int {
+		wg.Wait()
+		return codes
 	}
 }
