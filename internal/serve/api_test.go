@@ -239,3 +239,30 @@ func joinIDs(vocab int, s string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// TestMetrics: /metrics carries vLLM's series, named as vLLM names them,
+// with the counts of what was served.
+func TestMetrics(t *testing.T) {
+	ts := start(t, Config{})
+	for range 2 {
+		if code, body, _ := ts.post(t, "/v1/completions", `{"prompt":"count me","max_tokens":5,"ignore_eos":true}`); code != 200 {
+			t.Fatalf("status %d: %s", code, body)
+		}
+	}
+	for name, want := range map[string]string{
+		"vllm:generation_tokens_total": "10", "vllm:prompt_tokens_total": "16", "vllm:num_requests_running": "0",
+		"vllm:num_requests_waiting": "0", "vllm:kv_cache_usage_perc": "0", "vllm:gpu_cache_usage_perc": "0",
+		"vllm:time_to_first_token_seconds_count": "2", "vllm:inter_token_latency_seconds_count": "8",
+		"vllm:e2e_request_latency_seconds_count": "2", "vllm:request_queue_time_seconds_count": "2",
+		"vllm:request_prefill_time_seconds_count": "2", "vllm:request_decode_time_seconds_count": "2",
+		"vllm:request_generation_tokens_sum": "10", "vllm:request_prompt_tokens_sum": "16",
+	} {
+		if got := ts.metric(t, name); got != want {
+			t.Errorf("%s = %s, want %s", name, got, want)
+		}
+	}
+	if got := ts.metric(t, "vllm:request_success_total"); got != "2" {
+		t.Errorf("vllm:request_success_total = %s, want 2", got)
+	}
+	ts.metric(t, "llem:engine_step_seconds_count") // present (fails the test if not)
+}

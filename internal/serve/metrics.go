@@ -41,7 +41,7 @@ func newMetrics(model string) *metrics {
 	m.kvUsageOld = f.gauge("vllm:gpu_cache_usage_perc", "Same as vllm:kv_cache_usage_perc, under vLLM's older name (the cache is in CPU memory here).")
 	m.promptTok = f.counter("vllm:prompt_tokens", "Prompt tokens prefilled.")
 	m.genTok = f.counter("vllm:generation_tokens", "Tokens generated.")
-	m.success = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vllm:request_success", Help: "Requests finished, by finish reason.", ConstLabels: f.labels}, []string{"finished_reason"})
+	m.success = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vllm:request_success_total", Help: "Requests finished, by finish reason.", ConstLabels: f.labels}, []string{"finished_reason"})
 	m.reg.MustRegister(m.success)
 	m.ttft = f.hist("vllm:time_to_first_token_seconds", "Time from arrival to the first token.", latencyBuckets)
 	m.itl = f.hist("vllm:inter_token_latency_seconds", "Time between consecutive tokens of a request.", latencyBuckets)
