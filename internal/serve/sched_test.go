@@ -180,3 +180,65 @@ func (ts *testServer) runningAndWaiting(t *testing.T, body string) func() []int 
 		return codes
 	}
 }
+
+// TestChunkedPrefillKeepsDecoding: a prompt longer than the step budget
+// is prefilled over several steps, and in each of them the running
+// sequences still decode a token: no step exceeds the budget, and no step
+// leaves a running decode out.
+func TestChunkedPrefillKeepsDecoding(t *testing.T) {
+	type stepRows struct{ prefill, decode int }
+	var mu sync.Mutex
+	var steps []stepRows
+	var ts *testServer
+	g := make(gate)
+	record := func() { // runs on the engine goroutine, between steps
+		if b := &ts.sched.Load().st; b.prefill+b.decode > 0 {
+			mu.Lock()
+			steps = append(steps, stepRows{b.prefill, b.decode})
+			mu.Unlock()
+		}
+		g.wait()
+	}
+	ts = start(t, Config{beforeStep: func() { record() }, Limits: Limits{MaxNumSeqs: 4, MaxBatchedTokens: 16}})
+	var wg sync.WaitGroup
+	post := func(body string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := client.Post(ts.url+"/v1/completions", "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}()
+	}
+	for range 3 {
+		post(`{"prompt":"dec","max_tokens":40,"ignore_eos":true}`)
+	}
+	ts.waitStats(t, "decoders arrived", func(s Stats) bool { return s.Running+s.Waiting == 3 })
+	// The engine took the first as the others arrived; one step, and
+	// the next loop admits them.
+	g <- struct{}{}
+	ts.waitStats(t, "decoders admitted", func(s Stats) bool { return s.Running == 3 })
+	post(`{"prompt":"` + strings.Repeat("long prompt ", 10) + `","max_tokens":2,"ignore_eos":true}`)
+	ts.waitStats(t, "long prompt queued", func(s Stats) bool { return s.Waiting == 1 })
+	close(g)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	chunked := 0
+	for i, st := range steps {
+		if st.prefill+st.decode > 16 {
+			t.Fatalf("step %d: %d rows, budget 16", i, st.prefill+st.decode)
+		}
+		if st.prefill > 0 && st.decode == 3 {
+			chunked++
+		}
+	}
+	// 120 prompt rows at 16-3 = 13 a step: at least 9 steps mix a chunk with the 3 decodes.
+	if chunked < 9 {
+		t.Fatalf("%d steps mixed prefill with the 3 decodes, want ≥ 9: %v", chunked, steps)
+	}
+}
