@@ -266,3 +266,52 @@ func TestMetrics(t *testing.T) {
 	}
 	ts.metric(t, "llem:engine_step_seconds_count") // present (fails the test if not)
 }
+
+// TestChatLogprobs: chat's logprobs shape, token ids with
+// return_tokens_as_token_ids, the same figures streamed and whole.
+func TestChatLogprobs(t *testing.T) {
+	ts := start(t, Config{})
+	req := `{"messages":[{"role":"user","content":"lp"}],"max_tokens":3,"temperature":0,"ignore_eos":true,"logprobs":true,"top_logprobs":2,"return_tokens_as_token_ids":true`
+	_, body, _ := ts.post(t, "/v1/chat/completions", req+`}`)
+	type lp struct {
+		Content []struct {
+			Token       string  `json:"token"`
+			Logprob     float64 `json:"logprob"`
+			Bytes       []int   `json:"bytes"`
+			TopLogprobs []struct {
+				Token   string  `json:"token"`
+				Logprob float64 `json:"logprob"`
+			} `json:"top_logprobs"`
+		} `json:"content"`
+	}
+	var whole lp
+	if err := json.Unmarshal(decodeChunk(t, string(body)).Choices[0].Logprobs, &whole); err != nil || len(whole.Content) != 3 {
+		t.Fatalf("logprobs %s: %v", body, err)
+	}
+	for _, c := range whole.Content {
+		if !strings.HasPrefix(c.Token, "token_id:") || len(c.Bytes) > 1 || len(c.TopLogprobs) != 2 || c.Logprob > 0 ||
+			c.TopLogprobs[0].Token != c.Token || c.TopLogprobs[0].Logprob != c.Logprob {
+			t.Fatalf("greedy token %+v: want a token id, its byte, 2 top entries led by itself", c)
+		}
+	}
+	_, sb, _ := ts.post(t, "/v1/chat/completions", req+`,"stream":true}`)
+	n := 0
+	for _, e := range sseEvents(t, strings.NewReader(string(sb))) {
+		if e == "[DONE]" {
+			continue
+		}
+		c := decodeChunk(t, e)
+		if len(c.Choices) == 0 || c.Choices[0].Delta.Role != "" {
+			continue
+		}
+		var one lp
+		if err := json.Unmarshal(c.Choices[0].Logprobs, &one); err != nil || len(one.Content) != 1 ||
+			one.Content[0].Token != whole.Content[n].Token || one.Content[0].Logprob != whole.Content[n].Logprob {
+			t.Fatalf("streamed chunk %d %s: want %+v", n, e, whole.Content[n])
+		}
+		n++
+	}
+	if n != 3 {
+		t.Fatalf("%d streamed tokens, want 3", n)
+	}
+}
