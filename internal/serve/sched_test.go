@@ -161,18 +161,7 @@ func (ts *testServer) runningAndWaiting(t *testing.T, body string) func() []int 
 	var wg sync.WaitGroup
 	codes := make([]int, 2)
 	for i := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := client.Post(ts.url+"/v1/completions", "application/json", strings.NewReader(body))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			codes[i] = resp.StatusCode
-		}()
+		ts.postAsync(t, &wg, body, &codes[i])
 		ts.waitStats(t, "one running, the rest waiting", func(s Stats) bool { return s.Running == 1 && s.Waiting == i })
 	}
 	return func() []int {
@@ -201,19 +190,7 @@ func TestChunkedPrefillKeepsDecoding(t *testing.T) {
 	}
 	ts = start(t, Config{beforeStep: func() { record() }, Limits: Limits{MaxNumSeqs: 4, MaxBatchedTokens: 16}})
 	var wg sync.WaitGroup
-	post := func(body string) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := client.Post(ts.url+"/v1/completions", "application/json", strings.NewReader(body))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}()
-	}
+	post := func(body string) { ts.postAsync(t, &wg, body, nil) }
 	for range 3 {
 		post(`{"prompt":"dec","max_tokens":40,"ignore_eos":true}`)
 	}
@@ -241,4 +218,23 @@ func TestChunkedPrefillKeepsDecoding(t *testing.T) {
 	if chunked < 9 {
 		t.Fatalf("%d steps mixed prefill with the 3 decodes, want ≥ 9: %v", chunked, steps)
 	}
+}
+
+// postAsync posts body to /v1/completions on its own goroutine, counted in
+// wg, and stores the status in *code (if not nil).
+func (ts *testServer) postAsync(t *testing.T, wg *sync.WaitGroup, body string, code *int) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		resp, err := client.Post(ts.url+"/v1/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if code != nil {
+			*code = resp.StatusCode
+		}
+	}()
 }
