@@ -43,20 +43,26 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := Options{Interval: o.Interval, Sources: splitList(o.Sources), GPUs: splitList(o.GPUs), WattsPerCore: o.WattsPerCore,
-		Warn: func(m string) { fmt.Fprintf(stderr, "llem-sample: warning: %s\n", m) }}
+	opts := Options{Interval: o.Interval, Sources: splitList(o.Sources), GPUs: splitList(o.GPUs), WattsPerCore: o.WattsPerCore}
 	if err := opts.defaults(); err != nil {
 		return cli.Usage(err)
 	}
 	if o.WattsPerCore <= 0 {
 		return cli.Usagef("--watts-per-core must be positive")
 	}
-	out, file, err := openOutput(o.Output, stdout)
-	if err != nil {
-		return err
-	}
-	if file != nil {
+	opts.Warn = func(m string) { fmt.Fprintf(stderr, "llem-sample: warning: %s\n", m) }
+
+	out := stdout
+	var file *os.File
+	if o.Output != "" && o.Output != "-" {
+		file, err = os.Create(o.Output)
+		if err != nil {
+			return err
+		}
 		defer file.Close()
+		out = file
+	} else if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return cli.Usagef("refusing to write a binary Arrow stream to a terminal; use -o FILE or a pipe")
 	}
 
 	// Writes to a closed pipe return EPIPE (a clear error) instead of
@@ -68,10 +74,12 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var child *exec.Cmd
 	if len(rest) > 0 {
 		child = exec.Command(rest[0], rest[1:]...)
-		child.Stdin, child.Stdout, child.Stderr = stdin, stdout, stderr
+		child.Stdin = stdin
+		child.Stdout = stdout
 		if file == nil { // stdout carries the samples
 			child.Stdout = stderr
 		}
+		child.Stderr = stderr
 		if _, err := exec.LookPath(rest[0]); err != nil {
 			return cli.Usage(err)
 		}
@@ -85,15 +93,49 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	t0, code := time.Now(), 0
+	t0 := time.Now()
+	code := 0
 	if child != nil {
 		if err := child.Start(); err != nil {
 			s.Stop()
 			return fmt.Errorf("starting %s: %w", rest[0], err)
 		}
-		code = waitChild(child, sig, s, stderr)
+		exited := make(chan error, 1)
+		go func() { exited <- child.Wait() }()
+	wait:
+		for {
+			select {
+			case err := <-exited:
+				code = exitCode(err)
+				break wait
+			case sg := <-sig:
+				if sg != syscall.SIGPIPE { // pass the signal on; its exit ends the wait
+					child.Process.Signal(sg)
+				}
+			case <-s.Done(): // output failed; the command goes on, unsampled
+				fmt.Fprintf(stderr, "llem-sample: %v\n", s.Err())
+				code = exitCode(<-exited)
+				break wait
+			}
+		}
 	} else {
-		waitStop(stdin, o.IgnoreStdin, sig, s)
+		eof := make(chan struct{})
+		if !o.IgnoreStdin && stdin != nil {
+			go func() { io.Copy(io.Discard, stdin); close(eof) }()
+		}
+	loop:
+		for {
+			select {
+			case sg := <-sig:
+				if sg != syscall.SIGPIPE {
+					break loop
+				}
+			case <-eof:
+				break loop
+			case <-s.Done():
+				break loop
+			}
+		}
 	}
 	st, serr := s.Stop()
 	if file != nil && serr == nil {
@@ -116,64 +158,6 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return &cli.Error{Code: code}
 	}
 	return nil
-}
-
-// openOutput is where the stream goes: the file named (created; the caller
-// closes it), else stdout, which must not be a terminal.
-func openOutput(name string, stdout io.Writer) (io.Writer, *os.File, error) {
-	if name != "" && name != "-" {
-		f, err := os.Create(name)
-		if err != nil {
-			return nil, nil, err
-		}
-		return f, f, nil
-	}
-	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return nil, nil, cli.Usagef("refusing to write a binary Arrow stream to a terminal; use -o FILE or a pipe")
-	}
-	return stdout, nil, nil
-}
-
-// waitChild samples until the wrapped command ends, passing SIGINT and
-// SIGTERM on to it, and returns its exit code. When the output fails the
-// command goes on, unsampled.
-func waitChild(child *exec.Cmd, sig <-chan os.Signal, s *Session, stderr io.Writer) int {
-	exited := make(chan error, 1)
-	go func() { exited <- child.Wait() }()
-	for {
-		select {
-		case err := <-exited:
-			return exitCode(err)
-		case sg := <-sig:
-			if sg != syscall.SIGPIPE { // pass the signal on; its exit ends the wait
-				child.Process.Signal(sg)
-			}
-		case <-s.Done():
-			fmt.Fprintf(stderr, "llem-sample: %v\n", s.Err())
-			return exitCode(<-exited)
-		}
-	}
-}
-
-// waitStop samples until SIGINT or SIGTERM, stdin's end (unless ignored) or
-// an output failure.
-func waitStop(stdin io.Reader, ignoreStdin bool, sig <-chan os.Signal, s *Session) {
-	eof := make(chan struct{})
-	if !ignoreStdin && stdin != nil {
-		go func() { io.Copy(io.Discard, stdin); close(eof) }()
-	}
-	for {
-		select {
-		case sg := <-sig:
-			if sg != syscall.SIGPIPE {
-				return
-			}
-		case <-eof:
-			return
-		case <-s.Done():
-			return
-		}
-	}
 }
 
 func exitCode(err error) int {
