@@ -216,7 +216,12 @@ func TestSamplerCmd(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/llem-sample").CombinedOutput(); err != nil {
 		t.Fatalf("build llem-sample: %v\n%s", err, out)
 	}
-	for _, cmd := range []string{bin + " --sources estimate --interval 10ms -o {}", bin + " --sources estimate --interval 10ms"} {
+	// CmdSampler stops a sampler by closing its stdin and sending SIGINT at
+	// once; on a busy machine the SIGINT can come before llem-sample has its
+	// handler (Go's default then kills it, and the 300 ms baseline has no
+	// samples). Started with SIGINT ignored, llem-sample ignores it until its
+	// handler is in place, and stops on stdin's end either way.
+	for _, cmd := range []string{"trap '' INT; exec " + bin + " --sources estimate --interval 10ms -o {}", "trap '' INT; exec " + bin + " --sources estimate --interval 10ms"} {
 		o := opts(t.TempDir())
 		// A long grace: it only bounds how long the sampler may take to
 		// write its last batch and trailer once stopped.
