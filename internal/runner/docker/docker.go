@@ -495,8 +495,7 @@ func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, erro
 		copied <- err
 	}()
 
-	// bg: a ctx that ends mid-start (the worker may run already) gets the stop with grace below.
-	if err := r.cli.ContainerStart(bg, id, container.StartOptions{}); err != nil {
+	if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		res.Err = ctxErr(ctx, classify(stageStart, err, len(spec.GPUs) > 0))
 		return res, nil
 	}
