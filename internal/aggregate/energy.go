@@ -70,6 +70,17 @@ const (
 	defaultSensorPeriodS    = 0.1 // NVML's energy counter and power update about every 100 ms
 )
 
+// FlagCodes lists every flag code llem-aggregate raises, energy and summary
+// records alike, so that llem-report can be checked to explain each one.
+func FlagCodes() []string {
+	return []string{FlagRunNotOK, FlagNoSamples, FlagShortWindow, FlagFewSamples, FlagCounterGap, FlagThermalDrift,
+		FlagThrottling, FlagPersistenceOff, FlagOtherProcesses, FlagEstimate, FlagEdgeMissing, FlagSampleGap,
+		FlagCounterWrapped, FlagUnordered, FlagNoBaseline, FlagNoMeasureWindow, FlagNoRequestEvents, FlagHighCV,
+		FlagFewCycles, FlagSomeRunsNotOK, FlagMixedBasis, FlagRunsFlagged, FlagCounterRejected, FlagDuplicates,
+		FlagTimestampAhead, FlagNetClamped, FlagBaselineOtherHost, FlagBaselineStale, FlagBaselineOtherDevice,
+		FlagBaselinePartial, FlagBaselineNoIdle, FlagBadEvents, FlagSamplesTruncated}
+}
+
 // RunInput is everything Compute needs for one run.
 type RunInput struct {
 	Run      *record.Run
