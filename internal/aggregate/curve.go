@@ -56,6 +56,9 @@ type Curve struct {
 	pV   float64
 	pCum float64 // J since the first power sample
 	pMax float64 // highest power reading so far
+	// okStepJ: a step up to this is plausible whatever the interval (the
+	// bound at the shortest interval), so most rows skip the full check.
+	okStepJ float64
 
 	// counter track
 	ci     int
@@ -121,7 +124,7 @@ type Edge struct {
 
 // NewCurve makes a curve evaluated at queries, which must be sorted ascending.
 func NewCurve(queries []int64) *Curve {
-	return &Curve{q: queries, r: make([]Edge, len(queries)), JitterJ: DefaultJitterJ, SpikeFactor: DefaultSpikeFactor}
+	return &Curve{q: queries, r: make([]Edge, len(queries)), JitterJ: DefaultJitterJ, SpikeFactor: DefaultSpikeFactor, okStepJ: math.Inf(1)}
 }
 
 // SortedUnique sorts ts and removes duplicates, in place.
@@ -184,7 +187,8 @@ func (c *Curve) addPower(t int64, p float64) {
 			c.r[c.pi] = withInt(c.r[c.pi], -float64(t-q)*1e-9*p, t-q)
 			c.pi++
 		}
-		c.pN, c.pT, c.pV, c.pMax = 1, t, p, p
+		c.pN, c.pT, c.pV = 1, t, p
+		c.raiseMax(p)
 		return
 	}
 	dt := t - c.pT
@@ -205,7 +209,18 @@ func (c *Curve) addPower(t int64, p float64) {
 	c.pCum += fdt * 1e-9 * (c.pV + p) / 2
 	c.pN++
 	c.pT, c.pV = t, p
+	if p > c.pMax {
+		c.raiseMax(p)
+	}
+}
+
+// raiseMax records a new highest power and the step always plausible under it.
+func (c *Curve) raiseMax(p float64) {
 	c.pMax = math.Max(c.pMax, p)
+	c.okStepJ = math.Inf(1)
+	if c.SpikeFactor > 0 && c.pMax > 0 {
+		c.okStepJ = c.SpikeFactor*c.pMax*MinSpikeIntervalS + c.JitterJ
+	}
 }
 
 func withInt(e Edge, j float64, out int64) Edge {
@@ -256,7 +271,9 @@ func (c *Curve) addCounter(t int64, e float64, pOK bool) {
 		return
 	}
 	prev := c.eRaw + c.eOff
-	c.eOff = prev + c.counterStep(t, e, pc, pcOK) - e
+	if d := e - c.eRaw; d < 0 || d > c.okStepJ || c.spiked {
+		c.eOff = prev + c.counterStep(t, e, pc, pcOK) - e
+	}
 	cur := e + c.eOff
 	fdt := float64(dt)
 	for c.ci < len(c.q) && c.q[c.ci] <= t {

@@ -164,8 +164,11 @@ type DeviceTrack struct {
 	Ahead      int64
 	AheadMaxNS int64
 
-	pend     devRow // the newest row, held until the next confirms its time
-	pendOK   bool
+	// Two rows in place: buf[cur] is the held row (when held), the other
+	// slot takes the next row, so rows are never copied.
+	buf      [2]devRow
+	cur      int
+	held     bool
 	emitted  bool
 	lastEmit int64
 }
@@ -179,41 +182,49 @@ type devRow struct {
 	tOK, hOK   bool
 }
 
-// feed takes the device's next row. A row is held until the one after it
+// feed takes the device's next row, read into slot(). A row is held until the one after it
 // arrives, so that one row stamped ahead of its neighbours (a clock glitch)
 // costs only itself: when the next row goes back before the held one but
 // not before the row ahead of it, the held row is the odd one and is
 // dropped (counted in Ahead); when it goes back further, it is the odd one
 // (counted in Unordered). With nothing before the held row to compare, the
 // held row is dropped.
-func (tr *DeviceTrack) feed(r devRow) {
-	if !tr.pendOK {
-		tr.pend, tr.pendOK = r, true
+func (tr *DeviceTrack) feed() {
+	if !tr.held {
+		tr.held = true
 		return
 	}
-	p := tr.pend
+	p, r := &tr.buf[tr.cur], &tr.buf[1-tr.cur]
 	switch {
 	case r.t >= p.t:
 		tr.emit(p)
-		tr.pend = r
+		tr.cur = 1 - tr.cur
 	case !tr.emitted || r.t >= tr.lastEmit:
 		tr.Ahead++
 		tr.AheadMaxNS = max(tr.AheadMaxNS, p.t-r.t)
-		tr.pend = r
+		tr.cur = 1 - tr.cur
 	default:
 		tr.Curve.Unordered++
 	}
 }
 
+// slot is where the next row is read into: the free one of the two.
+func (tr *DeviceTrack) slot() *devRow {
+	if tr.held {
+		return &tr.buf[1-tr.cur]
+	}
+	return &tr.buf[tr.cur]
+}
+
 // flush emits the held row at the end of the stream.
 func (tr *DeviceTrack) flush() {
-	if tr.pendOK {
-		tr.emit(tr.pend)
-		tr.pendOK = false
+	if tr.held {
+		tr.emit(&tr.buf[tr.cur])
+		tr.held = false
 	}
 }
 
-func (tr *DeviceTrack) emit(r devRow) {
+func (tr *DeviceTrack) emit(r *devRow) {
 	tr.emitted, tr.lastEmit = true, r.t
 	if !tr.Curve.Add(r.t, r.p, r.pOK, r.e, r.eOK) {
 		return // a duplicate: the window statistics count it once
@@ -259,8 +270,9 @@ func Pass(src Source, queries []int64, statWins []record.Window) ([]*DeviceTrack
 			if d < 0 || int(d) >= len(tracks) {
 				return nil, fmt.Errorf("sample row %d names device %d of %d", i, d, len(tracks))
 			}
-			if r := rowAt(rows, i); r.pOK || r.eOK {
-				tracks[d].feed(r)
+			tr := tracks[d]
+			if r := tr.slot(); rowAt(r, rows, i) {
+				tr.feed()
 			}
 		}
 	}
@@ -275,17 +287,20 @@ func Pass(src Source, queries []int64, statWins []record.Window) ([]*DeviceTrack
 	return tracks, nil
 }
 
-// rowAt is row i of a batch, its optional columns read where present.
-func rowAt(rows *Rows, i int) devRow {
-	r := devRow{t: rows.T[i], p: rows.PowerW[i], e: rows.EnergyJ[i],
-		pOK: rows.PowerOK == nil || rows.PowerOK[i], eOK: rows.EnergyOK == nil || rows.EnergyOK[i]}
+// rowAt reads row i of a batch into r, its optional columns where present,
+// and tells whether it holds a reading.
+func rowAt(r *devRow, rows *Rows, i int) bool {
+	r.t, r.p, r.e = rows.T[i], rows.PowerW[i], rows.EnergyJ[i]
+	r.pOK = rows.PowerOK == nil || rows.PowerOK[i]
+	r.eOK = rows.EnergyOK == nil || rows.EnergyOK[i]
+	r.tOK, r.hOK = false, false
 	if rows.TempC != nil {
 		r.temp, r.tOK = rows.TempC[i], rows.TempOK == nil || rows.TempOK[i]
 	}
 	if rows.Throttle != nil {
 		r.thr, r.hOK = rows.Throttle[i], rows.ThrotOK == nil || rows.ThrotOK[i]
 	}
-	return r
+	return r.pOK || r.eOK
 }
 
 // SliceSource serves prepared batches; tests and the synthetic benchmark use it.
