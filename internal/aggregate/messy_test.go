@@ -271,6 +271,12 @@ func TestBaselineStaleAndPartial(t *testing.T) {
 	if f := flagOf(e, FlagBaselinePartial); f == nil || !strings.Contains(f.Message, "not GPU-b") {
 		t.Errorf("partial flag %+v", f)
 	}
+	opt := DefaultOptions()
+	opt.BaselineMaxAgeS = 4 * 3600
+	src.i = 0
+	if res, err = Compute(RunInput{Run: run, Baseline: b, Source: src}, opt); err != nil || flagOf(res.Energy, FlagBaselineStale) != nil {
+		t.Errorf("with a 4 h limit: %v, flags %+v", err, res.Energy.Flags)
+	}
 	pm := e.Phases[record.PhaseMeasure]
 	if pm.Devices[0].NetJ == nil || pm.Devices[1].NetJ != nil || e.Metrics[record.MEnergyNetJ] != nil {
 		t.Errorf("nets %v %v, total %v", pm.Devices[0].NetJ, pm.Devices[1].NetJ, e.Metrics[record.MEnergyNetJ])
