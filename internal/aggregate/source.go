@@ -182,9 +182,9 @@ type devRow struct {
 	tOK, hOK   bool
 }
 
-// feed takes the device's next row, read into slot(). A row is held until the one after it
-// arrives, so that one row stamped ahead of its neighbours (a clock glitch)
-// costs only itself: when the next row goes back before the held one but
+// feed takes the device's next row, read into slot(). A row is held until
+// the one after it arrives, so that one row stamped ahead of its neighbours
+// (a clock glitch) costs only itself: when the next row goes back before the held one but
 // not before the row ahead of it, the held row is the odd one and is
 // dropped (counted in Ahead); when it goes back further, it is the odd one
 // (counted in Unordered). With nothing before the held row to compare, the
