@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/llem/llem/internal/carbon"
+	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/stats"
 )
@@ -42,7 +43,7 @@ func FootprintFor(region string, intensity, pue, price *float64, currency string
 		return f, fmt.Errorf("--price %g: want a figure ≥ 0 per kWh", *price)
 	case (price != nil) != (currency != ""):
 		return f, fmt.Errorf("--price and --currency go together")
-	case currency != "" && !IsCurrency(currency):
+	case currency != "" && !config.IsCurrency(currency):
 		return f, fmt.Errorf("--currency %q: want an ISO 4217 code such as EUR or USD", currency)
 	}
 	if region != "" {
@@ -54,19 +55,6 @@ func FootprintFor(region string, intensity, pue, price *float64, currency string
 		f.IntensityGPerKWh, f.IntensitySource, f.IntensityYear, f.Region = &r.GPerKWh, r.Name+": "+r.Source, &year, r.Code
 	}
 	return f, nil
-}
-
-// IsCurrency says whether s looks like an ISO 4217 code (three capitals).
-func IsCurrency(s string) bool {
-	if len(s) != 3 {
-		return false
-	}
-	for _, c := range s {
-		if c < 'A' || c > 'Z' {
-			return false
-		}
-	}
-	return true
 }
 
 // configEnergy is what the footprint reads of a run's config: leniently, so a
