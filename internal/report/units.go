@@ -61,6 +61,9 @@ func FormatSI(v *float64, unit string) string {
 }
 
 func formatSI(v float64, unit string) string {
+	if isCurrency(unit) {
+		return formatMoney(v, unit)
+	}
 	switch unit {
 	case "rel":
 		s, _ := sig3(v * 100)
@@ -94,6 +97,9 @@ func FormatCI(mean, half *float64, unit string) string {
 	}
 	if half == nil || math.IsNaN(*half) || unit == "count" {
 		return formatSI(*mean, unit)
+	}
+	if isCurrency(unit) {
+		return strings.TrimSuffix(formatMoney(*mean, unit), " "+unit) + " ± " + formatMoney(*half, unit)
 	}
 	if unit == "rel" {
 		m, dec := sig3(*mean * 100)
