@@ -81,17 +81,17 @@ func (f Footprint) assumptions(cfg json.RawMessage) (record.Assumptions, bool) {
 		a.CarbonIntensityGPerKWh, a.IntensityYear, a.Region = f.IntensityGPerKWh, f.IntensityYear, f.Region
 		a.IntensitySource = f.IntensitySource
 		if a.IntensitySource == "" {
-			a.IntensitySource = "command line (--carbon-intensity)"
+			a.IntensitySource = "--carbon-intensity"
 		}
 		given = true
 	case ce.Intensity != nil:
-		a.CarbonIntensityGPerKWh, a.IntensitySource, given = ce.Intensity, "config (energy.carbon_intensity_g_per_kwh)", true
+		a.CarbonIntensityGPerKWh, a.IntensitySource, given = ce.Intensity, "config energy.carbon_intensity_g_per_kwh", true
 	}
 	switch {
 	case f.PUE != nil:
-		a.PUE, a.PUESource, given = *f.PUE, "command line (--pue)", true
+		a.PUE, a.PUESource, given = *f.PUE, "--pue", true
 	case ce.PUE != nil:
-		a.PUE, a.PUESource, given = *ce.PUE, "config (energy.pue)", true
+		a.PUE, a.PUESource, given = *ce.PUE, "config energy.pue", true
 	}
 	switch {
 	case f.PricePerKWh != nil:

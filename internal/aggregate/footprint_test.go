@@ -134,7 +134,7 @@ func TestFootprintBinary(t *testing.T) {
 	e := o.energy[0]
 	near(t, "energy_j", e.Metrics[record.MEnergyJ], 3.6e6)
 	fp := e.Footprint
-	if fp == nil || fp.Estimate || fp.PUE != 1.2 || fp.Currency != "EUR" || fp.IntensitySource != "command line (--carbon-intensity)" {
+	if fp == nil || fp.Estimate || fp.PUE != 1.2 || fp.Currency != "EUR" || fp.IntensitySource != "--carbon-intensity" {
 		t.Fatalf("footprint %+v", fp)
 	}
 	f := fp.Figures
@@ -196,7 +196,7 @@ func TestFootprintConfigAndOverride(t *testing.T) {
 	f := o.energy[0].Footprint
 	near(t, "co2e_g from config", f.Figures[record.FCO2eG], 150) // 1.5 kWh × 100
 	near(t, "cost from config", f.Figures[record.FCost], 0.3)
-	if f.Currency != "USD" || f.PUESource != "config (energy.pue)" {
+	if f.Currency != "USD" || f.PUESource != "config energy.pue" {
 		t.Errorf("assumptions %+v", f.Assumptions)
 	}
 	o, err, stderr = runAggregate(t, in, "--carbon-intensity", "400", "--pue", "1.2")

@@ -32,7 +32,7 @@ type Assumptions struct {
 	IntensityYear   *int     `json:"intensity_year"`
 	Region          string   `json:"region,omitempty"`
 	PUE             float64  `json:"pue"`
-	PUESource       string   `json:"pue_source"` // default | command line | config
+	PUESource       string   `json:"pue_source"` // default | --pue | config energy.pue
 	PricePerKWh     *float64 `json:"price_per_kwh"`
 	Currency        string   `json:"currency,omitempty"` // ISO 4217 code of the cost figures
 }
