@@ -128,7 +128,8 @@ func (rp *Report) defaultMetrics() []string {
 	return out
 }
 
-// withCurrency gives a cost metric the input's currency as its unit.
+// withCurrency gives a cost metric the input's currency as its unit
+// (the first one seen; the legend lists every assumption).
 func (rp *Report) withCurrency(m *Metric) *Metric {
 	if m.Unit != unitCost {
 		return m
@@ -136,6 +137,7 @@ func (rp *Report) withCurrency(m *Metric) *Metric {
 	c := *m
 	c.Unit = rp.fp.currency
 	c.Label += " (" + rp.fp.currency + ")"
+	c.Col += "_" + strings.ToLower(rp.fp.currency) // the unit in the column name, as for every other column
 	return &c
 }
 
