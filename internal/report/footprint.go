@@ -153,19 +153,6 @@ func (rp *Report) footprintLegend() []string {
 	return l
 }
 
-// isCurrency says whether a unit is a currency code (money: no SI prefix).
-func isCurrency(unit string) bool {
-	if len(unit) != 3 {
-		return false
-	}
-	for _, c := range unit {
-		if c < 'A' || c > 'Z' {
-			return false
-		}
-	}
-	return true
-}
-
 // formatMoney shows an amount with three significant digits, in plain
 // decimals (0.00360 EUR), never with an SI prefix.
 func formatMoney(v float64, unit string) string {

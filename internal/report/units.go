@@ -4,6 +4,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/llem/llem/internal/config"
 )
 
 // Dash stands for an unknown value (null in the records), never 0.
@@ -61,7 +63,7 @@ func FormatSI(v *float64, unit string) string {
 }
 
 func formatSI(v float64, unit string) string {
-	if isCurrency(unit) {
+	if config.IsCurrency(unit) {
 		return formatMoney(v, unit)
 	}
 	switch unit {
@@ -98,7 +100,7 @@ func FormatCI(mean, half *float64, unit string) string {
 	if half == nil || math.IsNaN(*half) || unit == "count" {
 		return formatSI(*mean, unit)
 	}
-	if isCurrency(unit) {
+	if config.IsCurrency(unit) {
 		return strings.TrimSuffix(formatMoney(*mean, unit), " "+unit) + " ± " + formatMoney(*half, unit)
 	}
 	if unit == "rel" {
