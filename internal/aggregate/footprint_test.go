@@ -44,8 +44,9 @@ func aggregateBinary(t *testing.T) string {
 
 // footprintRun writes a run whose measure window holds exactly 3.6 MJ
 // (3600 W for 1000 s, read from a counter) over 100 requests and 1e6 output
-// tokens, and returns its run record line. cfg is the run's config JSON.
-func footprintRun(t *testing.T, dir, runID, source string, estimate bool, cfg string) string {
+// tokens, and returns its run record line. energy is the "energy" section of
+// the run's config (JSON), "" for none.
+func footprintRun(t *testing.T, dir, runID, source string, estimate bool, energy string) string {
 	t.Helper()
 	rd := filepath.Join(dir, runID)
 	if err := os.MkdirAll(rd, 0o755); err != nil {
@@ -56,8 +57,12 @@ func footprintRun(t *testing.T, dir, runID, source string, estimate bool, cfg st
 		rows = append(rows, sampleRow{t: t0 + s*1e9, device: "GPU-0", source: source, power: 3600, energy: 3600 * float64(s), temp: math.NaN()})
 	}
 	writeSamples(t, filepath.Join(rd, "samples.arrows"), "1000", rows, 100)
+	cfg := `{"model":"m","backend":"native"}`
+	if energy != "" {
+		cfg = `{"model":"m","backend":"native","energy":` + energy + `}`
+	}
 	r := record.Run{Experiment: record.Experiment{Kind: record.KindRun, V: 1, Study: "fp", StudyHash: "0123456789abcdef", ID: "00000000000000aa",
-		RunID: runID, Cycle: 1, NCycles: 1, Backend: "native", Model: "m", Config: json.RawMessage(cfg)},
+		RunID: runID, Cycle: 1, NCycles: 1, Backend: "native", Model: "m", Config: json.RawMessage(cfg), Runner: record.Runner{Type: "local"}},
 		Status: record.StatusOK, RunDir: rd, SampleFile: "samples.arrows", Devices: []string{"GPU-0"}, Estimate: estimate,
 		Phases: record.Phases{Measure: win(0, 1000*1e9)}, Totals: &record.Totals{Requests: 100, InputTokens: 1000, OutputTokens: 1_000_000}}
 	b, err := json.Marshal(r)
@@ -73,7 +78,7 @@ type fpOut struct {
 	raw     string
 }
 
-func runAggregate(t *testing.T, in string, args ...string) (fpOut, error, string) {
+func runAggregate(t *testing.T, in string, args ...string) (fpOut, string, error) {
 	t.Helper()
 	cmd := exec.Command(aggregateBinary(t), append([]string{"--no-request-files"}, args...)...)
 	cmd.Stdin = strings.NewReader(in)
@@ -104,7 +109,7 @@ func runAggregate(t *testing.T, in string, args ...string) (fpOut, error, string
 			o.summary = append(o.summary, s)
 		}
 	}
-	return o, err, stderr.String()
+	return o, stderr.String(), err
 }
 
 func near(t *testing.T, what string, got *float64, want float64) {
@@ -123,8 +128,8 @@ func near(t *testing.T, what string, got *float64, want float64) {
 // 1 M output tokens 480 g and 0.36 EUR.
 func TestFootprintBinary(t *testing.T) {
 	dir := t.TempDir()
-	in := footprintRun(t, dir, "r1", "nvml", false, `{"energy":{"backend":"nvml"}}`)
-	o, err, stderr := runAggregate(t, in, "--carbon-intensity", "400", "--pue", "1.2", "--price", "0.30", "--currency", "EUR")
+	in := footprintRun(t, dir, "r1", "nvml", false, `{"backend":"nvml"}`)
+	o, stderr, err := runAggregate(t, in, "--carbon-intensity", "400", "--pue", "1.2", "--price", "0.30", "--currency", "EUR")
 	if err != nil {
 		t.Fatalf("%v: %s", err, stderr)
 	}
@@ -160,8 +165,8 @@ func TestFootprintBinary(t *testing.T) {
 // records carry no footprint at all.
 func TestFootprintRegionAndNulls(t *testing.T) {
 	dir := t.TempDir()
-	in := footprintRun(t, dir, "r1", "nvml", false, `{}`)
-	o, err, stderr := runAggregate(t, in, "--region", "FR")
+	in := footprintRun(t, dir, "r1", "nvml", false, "")
+	o, stderr, err := runAggregate(t, in, "--region", "FR")
 	if err != nil {
 		t.Fatalf("%v: %s", err, stderr)
 	}
@@ -176,7 +181,7 @@ func TestFootprintRegionAndNulls(t *testing.T) {
 	if !strings.Contains(o.raw, `"cost":null`) {
 		t.Errorf("cost not written as null:\n%s", o.raw)
 	}
-	o, err, stderr = runAggregate(t, in)
+	o, stderr, err = runAggregate(t, in)
 	if err != nil {
 		t.Fatalf("%v: %s", err, stderr)
 	}
@@ -188,8 +193,8 @@ func TestFootprintRegionAndNulls(t *testing.T) {
 // The config's energy.* assumptions apply; the command line wins over them.
 func TestFootprintConfigAndOverride(t *testing.T) {
 	dir := t.TempDir()
-	in := footprintRun(t, dir, "r1", "nvml", false, `{"energy":{"backend":"nvml","carbon_intensity_g_per_kwh":100,"pue":1.5,"price_per_kwh":0.2,"currency":"USD"}}`)
-	o, err, stderr := runAggregate(t, in)
+	in := footprintRun(t, dir, "r1", "nvml", false, `{"backend":"nvml","carbon_intensity_g_per_kwh":100,"pue":1.5,"price_per_kwh":0.2,"currency":"USD"}`)
+	o, stderr, err := runAggregate(t, in)
 	if err != nil {
 		t.Fatalf("%v: %s", err, stderr)
 	}
@@ -199,7 +204,7 @@ func TestFootprintConfigAndOverride(t *testing.T) {
 	if f.Currency != "USD" || f.PUESource != "config energy.pue" {
 		t.Errorf("assumptions %+v", f.Assumptions)
 	}
-	o, err, stderr = runAggregate(t, in, "--carbon-intensity", "400", "--pue", "1.2")
+	o, stderr, err = runAggregate(t, in, "--carbon-intensity", "400", "--pue", "1.2")
 	if err != nil {
 		t.Fatalf("%v: %s", err, stderr)
 	}
@@ -210,8 +215,8 @@ func TestFootprintConfigAndOverride(t *testing.T) {
 // An estimated energy makes the derived figures estimates, in the summary too.
 func TestFootprintEstimate(t *testing.T) {
 	dir := t.TempDir()
-	in := footprintRun(t, dir, "r1", "nvml", true, `{}`)
-	o, err, stderr := runAggregate(t, in, "--region", "DE")
+	in := footprintRun(t, dir, "r1", "nvml", true, "")
+	o, stderr, err := runAggregate(t, in, "--region", "DE")
 	if err != nil {
 		t.Fatalf("%v: %s", err, stderr)
 	}
@@ -229,7 +234,7 @@ func TestFootprintBadOptions(t *testing.T) {
 		{"--price", "0.3", "--currency", "euro"},
 		{"--carbon-intensity", "-1"},
 	} {
-		_, err, stderr := runAggregate(t, "", args...)
+		_, stderr, err := runAggregate(t, "", args...)
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 			t.Errorf("%v: want exit 2 with one line, got %v %q", args, err, stderr)
 		}
