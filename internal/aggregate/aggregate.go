@@ -37,6 +37,8 @@ type Config struct {
 	Open func(path string) (Source, error)
 	// Log receives one-line warnings (stderr in the command).
 	Log io.Writer
+	// Footprint holds the carbon and cost assumptions (none by default).
+	Footprint Footprint
 }
 
 // Aggregator consumes records and emits energy and summary records.
@@ -134,6 +136,7 @@ func (a *Aggregator) Close() error {
 	}
 	a.pending = nil
 	a.Summaries = Summarize(a.Energies, a.cfg.Options)
+	addSummaryFootprints(a.Energies, a.Summaries)
 	for _, s := range a.Summaries {
 		if err := a.out.Write(s); err != nil {
 			return err
@@ -214,6 +217,7 @@ func (a *Aggregator) process(r *record.Run) error {
 			e.RequestsEnergy = RequestsEnergyFile
 		}
 	}
+	e.Footprint = a.cfg.Footprint.footprint(e)
 	a.Energies = append(a.Energies, e)
 	return a.out.Write(e)
 }

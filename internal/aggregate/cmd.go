@@ -30,6 +30,16 @@ type cmdOpts struct {
 	BaselineMaxAge time.Duration `long:"baseline-max-age" default:"2h" value-name:"DUR" description:"flag a baseline further than DUR before or after its run"`
 	Samples        string        `long:"samples" value-name:"FILE" description:"integrate the sample stream FILE over the windows of --windows instead (CSV out)"`
 	Windows        string        `long:"windows" value-name:"FILE" description:"windows for --samples: CSV lines start_ns,end_ns"`
+	footprintOpts
+}
+
+// footprintOpts are the carbon and cost assumptions (footprint.go).
+type footprintOpts struct {
+	CarbonIntensity *float64 `long:"carbon-intensity" value-name:"G_PER_KWH" description:"grid carbon intensity in gCO2e per kWh (overrides the config's energy.carbon_intensity_g_per_kwh)"`
+	Region          string   `long:"region" value-name:"CODE" description:"take the carbon intensity from the bundled table of yearly averages (e.g. DE, FR, US, WORLD, aws:eu-central-1; see docs/aggregate.md)"`
+	PUE             *float64 `long:"pue" value-name:"X" description:"data-centre power usage effectiveness: facility energy = energy x X (default 1.0, or the config's energy.pue)"`
+	Price           *float64 `long:"price" value-name:"AMOUNT" description:"electricity price per kWh, in --currency (overrides the config's energy.price_per_kwh)"`
+	Currency        string   `long:"currency" value-name:"CODE" description:"ISO 4217 currency of --price (e.g. EUR)"`
 }
 
 const usageLong = `
@@ -65,8 +75,12 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(files) == 0 {
 		files = []string{"-"}
 	}
+	fp, err := FootprintFor(o.Region, o.CarbonIntensity, o.PUE, o.Price, o.Currency)
+	if err != nil {
+		return cli.Usage(err)
+	}
 	out := record.NewFlushingWriter(stdout)
-	agg := New(Config{Options: opt, Root: o.Root, RequestFiles: !o.NoRequestFiles, Open: OpenArrow, Log: stderr}, out)
+	agg := New(Config{Options: opt, Root: o.Root, RequestFiles: !o.NoRequestFiles, Open: OpenArrow, Log: stderr, Footprint: fp}, out)
 	for _, f := range files {
 		if err := readInput(agg, f, stdin); err != nil {
 			return err

@@ -146,15 +146,19 @@ func compileEnc(t reflect.Type) encFn {
 func compileStruct(t reflect.Type) encFn {
 	si := infoOf(t)
 	type fenc struct {
-		name string
-		key  []byte
-		off  uintptr
-		enc  encFn
+		name     string
+		key      []byte
+		off      uintptr
+		enc      encFn
+		omitNull bool
 	}
 	fs := make([]fenc, len(si.sorted))
 	for i, fi := range si.sorted {
 		f := &si.fields[fi]
-		fs[i] = fenc{f.name, f.key, t.Field(f.index).Offset, encoderOf(f.typ)}
+		if f.omitNull && f.typ.Kind() != reflect.Pointer {
+			panic("config: llem:\"omitnull\" on a field that is not a pointer: " + f.name)
+		}
+		fs[i] = fenc{f.name, f.key, t.Field(f.index).Offset, encoderOf(f.typ), f.omitNull}
 	}
 	extraOff, hasExtra := uintptr(0), si.extra >= 0
 	if hasExtra {
@@ -184,6 +188,9 @@ func compileStruct(t reflect.Type) encFn {
 					return dst, err
 				}
 				ki++
+			}
+			if f.omitNull && *(*unsafe.Pointer)(unsafe.Add(p, f.off)) == nil {
+				continue
 			}
 			if !first {
 				dst = append(dst, ',')

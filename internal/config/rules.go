@@ -188,7 +188,31 @@ func (c *Config) Validate() Errors {
 	if n := c.Native; n != nil && c.Backend == BackendNative && c.Model != "" {
 		c.validateNative(add)
 	}
+	c.Energy.validateFootprint(add)
 	return es
+}
+
+// validateFootprint checks the cost assumptions: a price is in a currency.
+func (e *Energy) validateFootprint(add func(path, hint, format string, a ...any)) {
+	if e.Currency != nil && !IsCurrency(*e.Currency) {
+		add("energy.currency", "use an ISO 4217 code such as EUR or USD", "currency %q is not a three-letter ISO 4217 code", *e.Currency)
+	}
+	if (e.PricePerKWh == nil) != (e.Currency == nil) {
+		add("energy.currency", "set both energy.price_per_kwh and energy.currency, or neither", "price_per_kwh and currency go together")
+	}
+}
+
+// IsCurrency says whether s looks like an ISO 4217 code (three capital letters).
+func IsCurrency(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for _, c := range s {
+		if c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Config) validateNative(add func(path, hint, format string, a ...any)) {

@@ -116,7 +116,11 @@ type field struct {
 	index int
 	typ   reflect.Type
 	rule  rule
-	key   []byte // canonical `"name":`
+	// omitNull (tag llem:"omitnull", pointer fields only) leaves the field out
+	// of the canonical form while it is null: a field added later then does
+	// not change the id of any config that does not set it.
+	omitNull bool
+	key      []byte // canonical `"name":`
 }
 
 // structInfo is the schema of one struct type, computed once.
@@ -145,7 +149,7 @@ func infoOf(t reflect.Type) *structInfo {
 			continue
 		}
 		name := strings.Split(f.Tag.Get("json"), ",")[0]
-		fi := field{name: name, index: i, typ: f.Type, rule: parseRule(f.Tag.Get("v"))}
+		fi := field{name: name, index: i, typ: f.Type, rule: parseRule(f.Tag.Get("v")), omitNull: f.Tag.Get("llem") == "omitnull"}
 		fi.key = append(canonjson.AppendString(nil, name), ':')
 		si.byName[name] = len(si.fields)
 		si.fields = append(si.fields, fi)

@@ -124,8 +124,16 @@ type Baseline struct {
 
 // Energy selects the energy source. Backend nil (YAML null) disables energy
 // measurement.
+//
+// The footprint assumptions (carbon intensity, PUE, price, currency) are
+// read by llem-aggregate, whose command line wins over them; they are left
+// out of the canonical form while unset, so configs without them keep their ids.
 type Energy struct {
-	Backend *string `json:"backend" v:"enum=auto|nvml|rapl|estimate|zeus|codecarbon"`
+	Backend                *string  `json:"backend" v:"enum=auto|nvml|rapl|estimate|zeus|codecarbon"`
+	CarbonIntensityGPerKWh *float64 `json:"carbon_intensity_g_per_kwh" v:"min=0,max=5000" llem:"omitnull"`
+	PUE                    *float64 `json:"pue" v:"min=1,max=10" llem:"omitnull"`
+	PricePerKWh            *float64 `json:"price_per_kwh" v:"min=0" llem:"omitnull"`
+	Currency               *string  `json:"currency" llem:"omitnull"`
 }
 
 // Native is the section of llem's built-in CPU backend. Architecture fields

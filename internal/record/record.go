@@ -352,6 +352,9 @@ type Energy struct {
 	// count, which tokens, and whether (and how) the attention term is in.
 	FLOPsMethod string `json:"flops_method,omitempty"`
 	Flags       []Flag `json:"flags"`
+	// Footprint is present only where llem-aggregate was given assumptions
+	// (carbon intensity, PUE or price): derived figures, not measured ones.
+	Footprint *Footprint `json:"footprint,omitempty"`
 }
 
 // Stat is a statistic of one metric across the cycles of a config.
@@ -384,4 +387,6 @@ type Summary struct {
 	RunIDs    []string         `json:"run_ids"`
 	Metrics   map[string]*Stat `json:"metrics"`
 	Flags     []Flag           `json:"flags"`
+	// Footprint: as in Energy, over the runs the statistics cover.
+	Footprint *SummaryFootprint `json:"footprint,omitempty"`
 }

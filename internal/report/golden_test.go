@@ -54,6 +54,9 @@ func runCmd(t testing.TB, stdin []byte, args ...string) (string, string, int) {
 var goldenInputs = []struct{ name, file, root string }{
 	{"study", "testdata/study.ndjson", ""},
 	{"quickstart", "testdata/quickstart/energy.ndjson", "testdata/quickstart/results"},
+	// The quickstart runs aggregated again with carbon and cost assumptions
+	// (llem-aggregate --region DE --pue 1.2 --price 0.30 --currency EUR).
+	{"quickstart-footprint", "testdata/quickstart-footprint.ndjson", "testdata/quickstart/results"},
 }
 
 func TestGolden(t *testing.T) {
@@ -233,5 +236,34 @@ func TestRunOption(t *testing.T) {
 	out, stderr, code = runCmd(t, stream, "--format", "html")
 	if code != 0 || !strings.Contains(stderr, "6 of 6 run directories could not be read") || !strings.Contains(out, "No power trace") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// Carbon and cost in the HTML report: headline cards marked as derived (and
+// as estimates where the energy is one), the assumptions in the provenance.
+func TestFootprintHTML(t *testing.T) {
+	stream, err := os.ReadFile("testdata/quickstart-footprint.ndjson")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := runCmd(t, stream, "--format", "html", "--root", "testdata/quickstart/results")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	checkSelfContained(t, out)
+	for _, want := range []string{
+		`<div class="k">lowest CO2e/M out tok (derived)</div><div class="v">649 ± 861 mgCO2e †</div>`,
+		`<div class="k">lowest cost/M out tok (derived)</div><div class="v">0.000512 ± 0.000679 EUR †</div>`,
+		`<dt>carbon and cost</dt><dd>carbon intensity 380 gCO2e/kWh (Germany: Ember yearly electricity data, 2023); PUE 1.2 (--pue); price 0.3 EUR/kWh<br>derived from the measured energy and these assumptions, not measured</dd>`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("HTML lacks %s", want)
+		}
+	}
+	// Without assumptions, none of it.
+	plain, _ := os.ReadFile("testdata/quickstart/energy.ndjson")
+	out, _, _ = runCmd(t, plain, "--format", "html", "--root", "testdata/quickstart/results")
+	if strings.Contains(out, "CO2e") || strings.Contains(out, "carbon and cost") {
+		t.Error("footprint shown for records without one")
 	}
 }

@@ -301,5 +301,5 @@ func (rp *Report) legend() []string {
 	}
 	l = append(l, "± half width of the 95 % confidence interval of the mean over ok cycles (Student t); "+Dash+" unknown")
 	l = append(l, "energy figures are gross, over the measure phase, on each config's basis scope (gpu, or total = the named sum of the measured scopes)")
-	return l
+	return append(l, rp.footprintLegend()...)
 }

@@ -325,6 +325,7 @@ func (rp *Report) writeCards(w io.Writer) {
 		s := best.Stat(record.MJPerOutputToken)
 		card("lowest energy per output token", mark(FormatCI(s.Mean, s.CI95, "J"), best.Estimate), rp.Label(best))
 	}
+	rp.footprintCards(card)
 	if fast != nil {
 		s := fast.Stat(record.MOutputTokensPerS)
 		card("highest output throughput", FormatCI(s.Mean, s.CI95, "tok/s"), rp.Label(fast))
@@ -508,6 +509,9 @@ func (rp *Report) writeProvenance(w io.Writer, d *htmlData) {
 	item("images", list(images))
 	item("workers", list(workers))
 	item("tools", esc(tools))
+	if rp.fp.any {
+		item("carbon and cost", strings.Join(append(escAll(rp.fp.assumptions), "derived from the measured energy and these assumptions, not measured"), "<br>"))
+	}
 	if d.missing > 0 {
 		item("note", fmt.Sprintf("%d of %d run directories could not be read: hosts above come from the records alone for those", d.missing, len(rp.Runs)))
 	}

@@ -57,6 +57,7 @@ type Report struct {
 	Other    string   // ignored record kinds and counts
 	Replaced int
 	Opt      Options
+	fp       footprints // carbon and cost assumptions of the input
 	known    map[string]bool
 	keyCount map[string]int // configs per combination of --by values
 }
@@ -83,6 +84,7 @@ func Build(in *Input, opt Options) (*Report, error) {
 		return nil, fmt.Errorf("no energy or summary records in the input")
 	}
 	rp := &Report{Other: in.OtherSummary(), Replaced: in.Replaced, Opt: opt, known: map[string]bool{}}
+	rp.fp = absorbFootprints(in)
 	rp.group(in, opt.Root)
 	rp.Varying = varyingKeys(rp.Configs)
 	if err := rp.setBy(opt.By); err != nil {
@@ -186,7 +188,7 @@ func (rp *Report) setBy(by []string) error {
 // setMetrics checks --metrics (default: DefaultMetrics; all: every known one).
 func (rp *Report) setMetrics(names []string) error {
 	if len(names) == 0 {
-		names = DefaultMetrics
+		names = rp.defaultMetrics()
 	}
 	if len(names) == 1 && names[0] == "all" {
 		names = nil
@@ -201,7 +203,7 @@ func (rp *Report) setMetrics(names []string) error {
 		if !ok {
 			return fmt.Errorf("--metrics %s: unknown metric (known: %s)", n, strings.Join(metricNames(rp.known), ", "))
 		}
-		rp.Metrics = append(rp.Metrics, m)
+		rp.Metrics = append(rp.Metrics, rp.withCurrency(m))
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/llem/llem/internal/config"
 )
 
 // Dash stands for an unknown value (null in the records), never 0.
@@ -61,6 +63,9 @@ func FormatSI(v *float64, unit string) string {
 }
 
 func formatSI(v float64, unit string) string {
+	if config.IsCurrency(unit) {
+		return formatMoney(v, unit)
+	}
 	switch unit {
 	case "rel":
 		s, _ := sig3(v * 100)
@@ -94,6 +99,9 @@ func FormatCI(mean, half *float64, unit string) string {
 	}
 	if half == nil || math.IsNaN(*half) || unit == "count" {
 		return formatSI(*mean, unit)
+	}
+	if config.IsCurrency(unit) {
+		return strings.TrimSuffix(formatMoney(*mean, unit), " "+unit) + " ± " + formatMoney(*half, unit)
 	}
 	if unit == "rel" {
 		m, dec := sig3(*mean * 100)
