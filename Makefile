@@ -49,3 +49,24 @@ staticcheck:
 
 clean:
 	rm -rf $(BIN)
+
+# Everything scripts/gpu-check.sh needs on a GPU machine that has neither Go nor a network (only
+# the NVIDIA driver, python3 with PyTorch and transformers): the built tools (llem-exec and
+# llem-sample with cgo, for NVML), the check scripts, the model maker and the worker sources, in
+# one directory and one tarball. Copy it over, then: cd llem-gpu-bundle && bash scripts/gpu-check.sh
+BUNDLE := dist/llem-gpu-bundle
+.PHONY: gpu-bundle
+gpu-bundle:
+	rm -rf $(BUNDLE) && mkdir -p $(BUNDLE)/bin $(BUNDLE)/scripts/docker $(BUNDLE)/internal/worker/python
+	CGO_ENABLED=1 $(GO) build -trimpath -o $(BUNDLE)/bin/ ./cmd/llem-exec ./cmd/llem-sample
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BUNDLE)/bin/ ./cmd/llem-expand ./cmd/llem-aggregate ./cmd/llem-report
+	cp scripts/gpu-check.sh scripts/gpu-check-pipeline.sh $(BUNDLE)/scripts/
+	cp scripts/docker/gpu-check-python.sh scripts/docker/make-tiny-model.py $(BUNDLE)/scripts/docker/
+	cp -r internal/worker/python/src $(BUNDLE)/internal/worker/python/
+	find $(BUNDLE) -name __pycache__ -prune -exec rm -rf {} +
+	{ echo "llem GPU check bundle, built $$(date -u +%FT%TZ) from $$(git describe --always --dirty 2>/dev/null)"; \
+	  echo "glibc needed by bin/llem-exec and bin/llem-sample: $$(objdump -T $(BUNDLE)/bin/llem-exec $(BUNDLE)/bin/llem-sample 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -Vu | tail -1)"; \
+	  echo "run: bash scripts/gpu-check.sh --dry-run   (what it checks), then: bash scripts/gpu-check.sh"; } > $(BUNDLE)/MANIFEST
+	cd $(BUNDLE) && find . -type f | sort >> MANIFEST
+	tar -C dist -czf dist/llem-gpu-bundle.tar.gz llem-gpu-bundle
+	@cat $(BUNDLE)/MANIFEST | head -3; du -sh dist/llem-gpu-bundle.tar.gz

@@ -226,18 +226,15 @@ type llamaConfig struct {
 	MLPBias               bool     `json:"mlp_bias"`
 }
 
-// LoadLlama loads a Llama-family checkpoint from dir: config.json and
-// model.safetensors, or the shards named by model.safetensors.index.json.
-// Only what the engine computes exactly is accepted: SiLU MLP, no biases,
-// head_dim = hidden/heads, no rope_scaling.
-func LoadLlama(dir string) (*Model, error) {
+// readLlamaConfig reads and checks a checkpoint's config.json.
+func readLlamaConfig(dir string) (llamaConfig, Arch, error) {
+	var c llamaConfig
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
-		return nil, fmt.Errorf("native.weights_path: %w", err)
+		return c, Arch{}, fmt.Errorf("native.weights_path: %w", err)
 	}
-	var c llamaConfig
 	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("%s: %v", filepath.Join(dir, "config.json"), err)
+		return c, Arch{}, fmt.Errorf("%s: %v", filepath.Join(dir, "config.json"), err)
 	}
 	if c.NumKeyValueHeads == 0 {
 		c.NumKeyValueHeads = c.NumAttentionHeads
@@ -250,20 +247,32 @@ func LoadLlama(dir string) (*Model, error) {
 	}
 	switch {
 	case c.ModelType != "" && c.ModelType != "llama" && c.ModelType != "mistral":
-		return nil, fmt.Errorf("%s: model_type %q; the native engine runs llama-style models", dir, c.ModelType)
+		return c, Arch{}, fmt.Errorf("%s: model_type %q; the native engine runs llama-style models", dir, c.ModelType)
 	case c.HiddenAct != "" && c.HiddenAct != "silu":
-		return nil, fmt.Errorf("%s: hidden_act %q; the native engine has SiLU only", dir, c.HiddenAct)
+		return c, Arch{}, fmt.Errorf("%s: hidden_act %q; the native engine has SiLU only", dir, c.HiddenAct)
 	case c.AttentionBias || c.MLPBias:
-		return nil, fmt.Errorf("%s: attention or MLP biases are not supported", dir)
+		return c, Arch{}, fmt.Errorf("%s: attention or MLP biases are not supported", dir)
 	case c.RopeScaling != nil:
-		return nil, fmt.Errorf("%s: rope_scaling is not supported", dir)
+		return c, Arch{}, fmt.Errorf("%s: rope_scaling is not supported", dir)
 	case c.NumAttentionHeads > 0 && c.HeadDim != 0 && c.HeadDim*c.NumAttentionHeads != c.HiddenSize:
-		return nil, fmt.Errorf("%s: head_dim %d × heads %d ≠ hidden_size %d is not supported", dir, c.HeadDim, c.NumAttentionHeads, c.HiddenSize)
+		return c, Arch{}, fmt.Errorf("%s: head_dim %d × heads %d ≠ hidden_size %d is not supported", dir, c.HeadDim, c.NumAttentionHeads, c.HiddenSize)
 	}
 	a := Arch{Layers: c.NumHiddenLayers, HiddenSize: c.HiddenSize, Heads: c.NumAttentionHeads, KVHeads: c.NumKeyValueHeads,
 		FFNSize: c.IntermediateSize, VocabSize: c.VocabSize, MaxSeqLen: c.MaxPositionEmbeddings}
 	if err := Validate(a); err != nil {
-		return nil, fmt.Errorf("%s/config.json: %w", dir, err)
+		return c, Arch{}, fmt.Errorf("%s/config.json: %w", dir, err)
+	}
+	return c, a, nil
+}
+
+// LoadLlama loads a Llama-family checkpoint from dir: config.json and
+// model.safetensors, or the shards named by model.safetensors.index.json.
+// Only what the engine computes exactly is accepted: SiLU MLP, no biases,
+// head_dim = hidden/heads, no rope_scaling.
+func LoadLlama(dir string) (*Model, error) {
+	c, a, err := readLlamaConfig(dir)
+	if err != nil {
+		return nil, err
 	}
 	files, err := shardFiles(dir)
 	if err != nil {
@@ -294,25 +303,8 @@ func LoadLlama(dir string) (*Model, error) {
 		return nil, err
 	}
 	for i := range m.Layers {
-		L, p := &m.Layers[i], fmt.Sprintf("model.layers.%d.", i)
-		for _, t := range []struct {
-			dst   *[]float32
-			name  string
-			shape []int64
-		}{
-			{&L.AttnNorm, "input_layernorm.weight", []int64{h}},
-			{&L.WQ, "self_attn.q_proj.weight", []int64{q, h}},
-			{&L.WK, "self_attn.k_proj.weight", []int64{kv, h}},
-			{&L.WV, "self_attn.v_proj.weight", []int64{kv, h}},
-			{&L.WO, "self_attn.o_proj.weight", []int64{h, q}},
-			{&L.MLPNorm, "post_attention_layernorm.weight", []int64{h}},
-			{&L.WGate, "mlp.gate_proj.weight", []int64{ff, h}},
-			{&L.WUp, "mlp.up_proj.weight", []int64{ff, h}},
-			{&L.WDown, "mlp.down_proj.weight", []int64{h, ff}},
-		} {
-			if *t.dst, err = read(p+t.name, t.shape...); err != nil {
-				return nil, err
-			}
+		if err := readLayer(&m.Layers[i], i, read, h, q, kv, ff); err != nil {
+			return nil, err
 		}
 	}
 	if m.Norm, err = read("model.norm.weight", h); err != nil {
@@ -326,6 +318,32 @@ func LoadLlama(dir string) (*Model, error) {
 		m.LMHead, m.Tied = m.Embed, true
 	}
 	return m, nil
+}
+
+// readLayer reads layer i's tensors, checking their shapes.
+func readLayer(L *Layer, i int, read func(name string, shape ...int64) ([]float32, error), h, q, kv, ff int64) error {
+	p := fmt.Sprintf("model.layers.%d.", i)
+	for _, t := range []struct {
+		dst   *[]float32
+		name  string
+		shape []int64
+	}{
+		{&L.AttnNorm, "input_layernorm.weight", []int64{h}},
+		{&L.WQ, "self_attn.q_proj.weight", []int64{q, h}},
+		{&L.WK, "self_attn.k_proj.weight", []int64{kv, h}},
+		{&L.WV, "self_attn.v_proj.weight", []int64{kv, h}},
+		{&L.WO, "self_attn.o_proj.weight", []int64{h, q}},
+		{&L.MLPNorm, "post_attention_layernorm.weight", []int64{h}},
+		{&L.WGate, "mlp.gate_proj.weight", []int64{ff, h}},
+		{&L.WUp, "mlp.up_proj.weight", []int64{ff, h}},
+		{&L.WDown, "mlp.down_proj.weight", []int64{h, ff}},
+	} {
+		var err error
+		if *t.dst, err = read(p+t.name, t.shape...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // shardFiles lists the safetensors files of a checkpoint directory.

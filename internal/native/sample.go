@@ -70,27 +70,10 @@ func before(l []float32, a, b int32) bool {
 // next picks a token from logits (which it modifies).
 func (s *sampler) next(l []float32, d Decoding) int32 {
 	if d.RepetitionPenalty != 1 {
-		p := float32(d.RepetitionPenalty)
-		for w, set := range s.seen {
-			for set != 0 {
-				i := w*64 + trailingZeros(set)
-				set &= set - 1
-				if l[i] > 0 {
-					l[i] /= p
-				} else {
-					l[i] *= p
-				}
-			}
-		}
+		s.penalize(l, float32(d.RepetitionPenalty))
 	}
 	if d.Greedy {
-		best := int32(0)
-		for i := range l {
-			if l[i] > l[best] {
-				best = int32(i)
-			}
-		}
-		return best
+		return argmax(l)
 	}
 	v := len(l)
 	k := v
@@ -148,6 +131,33 @@ func (s *sampler) next(l []float32, d Decoding) int32 {
 		}
 	}
 	return idx[n-1]
+}
+
+// penalize divides the positive logits of the tokens seen so far by p and
+// multiplies their negative ones by it.
+func (s *sampler) penalize(l []float32, p float32) {
+	for w, set := range s.seen {
+		for set != 0 {
+			i := w*64 + trailingZeros(set)
+			set &= set - 1
+			if l[i] > 0 {
+				l[i] /= p
+			} else {
+				l[i] *= p
+			}
+		}
+	}
+}
+
+// argmax is the first id of the highest logit.
+func argmax(l []float32) int32 {
+	best := int32(0)
+	for i := range l {
+		if l[i] > l[best] {
+			best = int32(i)
+		}
+	}
+	return best
 }
 
 // topK puts the k best ids of l, best first, into buf[:k]: a min-heap of the

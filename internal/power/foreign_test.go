@@ -13,7 +13,7 @@ import (
 // foreignStream writes a stream as another sampler might: t in the given
 // type, device as a dictionary, no source column, power_w as float32, an
 // int32 throttle, and the interval under meta key k.
-func foreignStream(t *testing.T, tType arrow.DataType, k, v string) []byte {
+func foreignStream(t testing.TB, tType arrow.DataType, k, v string) []byte {
 	t.Helper()
 	md := arrow.NewMetadata([]string{k}, []string{v})
 	sc := arrow.NewSchema([]arrow.Field{
@@ -53,6 +53,15 @@ func foreignStream(t *testing.T, tType arrow.DataType, k, v string) []byte {
 	}
 	w.Close()
 	return buf.Bytes()
+}
+
+// foreignSeeds are fuzz seeds in other samplers' forms: dictionary devices,
+// no source column, float32, null and int32 columns, t in ms or int64.
+func foreignSeeds(t testing.TB) map[string][]byte {
+	return map[string][]byte{
+		"foreign-ms":    foreignStream(t, &arrow.TimestampType{Unit: arrow.Millisecond}, "interval_ms", "50"),
+		"foreign-int64": foreignStream(t, arrow.PrimitiveTypes.Int64, "interval", "50ms"),
+	}
 }
 
 // Streams of other samplers in the long format: timestamps of any unit or

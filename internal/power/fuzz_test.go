@@ -33,6 +33,11 @@ func seedStreams(t testing.TB) map[string][]byte {
 	w2, _ := NewWriter(&b2, Meta{})
 	w2.Close(Trailer{})
 	out["empty-meta"] = append([]byte(nil), b2.Bytes()...)
+	// Streams of other samplers (foreign_test.go), so that the fuzzer
+	// explores their decode paths too.
+	for k, v := range foreignSeeds(t) {
+		out[k] = v
+	}
 	return out
 }
 

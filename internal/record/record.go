@@ -145,7 +145,7 @@ type ModelFacts struct {
 }
 
 // Memory is a device's memory during a run, with one meaning for every
-// backend (docs/gpu-paths.md): ModelBytes the weights, KVCacheBytes the KV
+// backend (docs/design.md): ModelBytes the weights, KVCacheBytes the KV
 // cache reserved up front (absent or null where the engine grows it on
 // demand), PeakBytes the most the run held (on a GPU: NVML "used" at its
 // highest minus before the load; on "cpu": peak resident memory),

@@ -187,8 +187,26 @@ func (rp *Report) WriteHTML(ctx context.Context, w, log io.Writer) error {
 	if rp.anyEstimate() {
 		p("<p class=\"callout est-note\"><b>%s Estimated energy.</b> Figures marked %s come from a model of power, not from a sensor (no NVML GPU or readable RAPL counter): compare them with care.</p>\n", EstMark, EstMark)
 	}
+	rp.htmlPlots(p)
+	rp.htmlPower(p, d)
+	rp.htmlLatency(p, d)
+	rp.htmlTables(bw, p)
+	rp.writeFlagsTable(bw)
+	p("<section id=\"legend\"><h2>Reading this report</h2><ul>\n")
+	for _, l := range rp.legend() {
+		p("<li>%s</li>\n", esc(l))
+	}
+	p("</ul></section>\n</main>\n")
+	rp.writeProvenance(bw, d)
+	p("</body>\n</html>\n")
+	return bw.Flush()
+}
 
-	// Plots.
+// printer writes formatted HTML.
+type printer func(format string, a ...any)
+
+// htmlPlots writes the energy and Pareto figures.
+func (rp *Report) htmlPlots(p printer) {
 	p("<section id=\"plots\">\n<h2>Energy and speed</h2>\n")
 	p("<figure id=\"fig-energy\">%s<figcaption>Energy per output token per config (gross, measure phase, basis scope): bar = mean over ok cycles, error bar = 95 %% interval (Student t), dots = runs. %s</figcaption></figure>\n",
 		rp.plotEnergyPerToken(), estCaption(rp))
@@ -200,6 +218,10 @@ func (rp *Report) WriteHTML(ctx context.Context, w, log io.Writer) error {
 	p("<figure id=\"fig-pareto-latency\">%s<figcaption>Energy–latency trade-off: median end-to-end request latency (E2E p50) against energy per output token; the %d highlighted configs form the Pareto front (lower is better on both axes).</figcaption></figure>\n", svgL, nL)
 	p("</section>\n")
 
+}
+
+// htmlPower writes the power trace of one run.
+func (rp *Report) htmlPower(p printer, d *htmlData) {
 	p("<section id=\"power\">\n<h2>Power over time</h2>\n")
 	if d.powerRun != nil {
 		r := d.powerRun
@@ -219,6 +241,10 @@ func (rp *Report) WriteHTML(ctx context.Context, w, log io.Writer) error {
 	}
 	p("</section>\n")
 
+}
+
+// htmlLatency writes the latency distributions.
+func (rp *Report) htmlLatency(p printer, d *htmlData) {
 	p("<section id=\"latency\">\n<h2>Latency distributions</h2>\n")
 	for _, what := range []string{"ttft", "e2e"} {
 		data, total := rp.latencies(d, what)
@@ -240,6 +266,10 @@ func (rp *Report) WriteHTML(ctx context.Context, w, log io.Writer) error {
 	}
 	p("</section>\n")
 
+}
+
+// htmlTables writes the configs, runs and failed-runs tables.
+func (rp *Report) htmlTables(bw *bufio.Writer, p printer) {
 	// Tables.
 	if rp.showConfigs() {
 		g := rp.configGrid()
@@ -258,15 +288,6 @@ func (rp *Report) WriteHTML(ctx context.Context, w, log io.Writer) error {
 		writeHTMLTable(bw, g, "failed-table")
 		p("</section>\n")
 	}
-	rp.writeFlagsTable(bw)
-	p("<section id=\"legend\"><h2>Reading this report</h2><ul>\n")
-	for _, l := range rp.legend() {
-		p("<li>%s</li>\n", esc(l))
-	}
-	p("</ul></section>\n</main>\n")
-	rp.writeProvenance(bw, d)
-	p("</body>\n</html>\n")
-	return bw.Flush()
 }
 
 func estCaption(rp *Report) string {

@@ -83,6 +83,44 @@ func Build(in *Input, opt Options) (*Report, error) {
 		return nil, fmt.Errorf("no energy or summary records in the input")
 	}
 	rp := &Report{Other: in.OtherSummary(), Replaced: in.Replaced, Opt: opt, known: map[string]bool{}}
+	rp.group(in, opt.Root)
+	rp.Varying = varyingKeys(rp.Configs)
+	if err := rp.setBy(opt.By); err != nil {
+		return nil, err
+	}
+	if err := rp.setMetrics(opt.Metrics); err != nil {
+		return nil, err
+	}
+	keys, err := rp.sortKeys(opt.Sort)
+	if err != nil {
+		return nil, err
+	}
+	rp.sortConfigs(keys)
+	for _, c := range rp.Configs {
+		sort.SliceStable(c.Runs, func(i, j int) bool {
+			a, b := c.Runs[i].E, c.Runs[j].E
+			if a.Cycle != b.Cycle {
+				return a.Cycle < b.Cycle
+			}
+			return a.Seq < b.Seq
+		})
+		rp.Runs = append(rp.Runs, c.Runs...)
+	}
+	if opt.Run != "" {
+		found := false
+		for _, r := range rp.Runs {
+			found = found || r.E.RunID == opt.Run
+		}
+		if !found {
+			return nil, fmt.Errorf("--run %s: no such run in the input", opt.Run)
+		}
+	}
+	return rp, nil
+}
+
+// group gathers summaries and energy records by config id, in input
+// order, and lists the studies.
+func (rp *Report) group(in *Input, root string) {
 	byID := map[string]*Config{}
 	studies := map[Study]bool{}
 	get := func(id, study, backend, model, basis string, cfg json.RawMessage) *Config {
@@ -105,7 +143,7 @@ func Build(in *Input, opt Options) (*Report, error) {
 	}
 	for _, e := range in.Energies {
 		c := get(e.ID, e.Study, e.Backend, e.Model, e.Basis, e.Config)
-		r := &Run{E: e, Config: c, Dir: record.ResolveRunDir(e.RunDir, opt.Root)}
+		r := &Run{E: e, Config: c, Dir: record.ResolveRunDir(e.RunDir, root)}
 		c.Runs = append(c.Runs, r)
 		c.Estimate = c.Estimate || e.Estimate
 		for k := range e.Metrics {
@@ -119,10 +157,12 @@ func Build(in *Input, opt Options) (*Report, error) {
 	sort.Slice(rp.Studies, func(i, j int) bool {
 		return rp.Studies[i].Name+rp.Studies[i].Hash < rp.Studies[j].Name+rp.Studies[j].Hash
 	})
-	rp.Varying = varyingKeys(rp.Configs)
+}
 
-	// --by
-	rp.By = opt.By
+// setBy checks --by (default: the keys that vary, else model) and fills
+// each config's values of it.
+func (rp *Report) setBy(by []string) error {
+	rp.By = by
 	if len(rp.By) == 0 {
 		rp.By = rp.Varying
 		if len(rp.By) == 0 {
@@ -131,7 +171,7 @@ func Build(in *Input, opt Options) (*Report, error) {
 	}
 	for _, k := range rp.By {
 		if !rp.hasKey(k) {
-			return nil, fmt.Errorf("--by %s: no such key in the configs (try %s)", k, strings.Join(rp.keyHints(), ", "))
+			return fmt.Errorf("--by %s: no such key in the configs (try %s)", k, strings.Join(rp.keyHints(), ", "))
 		}
 	}
 	for _, c := range rp.Configs {
@@ -140,8 +180,11 @@ func Build(in *Input, opt Options) (*Report, error) {
 			c.Keys[i] = c.key(k)
 		}
 	}
-	// --metrics
-	names := opt.Metrics
+	return nil
+}
+
+// setMetrics checks --metrics (default: DefaultMetrics; all: every known one).
+func (rp *Report) setMetrics(names []string) error {
 	if len(names) == 0 {
 		names = DefaultMetrics
 	}
@@ -156,18 +199,24 @@ func Build(in *Input, opt Options) (*Report, error) {
 	for _, n := range names {
 		m, ok := LookupMetric(n, rp.known)
 		if !ok {
-			return nil, fmt.Errorf("--metrics %s: unknown metric (known: %s)", n, strings.Join(metricNames(rp.known), ", "))
+			return fmt.Errorf("--metrics %s: unknown metric (known: %s)", n, strings.Join(metricNames(rp.known), ", "))
 		}
 		rp.Metrics = append(rp.Metrics, m)
 	}
-	// --sort
-	type sortKey struct {
-		key  string
-		desc bool
-		m    *Metric
-	}
+	return nil
+}
+
+// sortKey is one --sort key: a metric (by its mean) or a config key.
+type sortKey struct {
+	key  string
+	desc bool
+	m    *Metric
+}
+
+// sortKeys reads --sort: KEY, -KEY, KEY:desc or KEY:asc.
+func (rp *Report) sortKeys(sorts []string) ([]sortKey, error) {
 	var keys []sortKey
-	for _, s := range opt.Sort {
+	for _, s := range sorts {
 		sk := sortKey{key: s}
 		if strings.HasPrefix(s, "-") {
 			sk.key, sk.desc = s[1:], true
@@ -183,6 +232,12 @@ func Build(in *Input, opt Options) (*Report, error) {
 		}
 		keys = append(keys, sk)
 	}
+	return keys, nil
+}
+
+// sortConfigs orders the configs by the --sort keys, then the --by values,
+// then input order.
+func (rp *Report) sortConfigs(keys []sortKey) {
 	// Values of a --by key sort numerically where they are numbers, else in
 	// the order the study first used them (llem-tiny before llem-base).
 	firstSeen := make([]map[string]int, len(rp.By))
@@ -225,26 +280,6 @@ func Build(in *Input, opt Options) (*Report, error) {
 		}
 		return a.order < b.order
 	})
-	for _, c := range rp.Configs {
-		sort.SliceStable(c.Runs, func(i, j int) bool {
-			a, b := c.Runs[i].E, c.Runs[j].E
-			if a.Cycle != b.Cycle {
-				return a.Cycle < b.Cycle
-			}
-			return a.Seq < b.Seq
-		})
-		rp.Runs = append(rp.Runs, c.Runs...)
-	}
-	if opt.Run != "" {
-		found := false
-		for _, r := range rp.Runs {
-			found = found || r.E.RunID == opt.Run
-		}
-		if !found {
-			return nil, fmt.Errorf("--run %s: no such run in the input", opt.Run)
-		}
-	}
-	return rp, nil
 }
 
 func (rp *Report) hasKey(k string) bool {

@@ -35,29 +35,9 @@ func (rp *Report) plotEnergyPerToken() string {
 	const rowH, top, W = 24.0, 14.0, 760.0
 	H := top + float64(len(rp.Configs))*rowH + 46
 	right := 150.0
-	hi := 0.0
-	for _, c := range rp.Configs {
-		if s := c.Stat(name); s != nil {
-			for _, v := range []*float64{s.Mean, s.CI95Hi, s.Max} {
-				if v != nil {
-					hi = math.Max(hi, *v)
-				}
-			}
-		}
-		for _, r := range c.Runs {
-			if v := r.E.Metrics[name]; v != nil && r.OK() {
-				hi = math.Max(hi, *v)
-			}
-		}
-	}
+	lo, hi := rp.metricRange(name)
 	// Figures over more than a factor 30 get a log axis, and lollipops
 	// instead of bars (a bar's length means nothing on a log axis).
-	lo := math.Inf(1)
-	for _, c := range rp.Configs {
-		if m := c.mean(name); m != nil && *m > 0 {
-			lo = math.Min(lo, *m)
-		}
-	}
 	logX := lo > 0 && !math.IsInf(lo, 1) && hi/lo > 30
 	var x scale
 	var xt []float64
@@ -67,17 +47,7 @@ func (rp *Report) plotEnergyPerToken() string {
 		x, xt = niceScale(0, hi, lw, W-right, false, true)
 	}
 	y0 := top + float64(len(rp.Configs))*rowH
-	// More configs than colours: colour by the first grouping column instead.
-	col := func(i int) string { return colour(i) }
-	if len(rp.Configs) > palette && len(rp.By) > 0 {
-		idx := map[string]int{}
-		for _, c := range rp.Configs {
-			if _, ok := idx[c.Keys[0]]; !ok {
-				idx[c.Keys[0]] = len(idx)
-			}
-		}
-		col = func(i int) string { return colour(idx[rp.Configs[i].Keys[0]]) }
-	}
+	col := rp.configColours()
 	s := newSVG("energy-per-token", "Energy per output token per config, mean with 95 % interval and runs", W, H)
 	xlabel := "energy per output token (measure phase, basis scope)"
 	if logX {
@@ -131,6 +101,47 @@ func (rp *Report) plotEnergyPerToken() string {
 	return s.end()
 }
 
+// metricRange is the smallest positive config mean of metric name, and
+// the largest value drawn for it (means, upper intervals, maxima, runs).
+func (rp *Report) metricRange(name string) (lo, hi float64) {
+	for _, c := range rp.Configs {
+		if s := c.Stat(name); s != nil {
+			for _, v := range []*float64{s.Mean, s.CI95Hi, s.Max} {
+				if v != nil {
+					hi = math.Max(hi, *v)
+				}
+			}
+		}
+		for _, r := range c.Runs {
+			if v := r.E.Metrics[name]; v != nil && r.OK() {
+				hi = math.Max(hi, *v)
+			}
+		}
+	}
+	lo = math.Inf(1)
+	for _, c := range rp.Configs {
+		if m := c.mean(name); m != nil && *m > 0 {
+			lo = math.Min(lo, *m)
+		}
+	}
+	return lo, hi
+}
+
+// configColours colours config i; with more configs than colours, by the
+// first grouping column instead.
+func (rp *Report) configColours() func(i int) string {
+	if len(rp.Configs) <= palette || len(rp.By) == 0 {
+		return colour
+	}
+	idx := map[string]int{}
+	for _, c := range rp.Configs {
+		if _, ok := idx[c.Keys[0]]; !ok {
+			idx[c.Keys[0]] = len(idx)
+		}
+	}
+	return func(i int) string { return colour(idx[rp.Configs[i].Keys[0]]) }
+}
+
 // paretoPoint is one config on a Pareto plot.
 type paretoPoint struct {
 	c            *Config
@@ -177,17 +188,7 @@ func paretoFront(pts []*paretoPoint, maxY bool) []*paretoPoint {
 // configs, with the Pareto front highlighted.
 func (rp *Report) plotPareto(id, title string, ym *Metric, maxY bool) (string, int) {
 	xm := metricByName[record.MJPerOutputToken]
-	var pts []*paretoPoint
-	for i, c := range rp.Configs {
-		sx, sy := c.Stat(xm.Name), c.Stat(ym.Name)
-		if sx == nil || sy == nil || sx.Mean == nil || sy.Mean == nil {
-			continue
-		}
-		p := &paretoPoint{c: c, i: i, x: *sx.Mean, y: *sy.Mean, xlo: sx.CI95Lo, xhi: sx.CI95Hi, ylo: sy.CI95Lo, yhi: sy.CI95Hi, label: rp.Label(c)}
-		p.xtext = mark(FormatCI(sx.Mean, sx.CI95, xm.Unit), c.Estimate)
-		p.ytext = FormatCI(sy.Mean, sy.CI95, ym.Unit)
-		pts = append(pts, p)
-	}
+	pts := rp.paretoPoints(xm, ym)
 	const W, H = 760.0, 420.0
 	const l, r, t, b = 76.0, 24.0, 34.0, 52.0
 	s := newSVG(id, title, W, H)
@@ -232,24 +233,7 @@ func (rp *Report) plotPareto(id, title string, ym *Metric, maxY bool) (string, i
 		}
 	}
 	s.raw(`</g>`)
-	// The front as a staircase: the boundary of the region its points
-	// dominate, from the plot's edge to its edge, the region shaded.
-	edge := y.p0 // maximising y: the dominated region lies below the front
-	if !maxY {
-		edge = y.p1
-	}
-	xs, ys := []float64{x.px(front[0].x)}, []float64{edge}
-	for i, p := range front {
-		if i > 0 {
-			xs = append(xs, x.px(p.x))
-			ys = append(ys, y.px(front[i-1].y))
-		}
-		xs = append(xs, x.px(p.x))
-		ys = append(ys, y.px(p.y))
-	}
-	xs, ys = append(xs, x.p1), append(ys, y.px(front[len(front)-1].y))
-	s.raw(`<path d="%s Z" class="dominated"/>`, path(append(xs, x.p1), append(ys, edge)))
-	s.raw(`<path d="%s" class="front-line" data-series="front"/>`, path(xs, ys))
+	drawFront(s, front, x, y, maxY)
 	for _, p := range pts {
 		cls := "pt"
 		if p.front {
@@ -269,10 +253,58 @@ func (rp *Report) plotPareto(id, title string, ym *Metric, maxY bool) (string, i
 		s.raw(`<circle cx="%s" cy="%s" r="%s" class="%s" data-series="%s"><title>%s</title></circle>`,
 			f1(x.px(p.x)), f1(y.px(p.y)), map[bool]string{true: "5.5", false: "4"}[p.front], cls, series, esc(tip))
 	}
-	// Labels for the front's points, placed greedily where they overlap no
-	// label already placed (a point whose label finds no room keeps its tooltip).
-	type box struct{ x0, y0, x1, y1 float64 }
-	var placed []box
+	labelFront(s, front, x, y, W-r, W)
+	// Legend.
+	s.raw(`<g class="legend" transform="translate(%s 8)"><circle cx="6" cy="6" r="5.5" class="pt front"/><text x="16" y="10">on the Pareto front (%d)</text><circle cx="176" cy="6" r="4" class="pt"/><text x="186" y="10">dominated (%d)</text><path d="M290 6 H316" class="front-line"/><text x="322" y="10">front; shaded: dominated</text></g>`,
+		f1(W-r-450), len(front), len(pts)-len(front))
+	return s.end(), len(front)
+}
+
+// paretoPoints are the configs with a mean of both figures.
+func (rp *Report) paretoPoints(xm, ym *Metric) []*paretoPoint {
+	var pts []*paretoPoint
+	for i, c := range rp.Configs {
+		sx, sy := c.Stat(xm.Name), c.Stat(ym.Name)
+		if sx == nil || sy == nil || sx.Mean == nil || sy.Mean == nil {
+			continue
+		}
+		p := &paretoPoint{c: c, i: i, x: *sx.Mean, y: *sy.Mean, xlo: sx.CI95Lo, xhi: sx.CI95Hi, ylo: sy.CI95Lo, yhi: sy.CI95Hi, label: rp.Label(c)}
+		p.xtext = mark(FormatCI(sx.Mean, sx.CI95, xm.Unit), c.Estimate)
+		p.ytext = FormatCI(sy.Mean, sy.CI95, ym.Unit)
+		pts = append(pts, p)
+	}
+	return pts
+}
+
+// drawFront draws the front as a staircase: the boundary of the region its
+// points dominate, from the plot's edge to its edge, the region shaded.
+func drawFront(s *svg, front []*paretoPoint, x, y scale, maxY bool) {
+	edge := y.p0 // maximising y: the dominated region lies below the front
+	if !maxY {
+		edge = y.p1
+	}
+	xs, ys := []float64{x.px(front[0].x)}, []float64{edge}
+	for i, p := range front {
+		if i > 0 {
+			xs = append(xs, x.px(p.x))
+			ys = append(ys, y.px(front[i-1].y))
+		}
+		xs = append(xs, x.px(p.x))
+		ys = append(ys, y.px(p.y))
+	}
+	xs, ys = append(xs, x.p1), append(ys, y.px(front[len(front)-1].y))
+	s.raw(`<path d="%s Z" class="dominated"/>`, path(append(xs, x.p1), append(ys, edge)))
+	s.raw(`<path d="%s" class="front-line" data-series="front"/>`, path(xs, ys))
+}
+
+// labelBox is the extent of a placed label.
+type labelBox struct{ x0, y0, x1, y1 float64 }
+
+// labelFront labels the front's points, placed greedily where they overlap
+// no label already placed (a point whose label finds no room keeps its
+// tooltip). right is the plot area's right edge, width the figure's.
+func labelFront(s *svg, front []*paretoPoint, x, y scale, right, width float64) {
+	var placed []labelBox
 	for _, p := range front {
 		px, py := x.px(p.x), y.px(p.y)
 		lab := truncate(p.label, 30)
@@ -280,44 +312,49 @@ func (rp *Report) plotPareto(id, title string, ym *Metric, maxY bool) (string, i
 			lab += " " + EstMark
 		}
 		wd := float64(len([]rune(lab)))*6.6 + 4
-		for _, dy := range []float64{-8, 16, -22, 30, -36, 44, -50} {
-			for _, left := range []bool{px+8+wd > W-r, px+8+wd <= W-r} {
-				bx := box{px + 8, py + dy - 11, px + 8 + wd, py + dy + 3}
-				anchor, tx := "start", px+8
-				if left {
-					bx.x0, bx.x1 = px-8-wd, px-8
-					anchor, tx = "end", px-8
-				}
-				if bx.x0 < x.p0 || bx.x1 > W || bx.y0 < 0 || bx.y1 > y.p0 {
-					continue
-				}
-				free := true
-				for _, o := range placed {
-					if bx.x0 < o.x1 && o.x0 < bx.x1 && bx.y0 < o.y1 && o.y0 < bx.y1 {
-						free = false
-						break
-					}
-				}
-				if free {
-					placed = append(placed, bx)
-					s.text(tx, py+dy, anchor, "ptlabel", lab)
-					goto next
+		if bx, ok := placeLabel(placed, px, py, wd, x.p0, y.p0, right, width, func(tx, ty float64, anchor string) {
+			s.text(tx, ty, anchor, "ptlabel", lab)
+		}); ok {
+			placed = append(placed, bx)
+		}
+	}
+}
+
+// placeLabel tries the positions around point (px, py), right of it first
+// unless that overflows, and draws the label at the first free one.
+func placeLabel(placed []labelBox, px, py, wd, minX, maxY, right, width float64, draw func(tx, ty float64, anchor string)) (labelBox, bool) {
+	for _, dy := range []float64{-8, 16, -22, 30, -36, 44, -50} {
+		for _, left := range []bool{px+8+wd > right, px+8+wd <= right} {
+			bx := labelBox{px + 8, py + dy - 11, px + 8 + wd, py + dy + 3}
+			anchor, tx := "start", px+8
+			if left {
+				bx.x0, bx.x1 = px-8-wd, px-8
+				anchor, tx = "end", px-8
+			}
+			if bx.x0 < minX || bx.x1 > width || bx.y0 < 0 || bx.y1 > maxY {
+				continue
+			}
+			free := true
+			for _, o := range placed {
+				if bx.x0 < o.x1 && o.x0 < bx.x1 && bx.y0 < o.y1 && o.y0 < bx.y1 {
+					free = false
+					break
 				}
 			}
+			if free {
+				draw(tx, py+dy, anchor)
+				return bx, true
+			}
 		}
-	next:
 	}
-	// Legend.
-	s.raw(`<g class="legend" transform="translate(%s 8)"><circle cx="6" cy="6" r="5.5" class="pt front"/><text x="16" y="10">on the Pareto front (%d)</text><circle cx="176" cy="6" r="4" class="pt"/><text x="186" y="10">dominated (%d)</text><path d="M290 6 H316" class="front-line"/><text x="322" y="10">front; shaded: dominated</text></g>`,
-		f1(W-r-450), len(front), len(pts)-len(front))
-	return s.end(), len(front)
+	return labelBox{}, false
 }
 
 // plotPower draws each device's power over one run, the phases shaded and
 // the measured requests as spans underneath.
 func (rp *Report) plotPower(run *Run, ss []*series, ev *eventData, intervalNS int64) string {
-	const W, H = 760.0, 400.0
-	const l, r, t, b = 64.0, 20.0, 26.0, 90.0
+	const W, H = powerW, powerH
+	const l, r, t, b = powerL, powerR, powerT, powerB
 	title := "Power over time, run " + run.E.RunID
 	s := newSVG("power", title, W, H)
 	t0, t1 := int64(math.MaxInt64), int64(math.MinInt64)
@@ -331,19 +368,7 @@ func (rp *Report) plotPower(run *Run, ss []*series, ev *eventData, intervalNS in
 			pmax = math.Max(pmax, w)
 		}
 	}
-	phases := map[string]record.Window{}
-	for name, ph := range run.E.Phases {
-		if ph != nil {
-			phases[name] = ph.Window
-		}
-	}
-	if ev != nil {
-		for name, w := range ev.Phases {
-			if _, ok := phases[name]; !ok && w.StartNS > 0 && w.EndNS > w.StartNS {
-				phases[name] = w
-			}
-		}
-	}
+	phases := runPhases(run, ev)
 	for _, w := range phases {
 		t0, t1 = min(t0, w.StartNS), max(t1, w.EndNS)
 	}
@@ -375,6 +400,40 @@ func (rp *Report) plotPower(run *Run, ss []*series, ev *eventData, intervalNS in
 		s.raw(`<path d="%s" class="trace %s" data-series="device:%s"><title>%s (%s, %s): %d readings</title></path>`,
 			path(xs, ys), colour(i), esc(d.Device), esc(d.Device), esc(d.Scope), esc(d.Source), d.Rows)
 	}
+	powerLegend(s, ss, ev, phases, x, sec)
+	return s.end()
+}
+
+// Layout of the power plot: size and margins (left, right, top, bottom).
+const (
+	powerW, powerH                 = 760.0, 400.0
+	powerL, powerR, powerT, powerB = 64.0, 20.0, 26.0, 90.0
+)
+
+// runPhases are the run's phase windows, from its energy record, else from
+// its events.
+func runPhases(run *Run, ev *eventData) map[string]record.Window {
+	phases := map[string]record.Window{}
+	for name, ph := range run.E.Phases {
+		if ph != nil {
+			phases[name] = ph.Window
+		}
+	}
+	if ev != nil {
+		for name, w := range ev.Phases {
+			if _, ok := phases[name]; !ok && w.StartNS > 0 && w.EndNS > w.StartNS {
+				phases[name] = w
+			}
+		}
+	}
+	return phases
+}
+
+// powerLegend draws the requests under the axis and the legend of phases
+// and devices.
+func powerLegend(s *svg, ss []*series, ev *eventData, phases map[string]record.Window, x scale, sec func(int64) float64) {
+	const W, H = powerW, powerH
+	const l, r, t, b = powerL, powerR, powerT, powerB
 	// Requests as spans in four lanes under the axis.
 	if ev != nil && len(ev.Requests) > 0 && len(ev.Requests) <= 4000 {
 		s.raw(`<g class="requests" data-series="requests">`)
@@ -409,7 +468,6 @@ func (rp *Report) plotPower(run *Run, ss []*series, ev *eventData, intervalNS in
 		lx += 16 + float64(len([]rune(truncate(name, 30))))*6.4 + 16
 	}
 	s.raw(`</g>`)
-	return s.end()
 }
 
 // latencyData is one config's latencies, sorted.

@@ -15,10 +15,9 @@ import (
 	"github.com/llem/llem/internal/record"
 )
 
-// writeAtomic writes data to path whole or not at all (atomicfile): a crash
-// leaves either the old file or the new one, never half of one.
-func writeAtomic(path string, data []byte) error { return atomicfile.WriteBytes(path, data) }
-
+// writeJSONAtomic writes v as indented JSON to path whole or not at all
+// (atomicfile): a crash leaves either the old file or the new one, never
+// half of one.
 func writeJSONAtomic(path string, v any) error { return atomicfile.WriteJSON(path, v) }
 
 // dirGuard remembers the run directory and the files llem-exec holds open

@@ -17,6 +17,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"path/filepath"
 	"runtime"
@@ -212,66 +213,13 @@ func (s *Study) firstPass(columns bool) error {
 	}
 	decs := s.decoders()
 	bufs := make([][]byte, len(decs))
-	var idb [8]byte
 	nChunks := (s.generated + chunk - 1) / chunk
 	err := ordered(nChunks, func(w, k int, _ *atomic.Bool) *pass1Chunk {
-		lo, hi := k*chunk, min((k+1)*chunk, s.generated)
-		r := &pass1Chunk{lo: lo}
-		buf := bufs[w]
-		for i := lo; i < hi; i++ {
-			c, b, es, notes := s.effective(decs[w], i, buf)
-			r.notes = append(r.notes, notes...)
-			if len(es) > 0 {
-				r.skipped = append(r.skipped, uint32(i))
-				if len(r.reasons) < 10 {
-					r.reasons = append(r.reasons, fmt.Sprintf("%s: %s", Label(&c), es[0].Error()))
-				}
-				continue
-			}
-			buf = b
-			sum := sha256.Sum256(b)
-			r.ids = append(r.ids, binary.BigEndian.Uint64(sum[:8]))
-			r.pos = append(r.pos, uint32(i))
-			if columns {
-				r.cfgs = append(r.cfgs, c)
-			}
-		}
-		bufs[w] = buf
+		var r *pass1Chunk
+		r, bufs[w] = s.pass1(decs[w], bufs[w], k, columns)
 		return r
 	}, func(_ int, r *pass1Chunk) error {
-		for _, n := range r.notes {
-			s.note(n)
-		}
-		s.Skipped += len(r.skipped)
-		s.skipped = append(s.skipped, r.skipped...)
-		for _, n := range r.reasons {
-			if len(s.skipNotes) < 10 {
-				s.skipNotes = append(s.skipNotes, n)
-			}
-		}
-		for j, id := range r.ids {
-			if first, dup := ids[id]; dup {
-				s.Duplicates++
-				if len(s.dupNotes) < 5 {
-					s.dupNotes = append(s.dupNotes, fmt.Sprintf("%s duplicates %s (id %016x): kept once", s.where(int(r.pos[j])), s.where(int(first)), id))
-				}
-				continue
-			}
-			ids[id] = r.pos[j]
-			if len(s.kept) > 0 {
-				h.Write([]byte{','})
-			}
-			var q [18]byte
-			q[0], q[17] = '"', '"'
-			binary.BigEndian.PutUint64(idb[:], id)
-			hex.Encode(q[1:17], idb[:])
-			h.Write(q[:])
-			s.kept = append(s.kept, r.pos[j])
-			s.ids = append(s.ids, id)
-			if columns {
-				s.widen(&r.cfgs[j])
-			}
-		}
+		s.merge1(r, ids, h, columns)
 		return nil
 	})
 	if err != nil {
@@ -293,6 +241,72 @@ func (s *Study) firstPass(columns bool) error {
 	}
 	s.prefix = s.recordPrefix()
 	return nil
+}
+
+// pass1 builds chunk k's configs with one worker's decoder and encoding
+// buffer (returned, grown, for its next chunk): their ids, or why each
+// invalid one is skipped.
+func (s *Study) pass1(dec *worker, buf []byte, k int, columns bool) (*pass1Chunk, []byte) {
+	lo, hi := k*chunk, min((k+1)*chunk, s.generated)
+	r := &pass1Chunk{lo: lo}
+	for i := lo; i < hi; i++ {
+		c, b, es, notes := s.effective(dec, i, buf)
+		r.notes = append(r.notes, notes...)
+		if len(es) > 0 {
+			r.skipped = append(r.skipped, uint32(i))
+			if len(r.reasons) < 10 {
+				r.reasons = append(r.reasons, fmt.Sprintf("%s: %s", Label(&c), es[0].Error()))
+			}
+			continue
+		}
+		buf = b
+		sum := sha256.Sum256(b)
+		r.ids = append(r.ids, binary.BigEndian.Uint64(sum[:8]))
+		r.pos = append(r.pos, uint32(i))
+		if columns {
+			r.cfgs = append(r.cfgs, c)
+		}
+	}
+	return r, buf
+}
+
+// merge1 takes a chunk's results in generation order: notes, skips, and
+// each id not seen before is kept and hashed into the study hash.
+func (s *Study) merge1(r *pass1Chunk, ids map[uint64]uint32, h hash.Hash, columns bool) {
+	for _, n := range r.notes {
+		s.note(n)
+	}
+	s.Skipped += len(r.skipped)
+	s.skipped = append(s.skipped, r.skipped...)
+	for _, n := range r.reasons {
+		if len(s.skipNotes) < 10 {
+			s.skipNotes = append(s.skipNotes, n)
+		}
+	}
+	var idb [8]byte
+	for j, id := range r.ids {
+		if first, dup := ids[id]; dup {
+			s.Duplicates++
+			if len(s.dupNotes) < 5 {
+				s.dupNotes = append(s.dupNotes, fmt.Sprintf("%s duplicates %s (id %016x): kept once", s.where(int(r.pos[j])), s.where(int(first)), id))
+			}
+			continue
+		}
+		ids[id] = r.pos[j]
+		if len(s.kept) > 0 {
+			h.Write([]byte{','})
+		}
+		var q [18]byte
+		q[0], q[17] = '"', '"'
+		binary.BigEndian.PutUint64(idb[:], id)
+		hex.Encode(q[1:17], idb[:])
+		h.Write(q[:])
+		s.kept = append(s.kept, r.pos[j])
+		s.ids = append(s.ids, id)
+		if columns {
+			s.widen(&r.cfgs[j])
+		}
+	}
 }
 
 // worker holds what one goroutine needs to build configs (neither a decoder

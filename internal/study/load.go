@@ -431,56 +431,65 @@ func (s *Study) loadSweep(n *yaml.Node) {
 		if v == nil {
 			break
 		}
-		if k.Kind != yaml.ScalarNode || k.Value == "" {
-			s.errorf(k, "sweep", "", "an axis must be a field path")
-			continue
-		}
-		p := "sweep." + k.Value
-		if seen[k.Value] {
-			s.errorf(k, p, "merge the two lists", "axis %q appears twice", k.Value)
-			continue
-		}
-		seen[k.Value] = true
-		segs := strings.Split(k.Value, ".")
-		bad := false
-		for _, sg := range segs {
-			if sg == "" {
-				bad = true
+		if a := s.sweepAxis(k, v, seen); a != nil {
+			if k.Value == "backend" {
+				s.backendAxis = a
 			}
+			s.axes = append(s.axes, a)
 		}
-		if bad {
-			s.errorf(k, p, "write a path such as vllm.engine.max_num_seqs", "empty segment in the axis path")
-			continue
-		}
-		a := &axis{key: k.Value, keyNode: k, segs: segs}
-		if config.IsBackend(segs[0]) {
-			a.scope = segs[0]
-		}
-		switch {
-		case v.Kind == yaml.SequenceNode:
-			if len(v.Content) == 0 {
-				s.errorf(v, p, "give at least one value, or remove the axis", "an axis needs at least one value")
-				continue
-			}
-			a.values = v.Content
-		case v.Kind == yaml.MappingNode && a.scope != "" && len(segs) == 1:
-			a.values = []*yaml.Node{v} // one whole-section value
-		case v.Kind == yaml.MappingNode && k.Value != "dataset":
-			s.errorf(v, p, fmt.Sprintf("use dotted keys, e.g. %s.<field>: [a, b]", k.Value), "expected a list of values, got a mapping")
-			continue
-		default:
-			a.values = []*yaml.Node{v}
-		}
-		for j := range a.values {
-			a.paths = append(a.paths, fmt.Sprintf("%s[%d]", p, j))
-		}
-		if k.Value == "backend" {
-			s.backendAxis = a
-		}
-		s.axes = append(s.axes, a)
 	}
-	// Type-check every value once, at its own position; product points then
-	// only combine values known to decode.
+	s.checkAxes()
+}
+
+// sweepAxis reads one axis of the sweep: its field path k and its values v
+// (a list, or one value); nil, with the error noted, when it is not one.
+func (s *Study) sweepAxis(k, v *yaml.Node, seen map[string]bool) *axis {
+	if k.Kind != yaml.ScalarNode || k.Value == "" {
+		s.errorf(k, "sweep", "", "an axis must be a field path")
+		return nil
+	}
+	p := "sweep." + k.Value
+	if seen[k.Value] {
+		s.errorf(k, p, "merge the two lists", "axis %q appears twice", k.Value)
+		return nil
+	}
+	seen[k.Value] = true
+	segs := strings.Split(k.Value, ".")
+	for _, sg := range segs {
+		if sg == "" {
+			s.errorf(k, p, "write a path such as vllm.engine.max_num_seqs", "empty segment in the axis path")
+			return nil
+		}
+	}
+	a := &axis{key: k.Value, keyNode: k, segs: segs}
+	if config.IsBackend(segs[0]) {
+		a.scope = segs[0]
+	}
+	switch {
+	case v.Kind == yaml.SequenceNode:
+		if len(v.Content) == 0 {
+			s.errorf(v, p, "give at least one value, or remove the axis", "an axis needs at least one value")
+			return nil
+		}
+		a.values = v.Content
+	case v.Kind == yaml.MappingNode && a.scope != "" && len(segs) == 1:
+		a.values = []*yaml.Node{v} // one whole-section value
+	case v.Kind == yaml.MappingNode && k.Value != "dataset":
+		s.errorf(v, p, fmt.Sprintf("use dotted keys, e.g. %s.<field>: [a, b]", k.Value), "expected a list of values, got a mapping")
+		return nil
+	default:
+		a.values = []*yaml.Node{v}
+	}
+	for j := range a.values {
+		a.paths = append(a.paths, fmt.Sprintf("%s[%d]", p, j))
+	}
+	return a
+}
+
+// checkAxes type-checks every value once, at its own position; product
+// points then only combine values known to decode.
+func (s *Study) checkAxes() {
+	d := s.dec
 	d.SetLimit(MaxValueNodes)
 	defer d.SetLimit(0)
 	for _, a := range s.axes {

@@ -3,10 +3,11 @@
 # PyTorch and transformers, make a small random-weight model from a config, run the worker on
 # it with real prompts and print what it measured. For scripts/gpu-check.sh to call (or copy)
 # once the whole pipeline runs there:  bash scripts/docker/gpu-check-python.sh [--moe]
+# MODEL=DIR uses that model instead of making a tiny one. Exit 1 when a figure is missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
-python3 scripts/docker/make-tiny-model.py "$work/model" "$@"
+if [ -n "${MODEL:-}" ]; then ln -s "$MODEL" "$work/model"; else python3 scripts/docker/make-tiny-model.py "$work/model" "$@"; fi
 python3 - "$work" <<'PY'
 import json, sys
 work = sys.argv[1]
@@ -35,6 +36,17 @@ print("events: %s" % " ".join(sorted({e["event"] for e in ev})))
 print("model: %d parameters, %d non-embedding, active %s, %s layers" % (model["parameters"], model["non_embedding_parameters"], model["active_parameters"], model["layers"]))
 print("requests %d, input tokens %d, output tokens %d, batches %d" % (done["totals"]["requests"], done["totals"]["input_tokens"], done["totals"]["output_tokens"], done["totals"]["batches"]))
 print("TTFT median %.2f ms, ITL median %.3f ms" % (statistics.median(ttft), statistics.median(itl)))
+bad = []
 for m in mem:
-    print("memory %s: peak %s bytes, model %s bytes" % (m["device"], m["peak_bytes"], m["model_bytes"]))
+    print("memory %s: peak %s bytes, model %s bytes, KV cache %s, device used %s" % (
+        m["device"], m["peak_bytes"], m["model_bytes"], m.get("kv_cache_bytes"), m.get("device_used_bytes")))
+    if m["device"] != "cpu" and not (m["model_bytes"] and m["peak_bytes"] and m["peak_bytes"] >= m["model_bytes"]):
+        bad.append("memory of %s: want model_bytes > 0 and peak_bytes >= model_bytes" % m["device"])
+if not any(m["device"] != "cpu" for m in mem):
+    bad.append("no GPU memory entry: the model did not run on a GPU")
+if not ttft or min(ttft) <= 0:
+    bad.append("no TTFT")
+if bad:
+    print("gpu-check-python: FAILED: " + "; ".join(bad))
+    sys.exit(1)
 PY

@@ -14,20 +14,6 @@ import (
 	"github.com/llem/llem/internal/record"
 )
 
-// Error types (record.Error.Type) the docker runner reports: the shared set
-// of internal/record (errtypes.go), under the names this package's code uses.
-const (
-	ErrImageMissing      = record.ErrImageMissing
-	ErrGPUUnavailable    = record.ErrGPUUnavailable
-	ErrOOMKilled         = record.ErrOOMKilled
-	ErrPermission        = record.ErrPermission
-	ErrTimeout           = record.ErrTimeout
-	ErrInterrupted       = record.ErrInterrupted
-	ErrEngineUnreachable = record.ErrEngineUnreachable
-	ErrBadMount          = record.ErrBadMount
-	ErrEngine            = record.ErrEngine
-)
-
 // Stages of a run at which an engine call can fail; the classification of an
 // error type depends on what was being asked for.
 const (
@@ -50,47 +36,47 @@ func classify(stage string, err error, gpus bool) *record.Error {
 	e := func(typ, hint string) *record.Error { return &record.Error{Type: typ, Message: msg, Hint: hint} }
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || cerrdefs.IsDeadlineExceeded(err):
-		return e(ErrTimeout, "the engine did not answer in time; check `docker info` and the engine's load")
+		return e(record.ErrTimeout, "the engine did not answer in time; check `docker info` and the engine's load")
 	case errors.Is(err, context.Canceled) || cerrdefs.IsCanceled(err):
-		return e(ErrInterrupted, "")
+		return e(record.ErrInterrupted, "")
 	case errors.Is(err, syscall.EACCES) || errors.Is(err, fs.ErrPermission):
-		return e(ErrPermission, "this user may not use the Docker socket: `sudo usermod -aG docker $USER` and log in again (or run rootless Docker)")
+		return e(record.ErrPermission, "this user may not use the Docker socket: `sudo usermod -aG docker $USER` and log in again (or run rootless Docker)")
 	case client.IsErrConnectionFailed(err) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT):
-		return e(ErrEngineUnreachable, "start the engine (`sudo systemctl start docker`) or point DOCKER_HOST at it")
+		return e(record.ErrEngineUnreachable, "start the engine (`sudo systemctl start docker`) or point DOCKER_HOST at it")
 	}
 	switch stage {
 	case stageImage, stagePull:
 		// Whatever kept the image from arriving (unknown name, no
 		// registry, access denied), the run's image is missing.
-		return e(ErrImageMissing, "")
+		return e(record.ErrImageMissing, "")
 	case stageCreate:
 		switch {
 		case cerrdefs.IsNotFound(err):
-			return e(ErrImageMissing, "the image vanished between inspect and create; make it available again")
+			return e(record.ErrImageMissing, "the image vanished between inspect and create; make it available again")
 		case cerrdefs.IsInvalidArgument(err):
 			// The only caller-controlled parts of the create request the
 			// engine validates are the mounts (sources are checked before).
-			return e(ErrBadMount, "check the run directory, model cache and worker cache paths exist on the Docker host")
+			return e(record.ErrBadMount, "check the run directory, model cache and worker cache paths exist on the Docker host")
 		}
 	case stageStart:
 		if gpus && (cerrdefs.IsInvalidArgument(err) || cerrdefs.IsInternal(err) || cerrdefs.IsUnknown(err)) {
-			return e(ErrGPUUnavailable, "the engine could not attach the requested GPUs: install the NVIDIA Container Toolkit (`nvidia-ctk runtime configure --runtime=docker`), restart Docker, and check the GPU UUIDs with `nvidia-smi -L`")
+			return e(record.ErrGPUUnavailable, "the engine could not attach the requested GPUs: install the NVIDIA Container Toolkit (`nvidia-ctk runtime configure --runtime=docker`), restart Docker, and check the GPU UUIDs with `nvidia-smi -L`")
 		}
 		if cerrdefs.IsInvalidArgument(err) {
-			return e(ErrBadMount, "check the mounted paths exist on the Docker host")
+			return e(record.ErrBadMount, "check the mounted paths exist on the Docker host")
 		}
 	}
 	switch {
 	case cerrdefs.IsPermissionDenied(err) || cerrdefs.IsUnauthorized(err):
-		return e(ErrPermission, "the engine refused the request; check its authorization plugins and your access")
+		return e(record.ErrPermission, "the engine refused the request; check its authorization plugins and your access")
 	case cerrdefs.IsUnavailable(err):
-		return e(ErrEngineUnreachable, "the engine is unavailable; check `docker info`")
+		return e(record.ErrEngineUnreachable, "the engine is unavailable; check `docker info`")
 	}
-	return e(ErrEngine, "")
+	return e(record.ErrEngine, "")
 }
 
 func withImage(e *record.Error, img string) *record.Error {
-	if e.Type == ErrImageMissing && e.Hint == "" {
+	if e.Type == record.ErrImageMissing && e.Hint == "" {
 		e.Hint = pullHint(img)
 	}
 	return e

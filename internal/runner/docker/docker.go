@@ -94,7 +94,7 @@ func makeCacheDirs(cache string) *record.Error {
 	for _, d := range append([]string{"home"}, cacheDirNames()...) {
 		p := filepath.Join(cache, "llem", d)
 		if err := os.MkdirAll(p, 0o755); err != nil {
-			return &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("model cache: %v", err),
+			return &record.Error{Type: record.ErrBadMount, Message: fmt.Sprintf("model cache: %v", err),
 				Hint: "make the model cache writable, or name another with --model-cache"}
 		}
 	}
@@ -144,16 +144,16 @@ func LocalModelDir(model string) (dir string, local bool, rerr *record.Error) {
 	case err == nil && st.IsDir():
 		abs, aerr := filepath.Abs(model)
 		if aerr != nil {
-			return "", false, &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("model directory %s: %v", model, aerr)}
+			return "", false, &record.Error{Type: record.ErrBadMount, Message: fmt.Sprintf("model directory %s: %v", model, aerr)}
 		}
 		return abs, true, nil
 	case !looksLocal:
 		return "", false, nil // a Hugging Face model id
 	case err != nil:
-		return "", false, &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("model directory %s: %v", model, unwrapPathErr(err)),
+		return "", false, &record.Error{Type: record.ErrBadMount, Message: fmt.Sprintf("model directory %s: %v", model, unwrapPathErr(err)),
 			Hint: "name an existing directory holding the model (config.json and weights), or a Hugging Face model id"}
 	}
-	return "", false, &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("model %s is a file, not a directory", model),
+	return "", false, &record.Error{Type: record.ErrBadMount, Message: fmt.Sprintf("model %s is a file, not a directory", model),
 		Hint: "name the directory holding config.json and the weights"}
 }
 
@@ -355,7 +355,7 @@ func (r *Runner) Preflight(ctx context.Context, exps []record.Experiment) error 
 	}
 	if py {
 		if _, err := python.Extract(r.opts.CacheDir); err != nil {
-			probs = append(probs, record.Error{Type: ErrBadMount, Message: err.Error(),
+			probs = append(probs, record.Error{Type: record.ErrBadMount, Message: err.Error(),
 				Hint: "point --cache-dir (or LLEM_CACHE_DIR) at a writable directory"})
 		}
 		if dir, explicit := r.modelCache(); explicit {
@@ -379,7 +379,7 @@ func (r *Runner) preflightImages(exps []record.Experiment) (names, gpuImages []s
 	for _, e := range exps {
 		img := r.Image(e)
 		if img == "" {
-			probs = append(probs, record.Error{Type: ErrImageMissing,
+			probs = append(probs, record.Error{Type: record.ErrImageMissing,
 				Message: fmt.Sprintf("no container image for backend %q", e.Backend),
 				Hint:    fmt.Sprintf("name one: --image %s=IMAGE or `runners: {%s: docker:IMAGE}` in the study", e.Backend, e.Backend)})
 			continue
@@ -432,12 +432,12 @@ func (r *Runner) probeGPU(ctx context.Context, img string) *record.Error {
 	select {
 	case w := <-waitCh:
 		if w.StatusCode != 0 {
-			return &record.Error{Type: ErrGPUUnavailable, Message: fmt.Sprintf("nvidia-smi -L in %s exited %d", img, w.StatusCode), Hint: hint}
+			return &record.Error{Type: record.ErrGPUUnavailable, Message: fmt.Sprintf("nvidia-smi -L in %s exited %d", img, w.StatusCode), Hint: hint}
 		}
 	case err := <-errCh:
 		return classify(stageWait, err, true)
 	case <-time.After(time.Minute):
-		return &record.Error{Type: ErrGPUUnavailable, Message: "nvidia-smi -L in " + img + " did not finish within a minute", Hint: hint}
+		return &record.Error{Type: record.ErrGPUUnavailable, Message: "nvidia-smi -L in " + img + " did not finish within a minute", Hint: hint}
 	}
 	return nil
 }
@@ -473,7 +473,7 @@ func (r *Runner) ensureImage(ctx context.Context, img string) (string, *record.E
 		return "", classify(stageImage, err, false)
 	}
 	if r.opts.NoPull {
-		return "", &record.Error{Type: ErrImageMissing,
+		return "", &record.Error{Type: record.ErrImageMissing,
 			Message: fmt.Sprintf("image %s is not on this Docker engine (pulls are off)", img),
 			Hint:    pullHint(img)}
 	}
@@ -518,10 +518,10 @@ func checkDir(dir, what string) *record.Error {
 	st, err := os.Stat(dir)
 	switch {
 	case err != nil:
-		return &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("%s %s: %v", what, dir, unwrapPathErr(err)),
+		return &record.Error{Type: record.ErrBadMount, Message: fmt.Sprintf("%s %s: %v", what, dir, unwrapPathErr(err)),
 			Hint: fmt.Sprintf("create it (mkdir -p %s) or name an existing directory", dir)}
 	case !st.IsDir():
-		return &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("%s %s is not a directory", what, dir),
+		return &record.Error{Type: record.ErrBadMount, Message: fmt.Sprintf("%s %s is not a directory", what, dir),
 			Hint: "name a directory"}
 	}
 	return nil
@@ -547,7 +547,7 @@ func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, erro
 		return res, errors.New("docker runner: spec has no run directory")
 	}
 	if img == "" {
-		res.Err = &record.Error{Type: ErrImageMissing, Message: fmt.Sprintf("no container image for backend %q", exp.Backend),
+		res.Err = &record.Error{Type: record.ErrImageMissing, Message: fmt.Sprintf("no container image for backend %q", exp.Backend),
 			Hint: fmt.Sprintf("name one: --image %s=IMAGE", exp.Backend)}
 		return res, nil
 	}
@@ -574,22 +574,22 @@ func (r *Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, erro
 	id := created.ID
 	res.Container.ContainerID = id
 	defer r.remove(bg, id, exp.RunID)
-	stopped, engineErr, rerr := r.attachStartWait(ctx, id, spec)
+	w, rerr := r.attachStartWait(ctx, id, spec)
 	if rerr != nil {
 		res.Err = rerr
 		return res, nil
 	}
 	ictx, cancel := context.WithTimeout(bg, time.Minute)
 	defer cancel()
-	if err := r.exitState(ictx, id, stopped != nil, &res); err != nil && engineErr == nil {
-		engineErr = err
+	if err := r.exitState(ictx, id, w.stopped != nil, &res); err != nil && w.engineErr == nil {
+		w.engineErr = err
 	}
 	switch {
-	case stopped != nil:
+	case w.stopped != nil:
 		res.Err = ctxErr(ctx, nil)
 	case res.Err != nil:
-	case engineErr != nil:
-		res.Err = classify(stageWait, engineErr, false)
+	case w.engineErr != nil:
+		res.Err = classify(stageWait, w.engineErr, false)
 	}
 	return res, nil
 }
@@ -603,12 +603,15 @@ func (r *Runner) remove(bg context.Context, id, runID string) {
 	}
 }
 
+// waited is how a container's wait ended: stopped is ctx's error when llem
+// stopped it (timeout, interrupt); engineErr an engine failure while waiting.
+type waited struct{ stopped, engineErr error }
+
 // attachStartWait attaches to the container (before start, so not one byte
 // of output is missed), streams its output to the spec's writers, starts it
-// and waits for it to exit, stopping it when ctx ends first. stopped is ctx's
-// error when it was stopped; engineErr an engine failure while waiting; rerr
-// a classified failure to attach or start.
-func (r *Runner) attachStartWait(ctx context.Context, id string, spec runner.Spec) (stopped, engineErr error, rerr *record.Error) {
+// and waits for it to exit, stopping it when ctx ends first. The
+// *record.Error is a classified failure to attach or start.
+func (r *Runner) attachStartWait(ctx context.Context, id string, spec runner.Spec) (w waited, rerr *record.Error) {
 	bg := context.WithoutCancel(ctx)
 	stdout, stderr := spec.Stdout, spec.Stderr
 	if stdout == nil {
@@ -619,7 +622,7 @@ func (r *Runner) attachStartWait(ctx context.Context, id string, spec runner.Spe
 	}
 	hj, err := r.cli.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
-		return nil, nil, ctxErr(ctx, classify(stageAttach, err, false))
+		return w, ctxErr(ctx, classify(stageAttach, err, false))
 	}
 	defer hj.Close()
 	waitCtx, cancelWait := context.WithCancel(bg)
@@ -631,21 +634,21 @@ func (r *Runner) attachStartWait(ctx context.Context, id string, spec runner.Spe
 		copied <- err
 	}()
 	if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return nil, nil, ctxErr(ctx, classify(stageStart, err, len(spec.GPUs) > 0))
+		return w, ctxErr(ctx, classify(stageStart, err, len(spec.GPUs) > 0))
 	}
 	select {
 	case <-waitCh:
 	case err := <-waitErrCh:
-		engineErr = err
+		w.engineErr = err
 	case <-ctx.Done():
-		stopped = ctx.Err()
+		w.stopped = ctx.Err()
 		r.stop(bg, id, spec.Grace)
 		select {
 		case <-waitCh:
 		case err := <-waitErrCh:
-			engineErr = err
+			w.engineErr = err
 		case <-time.After(spec.Grace + time.Minute):
-			engineErr = fmt.Errorf("container %s did not exit %s after stop", short(id), spec.Grace+time.Minute)
+			w.engineErr = fmt.Errorf("container %s did not exit %s after stop", short(id), spec.Grace+time.Minute)
 		}
 	}
 	// The attach stream ends when the container's stdio closes; a
@@ -656,7 +659,7 @@ func (r *Runner) attachStartWait(ctx context.Context, id string, spec runner.Spe
 		hj.Close()
 		<-copied
 	}
-	return stopped, engineErr, nil
+	return w, nil
 }
 
 // exitState reads the exited container's state into res: exit code or
@@ -690,7 +693,7 @@ func (r *Runner) exitState(ictx context.Context, id string, stopped bool, res *r
 		res.ExitCode = code
 	}
 	if insp.State.OOMKilled {
-		res.Err = &record.Error{Type: ErrOOMKilled,
+		res.Err = &record.Error{Type: record.ErrOOMKilled,
 			Message: fmt.Sprintf("the worker was killed for lack of memory (container %s, exit code %d)", short(id), code),
 			Hint:    oomHint(r.opts.MemoryLimit)}
 	}
@@ -720,10 +723,10 @@ func (r *Runner) stop(ctx context.Context, id string, grace time.Duration) {
 func ctxErr(ctx context.Context, fallback *record.Error) *record.Error {
 	switch ctx.Err() {
 	case context.DeadlineExceeded:
-		return &record.Error{Type: ErrTimeout, Message: "the run's time limit passed; its container was stopped and removed",
+		return &record.Error{Type: record.ErrTimeout, Message: "the run's time limit passed; its container was stopped and removed",
 			Hint: "raise the run timeout, or lower n / max_output_tokens"}
 	case context.Canceled:
-		return &record.Error{Type: ErrInterrupted, Message: "interrupted; the container was stopped and removed"}
+		return &record.Error{Type: record.ErrInterrupted, Message: "interrupted; the container was stopped and removed"}
 	}
 	return fallback
 }
@@ -840,7 +843,7 @@ func (r *Runner) hostConfig(mounts []mount.Mount, gpus []string) *container.Host
 func runMounts(spec runner.Spec) (mounts []mount.Mount, inContainer string, rerr *record.Error) {
 	runDir, err := filepath.Abs(spec.RunDir)
 	if err != nil {
-		return nil, "", &record.Error{Type: ErrBadMount, Message: err.Error()}
+		return nil, "", &record.Error{Type: record.ErrBadMount, Message: err.Error()}
 	}
 	if rerr := checkDir(runDir, "run directory"); rerr != nil {
 		return nil, "", rerr
@@ -855,7 +858,7 @@ func runMounts(spec runner.Spec) (mounts []mount.Mount, inContainer string, rerr
 		return mounts, MountRun + "/" + filepath.ToSlash(rel), nil
 	}
 	if _, err := os.Stat(expFile); err != nil {
-		return nil, "", &record.Error{Type: ErrBadMount, Message: fmt.Sprintf("experiment file %s: %v", expFile, unwrapPathErr(err))}
+		return nil, "", &record.Error{Type: record.ErrBadMount, Message: fmt.Sprintf("experiment file %s: %v", expFile, unwrapPathErr(err))}
 	}
 	mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: expFile, Target: MountExperiment, ReadOnly: true})
 	return mounts, MountExperiment, nil
@@ -867,7 +870,7 @@ func runMounts(spec runner.Spec) (mounts []mount.Mount, inContainer string, rerr
 func (r *Runner) pythonMounts(exp record.Experiment) ([]mount.Mount, []string, *record.Error) {
 	src, err := python.Extract(r.opts.CacheDir)
 	if err != nil {
-		return nil, nil, &record.Error{Type: ErrBadMount, Message: err.Error(),
+		return nil, nil, &record.Error{Type: record.ErrBadMount, Message: err.Error(),
 			Hint: "point the cache directory (LLEM_CACHE_DIR) at a writable place"}
 	}
 	mounts := []mount.Mount{{Type: mount.TypeBind, Source: src, Target: MountWorker, ReadOnly: true}}

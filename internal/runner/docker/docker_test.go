@@ -203,7 +203,7 @@ func TestRunTimeout(t *testing.T) {
 	waitHello(t, out)
 	ctx.expire()
 	<-done
-	if err != nil || res.Err == nil || res.Err.Type != ErrTimeout {
+	if err != nil || res.Err == nil || res.Err.Type != record.ErrTimeout {
 		t.Fatalf("want timeout, got %v %+v", err, res.Err)
 	}
 	// SIGTERM reached the worker through the init (it says so and exits 143),
@@ -230,7 +230,7 @@ func TestRunStubbornKilledAfterGrace(t *testing.T) {
 	cancel()
 	<-done
 	el := time.Since(t0)
-	if res.Err == nil || res.Err.Type != ErrInterrupted || !res.Signaled {
+	if res.Err == nil || res.Err.Type != record.ErrInterrupted || !res.Signaled {
 		t.Fatalf("want interrupted+signaled, got %+v signaled %v", res.Err, res.Signaled)
 	}
 	if el < spec.Grace || el > spec.Grace+time.Minute {
@@ -283,7 +283,7 @@ func TestRunInterrupt(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if runErr != nil || res.Err == nil || res.Err.Type != ErrInterrupted {
+	if runErr != nil || res.Err == nil || res.Err.Type != record.ErrInterrupted {
 		t.Fatalf("want interrupted, got %v %+v", runErr, res.Err)
 	}
 	rb, _ := json.Marshal(res)
@@ -363,7 +363,7 @@ func TestRunMissingImage(t *testing.T) {
 		spec, _, _ := testSpec(t, "succeed")
 		spec.Experiment.Runner.Image = "llem-test/absent:never"
 		res, err := r.Run(context.Background(), spec)
-		if err != nil || res.Err == nil || res.Err.Type != ErrImageMissing || res.Err.Hint == "" {
+		if err != nil || res.Err == nil || res.Err.Type != record.ErrImageMissing || res.Err.Hint == "" {
 			t.Fatalf("nopull=%v: want image_missing with a hint, got %v %+v", noPull, err, res.Err)
 		}
 		if res.Container.ContainerID != "" || res.Container.Image != "llem-test/absent:never" {
@@ -383,7 +383,7 @@ func TestRunBadMount(t *testing.T) {
 	spec.RunDir = filepath.Join(t.TempDir(), "missing")
 	spec.ExperimentFile = ""
 	res, err := r.Run(context.Background(), spec)
-	if err != nil || res.Err == nil || res.Err.Type != ErrBadMount || !strings.Contains(res.Err.Message, spec.RunDir) {
+	if err != nil || res.Err == nil || res.Err.Type != record.ErrBadMount || !strings.Contains(res.Err.Message, spec.RunDir) {
 		t.Fatalf("missing run dir: %v %+v", err, res.Err)
 	}
 
@@ -392,7 +392,7 @@ func TestRunBadMount(t *testing.T) {
 	spec2, _, _ := testSpec(t, "succeed")
 	spec2.Experiment.Backend = "pytorch"
 	res, err = r2.Run(context.Background(), spec2)
-	if err != nil || res.Err == nil || res.Err.Type != ErrBadMount || !strings.Contains(res.Err.Message, "no-cache") {
+	if err != nil || res.Err == nil || res.Err.Type != record.ErrBadMount || !strings.Contains(res.Err.Message, "no-cache") {
 		t.Fatalf("missing model cache: %v %+v", err, res.Err)
 	}
 
@@ -403,7 +403,7 @@ func TestRunBadMount(t *testing.T) {
 	if cerr == nil {
 		t.Fatal("the engine accepted a missing bind source")
 	}
-	if e := classify(stageCreate, cerr, false); e.Type != ErrBadMount {
+	if e := classify(stageCreate, cerr, false); e.Type != record.ErrBadMount {
 		t.Fatalf("engine error %v classified %+v", cerr, e)
 	}
 }
@@ -421,7 +421,7 @@ func TestRunGPUUnavailable(t *testing.T) {
 	spec, _, _ := testSpec(t, "succeed")
 	spec.GPUs = []string{"GPU-8d1e5b2c-0000-4000-8000-000000000000"}
 	res, err := r.Run(context.Background(), spec)
-	if err != nil || res.Err == nil || res.Err.Type != ErrGPUUnavailable || res.Err.Hint == "" {
+	if err != nil || res.Err == nil || res.Err.Type != record.ErrGPUUnavailable || res.Err.Hint == "" {
 		t.Fatalf("want gpu_unavailable, got %v %+v", err, res.Err)
 	}
 	t.Logf("classified: %+v", *res.Err)
@@ -435,7 +435,7 @@ func TestRunOOMKilled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := r.Run(ctx, spec)
-	if err != nil || res.Err == nil || res.Err.Type != ErrOOMKilled {
+	if err != nil || res.Err == nil || res.Err.Type != record.ErrOOMKilled {
 		t.Fatalf("want oom_killed, got %v %+v exit %d", err, res.Err, res.ExitCode)
 	}
 	if !res.Signaled {
@@ -522,7 +522,7 @@ func TestPreflight(t *testing.T) {
 		}
 	}
 	info, _ := testClient.Info(context.Background())
-	if !types[ErrImageMissing] || (!hasNVIDIARuntime(info.Runtimes, info.DefaultRuntime) && !types[ErrGPUUnavailable]) {
+	if !types[record.ErrImageMissing] || (!hasNVIDIARuntime(info.Runtimes, info.DefaultRuntime) && !types[record.ErrGPUUnavailable]) {
 		t.Fatalf("problems %+v", pe.Problems)
 	}
 	t.Logf("pre-flight report:\n%s", pe.Error())
@@ -533,13 +533,13 @@ func TestPreflightUnreachable(t *testing.T) {
 	r := newTestRunner(t, Options{})
 	err := r.Preflight(context.Background(), []record.Experiment{testExperiment("native").Experiment})
 	var pe *PreflightError
-	if !errors.As(err, &pe) || len(pe.Problems) != 1 || pe.Problems[0].Type != ErrEngineUnreachable || pe.Problems[0].Hint == "" {
+	if !errors.As(err, &pe) || len(pe.Problems) != 1 || pe.Problems[0].Type != record.ErrEngineUnreachable || pe.Problems[0].Hint == "" {
 		t.Fatalf("want engine_unreachable, got %v", err)
 	}
 	// And a run against it is classified the same way.
 	spec, _, _ := testSpec(t, "succeed")
 	res, rerr := r.Run(context.Background(), spec)
-	if rerr != nil || res.Err == nil || res.Err.Type != ErrEngineUnreachable {
+	if rerr != nil || res.Err == nil || res.Err.Type != record.ErrEngineUnreachable {
 		t.Fatalf("run: %v %+v", rerr, res.Err)
 	}
 }

@@ -239,7 +239,7 @@ func TestLlemExecDockerImageMissing(t *testing.T) {
 		t.Errorf("runs around the missing image: %s %+v, %s %+v", runs[0].Status, runs[0].Error, runs[2].Status, runs[2].Error)
 	}
 	e := runs[1].Error
-	if runs[1].Status != record.StatusFailed || e == nil || e.Type != ErrImageMissing || !strings.Contains(e.Message, doomed) || !strings.Contains(e.Hint, "docker pull "+doomed) {
+	if runs[1].Status != record.StatusFailed || e == nil || e.Type != record.ErrImageMissing || !strings.Contains(e.Message, doomed) || !strings.Contains(e.Hint, "docker pull "+doomed) {
 		t.Errorf("run with the vanished image: %s %+v", runs[1].Status, e)
 	}
 	if runs[1].Container == nil || runs[1].Container.Image != doomed || runs[1].Container.ContainerID != "" {

@@ -99,7 +99,7 @@ func TestNativeWorkerInterrupted(t *testing.T) {
 	t0 := time.Now()
 	cancel()
 	<-doneCh
-	if res.Err == nil || res.Err.Type != ErrInterrupted {
+	if res.Err == nil || res.Err.Type != record.ErrInterrupted {
 		t.Fatalf("want interrupted, got %+v\n%s", res.Err, errb.String())
 	}
 	evs := events(t, out.String())

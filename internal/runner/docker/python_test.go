@@ -367,7 +367,7 @@ func TestPythonMissingModelDir(t *testing.T) {
 	in := pythonExperiment(t, img, fmt.Sprintf("model: %s\nbackend: pytorch\nn: 1\n", missing))
 	dir := writeExperiment(t, in)
 	res, err := r.Run(context.Background(), runner.Spec{Experiment: in.Experiment, RunDir: dir, Grace: time.Second})
-	if err != nil || res.Err == nil || res.Err.Type != ErrBadMount || !strings.Contains(res.Err.Message, missing) || res.Container.ContainerID != "" {
+	if err != nil || res.Err == nil || res.Err.Type != record.ErrBadMount || !strings.Contains(res.Err.Message, missing) || res.Container.ContainerID != "" {
 		t.Fatalf("run: %v %+v %+v", err, res.Err, res.Container)
 	}
 	var pe *PreflightError

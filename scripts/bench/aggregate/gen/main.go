@@ -82,13 +82,40 @@ func main() {
 	}
 }
 
+// sinks are the open outputs, one per form asked for (nil when not).
+type sinks struct {
+	schema, pschema *arrow.Schema
+	dictT           *arrow.DictionaryType
+	devD, srcD      arrow.Array
+	aw              *ipc.Writer
+	af              *os.File
+	bw              *bufio.Writer
+	pw              *pqarrow.FileWriter
+	nT, nD, nP, nE  *npy
+}
+
 func run(rows, interval int64, nWin int, out, formats string) error {
-	const batch = 1 << 16
 	nd := int64(len(devices))
 	rows = rows / nd * nd
 	ticks := rows / nd
 	t0 := int64(1_764_300_000_000_000_000)
+	sk, err := openSinks(out, formats, rows, interval)
+	if err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(42, 7))
+	if err := sk.samples(rng, t0, ticks, interval); err != nil {
+		return err
+	}
+	if err := sk.close(); err != nil {
+		return err
+	}
+	return writeWindows(filepath.Join(out, "windows.csv"), rng, t0, ticks, interval, nWin)
+}
 
+// openSinks creates the files of the forms asked for.
+func openSinks(out, formats string, rows, interval int64) (*sinks, error) {
+	sk := &sinks{}
 	devDict := array.NewStringBuilder(memory.DefaultAllocator)
 	srcDict := array.NewStringBuilder(memory.DefaultAllocator)
 	for _, d := range devices {
@@ -97,120 +124,81 @@ func run(rows, interval int64, nWin int, out, formats string) error {
 	for _, s := range []string{"nvml", "rapl"} {
 		srcDict.Append(s)
 	}
-	devD, srcD := devDict.NewArray(), srcDict.NewArray()
-	dictT := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: arrow.BinaryTypes.String}
+	sk.devD, sk.srcD = devDict.NewArray(), srcDict.NewArray()
+	sk.dictT = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: arrow.BinaryTypes.String}
 	md := arrow.NewMetadata([]string{"interval_ns", "sampler"}, []string{fmt.Sprint(interval), "bench/gen"})
-	schema := arrow.NewSchema([]arrow.Field{
+	sk.schema = arrow.NewSchema([]arrow.Field{
 		{Name: "t", Type: &arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: "UTC"}},
-		{Name: "source", Type: dictT},
-		{Name: "device", Type: dictT},
+		{Name: "source", Type: sk.dictT},
+		{Name: "device", Type: sk.dictT},
 		{Name: "power_w", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
 		{Name: "energy_j", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
 	}, &md)
 
 	want := func(f string) bool { return strings.Contains(formats, f) }
-	var aw *ipc.Writer
-	var af *os.File
-	var bw *bufio.Writer
 	if want("arrows") {
 		f, err := os.Create(filepath.Join(out, "samples.arrows"))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		af = f
-		bw = bufio.NewWriterSize(f, 4<<20)
-		aw = ipc.NewWriter(bw, ipc.WithSchema(schema))
+		sk.af = f
+		sk.bw = bufio.NewWriterSize(f, 4<<20)
+		sk.aw = ipc.NewWriter(sk.bw, ipc.WithSchema(sk.schema))
 	}
-	var pw *pqarrow.FileWriter
-	var pschema *arrow.Schema
 	if want("parquet") {
-		f, err := os.Create(filepath.Join(out, "samples.parquet"))
-		if err != nil {
-			return err
-		}
-		// DuckDB reads plain strings fastest; floats without dictionary
-		// encoding convert about 4× faster.
-		pschema = arrow.NewSchema([]arrow.Field{
-			{Name: "t", Type: arrow.PrimitiveTypes.Int64},
-			{Name: "device", Type: arrow.BinaryTypes.String},
-			{Name: "power_w", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
-			{Name: "energy_j", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
-		}, nil)
-		props := parquet.NewWriterProperties(parquet.WithDictionaryDefault(false), parquet.WithDictionaryFor("device", true),
-			parquet.WithCompression(compress.Codecs.Snappy), parquet.WithMaxRowGroupLength(1<<20))
-		pw, err = pqarrow.NewFileWriter(pschema, f, props, pqarrow.DefaultWriterProps())
-		if err != nil {
-			return err
+		if err := sk.openParquet(filepath.Join(out, "samples.parquet")); err != nil {
+			return nil, err
 		}
 	}
-	var nT, nD, nP, nE *npy
 	if want("npy") {
 		var err error
-		if nT, err = newNpy(filepath.Join(out, "t.npy"), "<i8", rows); err != nil {
-			return err
-		}
-		if nD, err = newNpy(filepath.Join(out, "device.npy"), "|i1", rows); err != nil {
-			return err
-		}
-		if nP, err = newNpy(filepath.Join(out, "power_w.npy"), "<f8", rows); err != nil {
-			return err
-		}
-		if nE, err = newNpy(filepath.Join(out, "energy_j.npy"), "<f8", rows); err != nil {
-			return err
+		for _, c := range []struct {
+			dst         **npy
+			name, descr string
+		}{{&sk.nT, "t.npy", "<i8"}, {&sk.nD, "device.npy", "|i1"}, {&sk.nP, "power_w.npy", "<f8"}, {&sk.nE, "energy_j.npy", "<f8"}} {
+			if *c.dst, err = newNpy(filepath.Join(out, c.name), c.descr, rows); err != nil {
+				return nil, err
+			}
 		}
 	}
+	return sk, nil
+}
 
-	rng := rand.New(rand.NewPCG(42, 7))
+func (sk *sinks) openParquet(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	// DuckDB reads plain strings fastest; floats without dictionary
+	// encoding convert about 4× faster.
+	sk.pschema = arrow.NewSchema([]arrow.Field{
+		{Name: "t", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "device", Type: arrow.BinaryTypes.String},
+		{Name: "power_w", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+		{Name: "energy_j", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+	}, nil)
+	props := parquet.NewWriterProperties(parquet.WithDictionaryDefault(false), parquet.WithDictionaryFor("device", true),
+		parquet.WithCompression(compress.Codecs.Snappy), parquet.WithMaxRowGroupLength(1<<20))
+	sk.pw, err = pqarrow.NewFileWriter(sk.pschema, f, props, pqarrow.DefaultWriterProps())
+	return err
+}
+
+// cols is one batch of rows in columns.
+type cols struct {
+	ts       []int64
+	dv, sv   []int8
+	pv, ev   []float64
+	devNames []string
+}
+
+// samples produces the rows, a batch at a time, into every sink.
+func (sk *sinks) samples(rng *rand.Rand, t0, ticks, interval int64) error {
+	const batch = 1 << 16
+	nd := int64(len(devices))
 	cum := make([]float64, nd)
 	prevP := make([]float64, nd)
-	ts := make([]int64, 0, batch)
-	dv := make([]int8, 0, batch)
-	sv := make([]int8, 0, batch)
-	pv := make([]float64, 0, batch)
-	ev := make([]float64, 0, batch)
-	devNames := make([]string, 0, batch)
-	flush := func() error {
-		n := len(ts)
-		if n == 0 {
-			return nil
-		}
-		if aw != nil || pw != nil {
-			tArr := array.NewData(&arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: "UTC"}, n, []*memory.Buffer{nil, memory.NewBufferBytes(bytesOf(ts))}, nil, 0, 0)
-			idx := func(v []int8) arrow.Array {
-				return array.NewInt8Data(array.NewData(arrow.PrimitiveTypes.Int8, n, []*memory.Buffer{nil, memory.NewBufferBytes(bytesOf(v))}, nil, 0, 0))
-			}
-			f64 := func(v []float64) arrow.Array {
-				return array.NewFloat64Data(array.NewData(arrow.PrimitiveTypes.Float64, n, []*memory.Buffer{nil, memory.NewBufferBytes(bytesOf(v))}, nil, 0, 0))
-			}
-			if aw != nil {
-				cols := []arrow.Array{array.MakeFromData(tArr), array.NewDictionaryArray(dictT, idx(sv), srcD),
-					array.NewDictionaryArray(dictT, idx(dv), devD), f64(pv), f64(ev)}
-				rec := array.NewRecord(schema, cols, int64(n))
-				if err := aw.Write(rec); err != nil {
-					return err
-				}
-				rec.Release()
-			}
-			if pw != nil {
-				sb := array.NewStringBuilder(memory.DefaultAllocator)
-				sb.AppendValues(devNames, nil)
-				ti := array.NewInt64Data(array.NewData(arrow.PrimitiveTypes.Int64, n, []*memory.Buffer{nil, memory.NewBufferBytes(bytesOf(ts))}, nil, 0, 0))
-				rec := array.NewRecord(pschema, []arrow.Array{ti, sb.NewArray(), f64(pv), f64(ev)}, int64(n))
-				if err := pw.WriteBuffered(rec); err != nil {
-					return err
-				}
-				rec.Release()
-			}
-		}
-		if nT != nil {
-			nT.w.Write(bytesOf(ts))
-			nD.w.Write(bytesOf(dv))
-			nP.w.Write(bytesOf(pv))
-			nE.w.Write(bytesOf(ev))
-		}
-		ts, dv, sv, pv, ev, devNames = ts[:0], dv[:0], sv[:0], pv[:0], ev[:0], devNames[:0]
-		return nil
-	}
+	c := &cols{ts: make([]int64, 0, batch), dv: make([]int8, 0, batch), sv: make([]int8, 0, batch),
+		pv: make([]float64, 0, batch), ev: make([]float64, 0, batch), devNames: make([]string, 0, batch)}
 	for k := int64(0); k < ticks; k++ {
 		t := t0 + k*interval
 		for d := int64(0); d < nd; d++ {
@@ -221,49 +209,94 @@ func run(rows, interval int64, nWin int, out, formats string) error {
 				cum[d] += (prevP[d] + p) / 2 * float64(interval) / 1e9
 			}
 			prevP[d] = p
-			ts = append(ts, t)
-			dv = append(dv, int8(d))
 			src := int8(0)
 			if devices[d].source == "rapl" {
 				src = 1
 			}
-			sv = append(sv, src)
-			pv = append(pv, p)
-			ev = append(ev, cum[d])
-			devNames = append(devNames, devices[d].name)
+			c.ts, c.dv, c.sv = append(c.ts, t), append(c.dv, int8(d)), append(c.sv, src)
+			c.pv, c.ev, c.devNames = append(c.pv, p), append(c.ev, cum[d]), append(c.devNames, devices[d].name)
 		}
-		if len(ts) >= batch {
-			if err := flush(); err != nil {
+		if len(c.ts) >= batch {
+			if err := sk.flush(c); err != nil {
 				return err
 			}
 		}
 	}
-	if err := flush(); err != nil {
-		return err
+	return sk.flush(c)
+}
+
+// flush writes the batch c to every sink and empties it.
+func (sk *sinks) flush(c *cols) error {
+	n := len(c.ts)
+	if n == 0 {
+		return nil
 	}
-	if aw != nil {
-		if err := aw.Close(); err != nil {
+	f64 := func(v []float64) arrow.Array {
+		return array.NewFloat64Data(array.NewData(arrow.PrimitiveTypes.Float64, n, []*memory.Buffer{nil, memory.NewBufferBytes(bytesOf(v))}, nil, 0, 0))
+	}
+	if sk.aw != nil {
+		tArr := array.NewData(&arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: "UTC"}, n, []*memory.Buffer{nil, memory.NewBufferBytes(bytesOf(c.ts))}, nil, 0, 0)
+		idx := func(v []int8) arrow.Array {
+			return array.NewInt8Data(array.NewData(arrow.PrimitiveTypes.Int8, n, []*memory.Buffer{nil, memory.NewBufferBytes(bytesOf(v))}, nil, 0, 0))
+		}
+		cs := []arrow.Array{array.MakeFromData(tArr), array.NewDictionaryArray(sk.dictT, idx(c.sv), sk.srcD),
+			array.NewDictionaryArray(sk.dictT, idx(c.dv), sk.devD), f64(c.pv), f64(c.ev)}
+		rec := array.NewRecord(sk.schema, cs, int64(n))
+		if err := sk.aw.Write(rec); err != nil {
 			return err
 		}
-		if err := bw.Flush(); err != nil {
+		rec.Release()
+	}
+	if sk.pw != nil {
+		sb := array.NewStringBuilder(memory.DefaultAllocator)
+		sb.AppendValues(c.devNames, nil)
+		ti := array.NewInt64Data(array.NewData(arrow.PrimitiveTypes.Int64, n, []*memory.Buffer{nil, memory.NewBufferBytes(bytesOf(c.ts))}, nil, 0, 0))
+		rec := array.NewRecord(sk.pschema, []arrow.Array{ti, sb.NewArray(), f64(c.pv), f64(c.ev)}, int64(n))
+		if err := sk.pw.WriteBuffered(rec); err != nil {
 			return err
 		}
-		af.Close()
+		rec.Release()
 	}
-	if pw != nil {
-		if err := pw.Close(); err != nil {
+	if sk.nT != nil {
+		sk.nT.w.Write(bytesOf(c.ts))
+		sk.nD.w.Write(bytesOf(c.dv))
+		sk.nP.w.Write(bytesOf(c.pv))
+		sk.nE.w.Write(bytesOf(c.ev))
+	}
+	c.ts, c.dv, c.sv, c.pv, c.ev, c.devNames = c.ts[:0], c.dv[:0], c.sv[:0], c.pv[:0], c.ev[:0], c.devNames[:0]
+	return nil
+}
+
+// close ends every sink.
+func (sk *sinks) close() error {
+	if sk.aw != nil {
+		if err := sk.aw.Close(); err != nil {
+			return err
+		}
+		if err := sk.bw.Flush(); err != nil {
+			return err
+		}
+		sk.af.Close()
+	}
+	if sk.pw != nil {
+		if err := sk.pw.Close(); err != nil {
 			return err
 		}
 	}
-	for _, n := range []*npy{nT, nD, nP, nE} {
+	for _, n := range []*npy{sk.nT, sk.nD, sk.nP, sk.nE} {
 		if n != nil {
 			if err := n.close(); err != nil {
 				return err
 			}
 		}
 	}
-	// Windows inside the stream's span, 1 s to 10 min long, in random order.
-	wf, err := os.Create(filepath.Join(out, "windows.csv"))
+	return nil
+}
+
+// writeWindows writes windows inside the stream's span, 1 s to 10 min
+// long, in random order.
+func writeWindows(path string, rng *rand.Rand, t0, ticks, interval int64, nWin int) error {
+	wf, err := os.Create(path)
 	if err != nil {
 		return err
 	}

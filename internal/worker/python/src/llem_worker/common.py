@@ -273,7 +273,7 @@ def host_memory():
 
 
 class DeviceMemory:
-    """GPU memory with one meaning for every backend (docs/gpu-paths.md, "Memory fields"):
+    """GPU memory with one meaning for every backend (docs/design.md, "Memory fields"):
       model_bytes     the weights on the device;
       kv_cache_bytes  the KV cache the engine reserved up front (vLLM; null where it grows on demand);
       peak_bytes      the most device memory the run held: NVML "used" at its highest reading minus

@@ -213,7 +213,7 @@ def run(proto, doc, cfg, prompts):
         in_lens = [int(x) for x in enc["attention_mask"].sum(dim=1).tolist()]
         stamps = []
         # TTFT counts from when a request is submitted to the engine: for a static batch, the
-        # generate call that carries it (docs/gpu-paths.md, "TTFT").
+        # generate call that carries it (docs/design.md, "TTFT").
         t0 = ns()
         out = generate(enc, stamps)
         t_done = ns()

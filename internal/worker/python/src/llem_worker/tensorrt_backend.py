@@ -260,7 +260,7 @@ async def _measure(proto, llm, token_prompts, params):
     async def one(i, ids):
         times = []
         n = 0
-        # TTFT counts from when the request is submitted to the engine (docs/gpu-paths.md).
+        # TTFT counts from when the request is submitted to the engine (docs/design.md).
         t_sub = ns()
         async for out in llm.generate_async(ids, params, streaming=True):
             t = ns()

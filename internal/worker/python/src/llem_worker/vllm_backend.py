@@ -190,7 +190,7 @@ def _run_stepped(proto, llm, token_prompts, params):
     state = {}
     for i, p in enumerate(token_prompts):
         rid = "llem-%d" % i
-        # TTFT counts from when the request is submitted to the engine (docs/gpu-paths.md).
+        # TTFT counts from when the request is submitted to the engine (docs/design.md).
         t_sub = ns()
         eng.add_request(rid, p, params)
         state[rid] = {"id": i, "in": len(p["prompt_token_ids"]), "times": [], "t_start": t_sub, "counts": {}}
