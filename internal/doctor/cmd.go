@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
+	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/llem/llem/internal/cli"
 	"github.com/llem/llem/internal/gpu"
@@ -135,7 +135,7 @@ func (e engine) Info(ctx context.Context) (string, []string, string, error) {
 
 func (e engine) HasImage(ctx context.Context, ref string) (bool, error) {
 	_, err := e.c.ImageInspect(ctx, ref)
-	if errdefs.IsNotFound(err) {
+	if cerrdefs.IsNotFound(err) {
 		return false, nil
 	}
 	return err == nil, err
