@@ -10,8 +10,8 @@ import (
 	"os/exec"
 	"time"
 
-	"github.com/docker/docker/client"
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/client"
 
 	"github.com/llem/llem/internal/cli"
 	"github.com/llem/llem/internal/gpu"
