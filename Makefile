@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CGO_CFLAGS := -Wno-deprecated-declarations
 GO ?= go
 BIN := bin
-TOOLS := llem-expand llem-exec llem-sample llem-aggregate llem-report llem-load llem-doctor
+TOOLS := llem-expand llem-exec llem-sample llem-aggregate llem-report llem-load llem-serve llem-doctor
 
 .PHONY: build demo test check test-setup fmt vet staticcheck clean
 

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -74,9 +75,30 @@ func Validate(kind string, raw []byte) error {
 		return fmt.Errorf("not JSON: %w", err)
 	}
 	if err := s.Validate(doc); err != nil {
-		return fmt.Errorf("%s record does not match schemas/%s.schema.json: %v", kind, kind, err)
+		return fmt.Errorf("%s record does not match schemas/%s.schema.json: %s", kind, kind, oneLine(err))
 	}
 	return nil
+}
+
+// oneLine turns the validator's indented tree of causes into one line that
+// names each failing field: its leaves, joined.
+func oneLine(err error) string {
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return strings.Join(strings.Fields(err.Error()), " ")
+	}
+	var leaves []string
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) == 0 {
+			leaves = append(leaves, strings.Join(strings.Fields(e.Error()), " "))
+		}
+		for _, c := range e.Causes {
+			walk(c)
+		}
+	}
+	walk(ve)
+	return strings.Join(leaves, "; ")
 }
 
 // CheckNDJSON validates every line of an NDJSON stream: records by their

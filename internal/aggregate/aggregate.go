@@ -14,6 +14,7 @@ import (
 
 	"github.com/llem/llem/internal/atomicfile"
 	"github.com/llem/llem/internal/record"
+	"github.com/llem/llem/schemas"
 )
 
 // FlagBadEvents marks a run whose events file could not be read in full.
@@ -69,9 +70,18 @@ func (a *Aggregator) ReadAll(r io.Reader, name string) error {
 	return rd.Err()
 }
 
+// decode checks an input record against its JSON Schema and decodes it. A
+// record that breaks its schema (a required field missing, a negative
+// duration or idle power) is bad input: an error naming file:line and the
+// field, not a record processed with wrong figures. A newer minor version
+// may carry fields the schema does not know, so it is decoded leniently and
+// not checked.
 func decode(l record.Line, v any) error {
 	if l.V > record.Version {
 		return l.DecodeLax(v) // a newer minor version: keep what we know
+	}
+	if err := schemas.Validate(l.Kind, l.Raw); err != nil {
+		return &record.PosError{File: l.File, Line: l.No, Err: err}
 	}
 	return l.Decode(v)
 }

@@ -18,17 +18,18 @@ import (
 const Version = "0.1.0"
 
 type cmdOpts struct {
-	Root           string  `long:"root" value-name:"DIR" description:"look for moved run directories under DIR (matched by their trailing path components)"`
-	Parquet        string  `long:"parquet" value-name:"FILE" description:"also write the energy table (one row per run) as Parquet to FILE"`
-	SummaryParquet string  `long:"summary-parquet" value-name:"FILE" description:"write the summary table (one row per config and metric) as Parquet (default: FILE of --parquet with .summary.parquet)"`
-	NoRequestFiles bool    `long:"no-request-files" description:"do not write requests_energy.ndjson (per-request energy) into run directories"`
-	GapThreshold   float64 `long:"gap-threshold" default:"0.05" value-name:"REL" description:"flag counter vs power-integral gaps above REL"`
-	CVThreshold    float64 `long:"cv-threshold" default:"0.05" value-name:"REL" description:"flag configs whose key figures vary across cycles by more than REL (CV)"`
-	MinSamples     int     `long:"min-samples" default:"10" value-name:"N" description:"flag windows with fewer than N readings per device"`
-	MinPeriods     float64 `long:"min-periods" default:"5" value-name:"K" description:"flag windows shorter than K sensor update periods"`
-	DriftC         float64 `long:"drift-c" default:"10" value-name:"C" description:"flag a temperature change above C degrees over the measure window"`
-	Samples        string  `long:"samples" value-name:"FILE" description:"integrate the sample stream FILE over the windows of --windows instead (CSV out)"`
-	Windows        string  `long:"windows" value-name:"FILE" description:"windows for --samples: CSV lines start_ns,end_ns"`
+	Root           string        `long:"root" value-name:"DIR" description:"look for moved run directories under DIR (matched by their trailing path components)"`
+	Parquet        string        `long:"parquet" value-name:"FILE" description:"also write the energy table (one row per run) as Parquet to FILE"`
+	SummaryParquet string        `long:"summary-parquet" value-name:"FILE" description:"write the summary table (one row per config and metric) as Parquet (default: FILE of --parquet with .summary.parquet)"`
+	NoRequestFiles bool          `long:"no-request-files" description:"do not write requests_energy.ndjson (per-request energy) into run directories"`
+	GapThreshold   float64       `long:"gap-threshold" default:"0.05" value-name:"REL" description:"flag counter vs power-integral gaps above REL"`
+	CVThreshold    float64       `long:"cv-threshold" default:"0.05" value-name:"REL" description:"flag configs whose key figures vary across cycles by more than REL (CV)"`
+	MinSamples     int           `long:"min-samples" default:"10" value-name:"N" description:"flag windows with fewer than N readings per device"`
+	MinPeriods     float64       `long:"min-periods" default:"5" value-name:"K" description:"flag windows shorter than K sensor update periods"`
+	DriftC         float64       `long:"drift-c" default:"10" value-name:"C" description:"flag a temperature change above C degrees over the measure window"`
+	BaselineMaxAge time.Duration `long:"baseline-max-age" default:"2h" value-name:"DUR" description:"flag a baseline further than DUR before or after its run"`
+	Samples        string        `long:"samples" value-name:"FILE" description:"integrate the sample stream FILE over the windows of --windows instead (CSV out)"`
+	Windows        string        `long:"windows" value-name:"FILE" description:"windows for --samples: CSV lines start_ns,end_ns"`
 }
 
 const usageLong = `
@@ -54,7 +55,7 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	opt := Options{GapThreshold: o.GapThreshold, MinSamples: o.MinSamples, MinPeriods: o.MinPeriods, DriftC: o.DriftC,
-		CVThreshold: o.CVThreshold, GridMax: DefaultOptions().GridMax}
+		CVThreshold: o.CVThreshold, GridMax: DefaultOptions().GridMax, BaselineMaxAgeS: o.BaselineMaxAge.Seconds()}
 	if (o.Samples == "") != (o.Windows == "") {
 		return cli.Usagef("--samples and --windows go together")
 	}

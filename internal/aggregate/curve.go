@@ -20,10 +20,18 @@ import (
 //     A null power reading is skipped (the curve bridges it), which is the
 //     trapezoid over the gap.
 //   - the counter track: the device's cumulative energy counter, linearly
-//     interpolated between samples. Where the counter runs backwards (a wrap or
+//     interpolated between samples. A reading at most JitterJ below the last
+//     is jitter (the sensor's resolution, or a repeated row): it is skipped,
+//     the counter holds. Where the counter runs further backwards (a wrap or
 //     a reset) the jump is bridged with the counter modulus when it is known,
 //     else with the power integral over that interval, else the interval is
-//     marked broken and windows across it get no counter figure.
+//     marked broken and windows across it get no counter figure. A step the
+//     power readings cannot explain (more than SpikeFactor × the highest power
+//     seen × the interval) is rejected: that interval takes the power
+//     integral instead, as does the step back from a rejected spike.
+//
+// Rows repeating the previous row's timestamp are duplicates: the first
+// reading of each track at a timestamp is kept, the row is not counted again.
 //
 // Queries outside the samples are extrapolated by holding the nearest power
 // reading; the distance is recorded, so callers can flag missing edges.
@@ -34,6 +42,12 @@ type Curve struct {
 	// WrapJ is the counter's modulus in joules where known (RAPL's
 	// max_energy_range); 0 means unknown.
 	WrapJ float64
+	// JitterJ is the largest backward counter step taken for jitter rather
+	// than a reset (DefaultJitterJ).
+	JitterJ float64
+	// SpikeFactor bounds a plausible counter step: SpikeFactor × the highest
+	// power seen × max(interval, MinSpikeIntervalS); 0 turns the check off.
+	SpikeFactor float64
 
 	// power track
 	pi   int // next query not yet resolved on the power track
@@ -41,6 +55,10 @@ type Curve struct {
 	pT   int64
 	pV   float64
 	pCum float64 // J since the first power sample
+	pMax float64 // highest power reading so far
+	// okStepJ: a step up to this is plausible whatever the interval (the
+	// bound at the shortest interval), so most rows skip the full check.
+	okStepJ float64
 
 	// counter track
 	ci     int
@@ -51,18 +69,47 @@ type Curve struct {
 	ePCum  float64 // pCum at the last counter sample, when power was valid there
 	ePCumK bool
 	broken [][2]int64 // intervals where the counter jumped and could not be bridged
+	spiked bool       // the last counter step was rejected as a spike
 
 	// all rows with any reading: sample counts per window
 	ai int
 	aN int64
 
 	lastT int64
+	lastP float64 // readings of the first row at lastT, to tell duplicates that differ
+	lastE float64
 	done  bool
 
 	Wraps int // counter jumps backwards seen (bridged or not)
+	// How the wraps were bridged: by the counter's range, by the power
+	// integral (BridgedJ in all), or not at all.
+	WrapsRange, WrapsPower, WrapsBroken int
+	BridgedJ                            float64
+	// Jitter counts counter readings a few resolutions below the last, skipped.
+	Jitter int
+	// Rejected counts counter steps the power readings cannot explain (a
+	// spike and the step back from it), replaced by the power integral over
+	// RejectedNS in all; RejectedMaxJ is the largest step rejected.
+	Rejected     int
+	RejectedNS   int64
+	RejectedMaxJ float64
+	// Duplicates counts rows at the previous row's timestamp (DupDiffer of
+	// them with other readings); the first row at a timestamp is kept.
+	Duplicates, DupDiffer int64
 	// Unordered counts rows that went back in time and were skipped.
 	Unordered int64
 }
+
+// Defaults of the counter's plausibility checks. NVML's energy counter counts
+// whole millijoules: ten of them is jitter, not a reset. A step more than ten
+// times what the highest power seen could deliver in the interval (at least
+// two of the sensor's 100 ms update periods, since a counter updated late
+// delivers two periods at once) cannot be energy.
+const (
+	DefaultJitterJ     = 0.01
+	DefaultSpikeFactor = 10
+	MinSpikeIntervalS  = 0.2
+)
 
 // Edge is the curve evaluated at one query time.
 type Edge struct {
@@ -77,7 +124,7 @@ type Edge struct {
 
 // NewCurve makes a curve evaluated at queries, which must be sorted ascending.
 func NewCurve(queries []int64) *Curve {
-	return &Curve{q: queries, r: make([]Edge, len(queries))}
+	return &Curve{q: queries, r: make([]Edge, len(queries)), JitterJ: DefaultJitterJ, SpikeFactor: DefaultSpikeFactor, okStepJ: math.Inf(1)}
 }
 
 // SortedUnique sorts ts and removes duplicates, in place.
@@ -94,21 +141,37 @@ func SortedUnique(ts []int64) []int64 {
 
 // Add feeds one row. pOK and eOK say whether the power and counter readings
 // exist. Rows must come in time order; a row earlier than the previous one on
-// a track is skipped and counted in Unordered.
-func (c *Curve) Add(t int64, p float64, pOK bool, e float64, eOK bool) {
+// a track is skipped and counted in Unordered. It reports whether the row
+// was taken as a new reading (not skipped, not a duplicate).
+func (c *Curve) Add(t int64, p float64, pOK bool, e float64, eOK bool) bool {
 	if !pOK && !eOK {
-		return
+		return false
 	}
 	if c.aN > 0 && t < c.lastT {
 		c.Unordered++
-		return
+		return false
 	}
-	c.lastT = t
+	if c.aN > 0 && t == c.lastT {
+		// A duplicate: each track keeps its first reading at t (a reading
+		// the first row lacked is taken from this one); not a new sample.
+		c.Duplicates++
+		if pOK && p != c.lastP || eOK && e != c.lastE {
+			c.DupDiffer++
+		}
+		c.addTracks(t, p, pOK, e, eOK)
+		return false
+	}
+	c.lastT, c.lastP, c.lastE = t, p, e
 	for c.ai < len(c.q) && c.q[c.ai] <= t {
 		c.r[c.ai].Before = c.aN
 		c.ai++
 	}
 	c.aN++
+	c.addTracks(t, p, pOK, e, eOK)
+	return true
+}
+
+func (c *Curve) addTracks(t int64, p float64, pOK bool, e float64, eOK bool) {
 	if pOK && !math.IsNaN(p) {
 		c.addPower(t, p)
 	}
@@ -125,6 +188,7 @@ func (c *Curve) addPower(t int64, p float64) {
 			c.pi++
 		}
 		c.pN, c.pT, c.pV = 1, t, p
+		c.raiseMax(p)
 		return
 	}
 	dt := t - c.pT
@@ -145,6 +209,18 @@ func (c *Curve) addPower(t int64, p float64) {
 	c.pCum += fdt * 1e-9 * (c.pV + p) / 2
 	c.pN++
 	c.pT, c.pV = t, p
+	if p > c.pMax {
+		c.raiseMax(p)
+	}
+}
+
+// raiseMax records a new highest power and the step always plausible under it.
+func (c *Curve) raiseMax(p float64) {
+	c.pMax = math.Max(c.pMax, p)
+	c.okStepJ = math.Inf(1)
+	if c.SpikeFactor > 0 && c.pMax > 0 {
+		c.okStepJ = c.SpikeFactor*c.pMax*MinSpikeIntervalS + c.JitterJ
+	}
 }
 
 func withInt(e Edge, j float64, out int64) Edge {
@@ -188,20 +264,15 @@ func (c *Curve) addCounter(t int64, e float64, pOK bool) {
 		}
 		return
 	}
+	if e < c.eRaw && c.eRaw-e <= c.JitterJ {
+		// Jitter at the counter's resolution: the counter holds its last
+		// reading, and the next one covers both intervals.
+		c.Jitter++
+		return
+	}
 	prev := c.eRaw + c.eOff
-	if e < c.eRaw {
-		// The counter ran backwards: a wrap (RAPL, at max_energy_range) or a
-		// reset (driver reload). Bridge the jump.
-		c.Wraps++
-		switch {
-		case c.WrapJ > 0:
-			c.eOff += c.WrapJ
-		case pcOK && c.ePCumK:
-			c.eOff = prev + (pc - c.ePCum) - e
-		default:
-			c.eOff = prev - e // hold: the interval's energy is unknown
-			c.broken = append(c.broken, [2]int64{c.eT, t})
-		}
+	if d := e - c.eRaw; d < 0 || d > c.okStepJ || c.spiked {
+		c.eOff = prev + c.counterStep(t, e, pc, pcOK) - e
 	}
 	cur := e + c.eOff
 	fdt := float64(dt)
@@ -213,6 +284,59 @@ func (c *Curve) addCounter(t int64, e float64, pOK bool) {
 	c.eN++
 	c.eT, c.eRaw = t, e
 	c.ePCum, c.ePCumK = pc, pcOK
+}
+
+// counterStep is the energy the counter track takes for the interval from
+// the last counter sample to t, whose raw reading is e: the counter's own
+// step where it is plausible, else a bridge (the counter's range for a
+// wrap, the power integral for a reset or a rejected step, 0 for a break).
+func (c *Curve) counterStep(t int64, e, pc float64, pcOK bool) float64 {
+	dt := t - c.eT
+	powerJ, powerOK := pc-c.ePCum, pcOK && c.ePCumK
+	d := e - c.eRaw
+	wrapped := false
+	if d < 0 && !c.spiked && c.WrapJ > 0 {
+		d, wrapped = d+c.WrapJ, true
+	}
+	if d >= 0 && !c.implausible(d, dt, powerOK) {
+		if wrapped {
+			c.Wraps++
+			c.WrapsRange++
+		}
+		c.spiked = false
+		return d
+	}
+	switch {
+	case d >= 0 || c.spiked && powerOK:
+		// A step up the power cannot explain, or the step back down from
+		// one: the interval takes the power integral.
+		c.Rejected++
+		c.RejectedNS += dt
+		c.RejectedMaxJ = math.Max(c.RejectedMaxJ, math.Abs(e-c.eRaw))
+		c.spiked = d >= 0
+		return powerJ
+	case powerOK:
+		c.Wraps++
+		c.WrapsPower++
+		c.BridgedJ += powerJ
+		c.spiked = false
+		return powerJ
+	}
+	c.Wraps++
+	c.WrapsBroken++
+	c.spiked = false
+	c.broken = append(c.broken, [2]int64{c.eT, t})
+	return 0
+}
+
+// implausible tells whether a counter step of d J over dt ns is more than
+// the power readings can explain. Without power readings at both ends of
+// the interval nothing can be said, and the step stands.
+func (c *Curve) implausible(d float64, dt int64, powerOK bool) bool {
+	if c.SpikeFactor <= 0 || !powerOK || c.pMax <= 0 {
+		return false
+	}
+	return d > c.SpikeFactor*c.pMax*math.Max(float64(dt)*1e-9, MinSpikeIntervalS)+c.JitterJ
 }
 
 // Finish resolves the queries after the last sample by holding the last power

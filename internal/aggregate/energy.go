@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/llem/llem/internal/power"
 	"github.com/llem/llem/internal/record"
@@ -18,7 +19,14 @@ type Options struct {
 	DriftC       float64 // temperature change over the measure window that is flagged, °C (10)
 	CVThreshold  float64 // summary: coefficient of variation above which to flag (0.05)
 	GridMax      int     // most attribution intervals per run (20000)
+	// BaselineMaxAgeS: a baseline further than this from its run (seconds
+	// between the two, either way) is flagged stale; 0 means the default.
+	BaselineMaxAgeS float64
 }
+
+// DefaultBaselineMaxAgeS is twice llem-exec's default baseline TTL (1 h): a
+// run may start up to a TTL after its baseline and last a while.
+const DefaultBaselineMaxAgeS = 7200
 
 // DefaultOptions are the thresholds llem-aggregate uses unless told otherwise.
 func DefaultOptions() Options {
@@ -27,30 +35,51 @@ func DefaultOptions() Options {
 
 // Flag codes of energy and summary records.
 const (
-	FlagRunNotOK         = "run_not_ok"
-	FlagNoSamples        = "no_samples"
-	FlagShortWindow      = "short_window"
-	FlagFewSamples       = "few_samples"
-	FlagCounterGap       = "counter_integral_gap"
-	FlagThermalDrift     = "thermal_drift"
-	FlagThrottling       = "throttling"
-	FlagPersistenceOff   = "persistence_mode_off"
-	FlagOtherProcesses   = "other_processes_on_gpu"
-	FlagEstimate         = "estimate_source"
-	FlagEdgeMissing      = "edge_samples_missing"
-	FlagSampleGap        = "sample_gap"
-	FlagCounterWrapped   = "counter_wrapped"
-	FlagUnordered        = "unordered_samples"
-	FlagNoBaseline       = "no_baseline"
-	FlagNoMeasureWindow  = "no_measure_window"
-	FlagNoRequestEvents  = "no_request_events"
-	FlagHighCV           = "high_cv"
-	FlagFewCycles        = "few_cycles"
-	FlagSomeRunsNotOK    = "some_runs_not_ok"
-	FlagMixedBasis       = "mixed_basis"
-	FlagRunsFlagged      = "runs_flagged"
-	defaultSensorPeriodS = 0.1 // NVML's energy counter and power update about every 100 ms
+	FlagRunNotOK        = "run_not_ok"
+	FlagNoSamples       = "no_samples"
+	FlagShortWindow     = "short_window"
+	FlagFewSamples      = "few_samples"
+	FlagCounterGap      = "counter_integral_gap"
+	FlagThermalDrift    = "thermal_drift"
+	FlagThrottling      = "throttling"
+	FlagPersistenceOff  = "persistence_mode_off"
+	FlagOtherProcesses  = "other_processes_on_gpu"
+	FlagEstimate        = "estimate_source"
+	FlagEdgeMissing     = "edge_samples_missing"
+	FlagSampleGap       = "sample_gap"
+	FlagCounterWrapped  = "counter_wrapped"
+	FlagUnordered       = "unordered_samples"
+	FlagNoBaseline      = "no_baseline"
+	FlagNoMeasureWindow = "no_measure_window"
+	FlagNoRequestEvents = "no_request_events"
+	FlagHighCV          = "high_cv"
+	FlagFewCycles       = "few_cycles"
+	FlagSomeRunsNotOK   = "some_runs_not_ok"
+	FlagMixedBasis      = "mixed_basis"
+	FlagRunsFlagged     = "runs_flagged"
+	FlagCounterRejected = "counter_rejected"
+	FlagDuplicates      = "duplicate_samples"
+	FlagTimestampAhead  = "timestamp_ahead"
+	FlagNetClamped      = "net_clamped"
+	// Baselines that cannot serve the run as they are.
+	FlagBaselineOtherHost   = "baseline_other_host"
+	FlagBaselineStale       = "baseline_stale"
+	FlagBaselineOtherDevice = "baseline_other_device"
+	FlagBaselinePartial     = "baseline_partial"
+	FlagBaselineNoIdle      = "baseline_no_idle_power"
+	defaultSensorPeriodS    = 0.1 // NVML's energy counter and power update about every 100 ms
 )
+
+// FlagCodes lists every flag code llem-aggregate raises, energy and summary
+// records alike, so that llem-report can be checked to explain each one.
+func FlagCodes() []string {
+	return []string{FlagRunNotOK, FlagNoSamples, FlagShortWindow, FlagFewSamples, FlagCounterGap, FlagThermalDrift,
+		FlagThrottling, FlagPersistenceOff, FlagOtherProcesses, FlagEstimate, FlagEdgeMissing, FlagSampleGap,
+		FlagCounterWrapped, FlagUnordered, FlagNoBaseline, FlagNoMeasureWindow, FlagNoRequestEvents, FlagHighCV,
+		FlagFewCycles, FlagSomeRunsNotOK, FlagMixedBasis, FlagRunsFlagged, FlagCounterRejected, FlagDuplicates,
+		FlagTimestampAhead, FlagNetClamped, FlagBaselineOtherHost, FlagBaselineStale, FlagBaselineOtherDevice,
+		FlagBaselinePartial, FlagBaselineNoIdle, FlagBadEvents, FlagSamplesTruncated}
+}
 
 // RunInput is everything Compute needs for one run.
 type RunInput struct {
@@ -105,7 +134,7 @@ func Compute(in RunInput, opt Options) (*RunResult, error) {
 		return nil, err
 	}
 	setScopes(e, tracks)
-	idle := idleDevices(in.Baseline, len(tracks) > 0, flag)
+	idle := idleDevices(in.Run, in.Baseline, tracks, opt, flag)
 	if intervalNS <= 0 {
 		intervalNS = measuredInterval(tracks)
 	}
@@ -232,36 +261,95 @@ func setScopes(e *record.Energy, tracks []*DeviceTrack) {
 	}
 }
 
-// idleDevices indexes the baseline's devices by name; a run with samples
-// but no baseline is flagged.
-func idleDevices(b *record.Baseline, sampled bool, flag func(record.Flag)) map[string]*record.BaselineDevice {
+// idleDevices indexes the baseline's devices by name, after checking that
+// it can serve the run: a baseline of another host is not used; one taken
+// long before or after the run is used and flagged; a run device it lacks
+// or has no idle power for is flagged (that device's net is null). A run
+// with samples but no baseline is flagged.
+func idleDevices(run *record.Run, b *record.Baseline, tracks []*DeviceTrack, opt Options, flag func(record.Flag)) map[string]*record.BaselineDevice {
 	idle := map[string]*record.BaselineDevice{}
-	if b != nil {
-		for i := range b.Devices {
-			d := &b.Devices[i]
-			idle[d.Device] = d
+	if b == nil {
+		if len(tracks) > 0 {
+			flag(record.Flag{Code: FlagNoBaseline, Message: "no baseline record for this run: idle-adjusted figures are null",
+				Hint: "pass the baseline records (llem-exec emits them) in the same input"})
 		}
-	} else if sampled {
-		flag(record.Flag{Code: FlagNoBaseline, Message: "no baseline record for this run: idle-adjusted figures are null",
-			Hint: "pass the baseline records (llem-exec emits them) in the same input"})
+		return idle
 	}
+	if b.Host != "" && run.Host.Hostname != "" && b.Host != run.Host.Hostname {
+		flag(record.Flag{Code: FlagBaselineOtherHost,
+			Message: fmt.Sprintf("baseline %s was measured on host %s, the run on %s: it is not used, idle-adjusted figures are null", b.ID, b.Host, run.Host.Hostname),
+			Hint:    "pass the baseline records of the run's own host"})
+		return idle
+	}
+	baselineAge(run, b, opt, flag)
+	for i := range b.Devices {
+		d := &b.Devices[i]
+		idle[d.Device] = d
+	}
+	var missing []string
+	for _, tr := range tracks {
+		d := idle[tr.Info.Name]
+		switch {
+		case d == nil:
+			missing = append(missing, tr.Info.Name)
+		case d.PowerW == nil:
+			flag(record.Flag{Code: FlagBaselineNoIdle, Device: tr.Info.Name,
+				Message: fmt.Sprintf("baseline %s has no idle power for %s (no reading in its window): that device's net figures are null", b.ID, tr.Info.Name),
+				Hint:    "the sampler read no power during the baseline; measure the baseline again"})
+		}
+	}
+	if len(missing) == 0 {
+		return idle
+	}
+	var have []string
+	for _, d := range b.Devices {
+		have = append(have, d.Device)
+	}
+	code, what := FlagBaselinePartial, "covers only some of the run's devices"
+	if len(missing) == len(tracks) {
+		code, what = FlagBaselineOtherDevice, "was measured on other devices"
+	}
+	flag(record.Flag{Code: code,
+		Message: fmt.Sprintf("baseline %s %s: it has %s, not %s; net figures of those are null", b.ID, what, strings.Join(have, ", "), strings.Join(missing, ", ")),
+		Hint:    "take the baseline on the devices the run uses (llem-exec does when both run on the same host)"})
 	return idle
+}
+
+// baselineAge flags a baseline taken long before or after its run: idle
+// power drifts with temperature and background load.
+func baselineAge(run *record.Run, b *record.Baseline, opt Options, flag func(record.Flag)) {
+	maxAge := opt.BaselineMaxAgeS
+	if maxAge <= 0 {
+		maxAge = DefaultBaselineMaxAgeS
+	}
+	start, end := run.StartNS, run.EndNS
+	if m := run.Phases.Measure; m != nil && m.EndNS > m.StartNS {
+		start, end = m.StartNS, m.EndNS
+	}
+	if start <= 0 || b.Window.EndNS <= 0 {
+		return
+	}
+	var apart float64
+	when := "before"
+	switch {
+	case b.Window.EndNS < start:
+		apart = float64(start-b.Window.EndNS) / 1e9
+	case b.Window.StartNS > end:
+		apart, when = float64(b.Window.StartNS-end)/1e9, "after"
+	}
+	if apart > maxAge {
+		flag(record.Flag{Code: FlagBaselineStale,
+			Message: fmt.Sprintf("baseline %s ended %.0f s %s the run (more than %.0f s): its idle power is used but may have drifted", b.ID, apart, when, maxAge),
+			Hint:    "measure the baseline again near the run (llem-exec --baseline-ttl)"})
+	}
 }
 
 // runFlags flags what holds over the whole run: counter wraps, rows out of
 // order, estimates, persistence mode off, other processes on the GPU.
 func runFlags(e *record.Energy, run *record.Run, tracks []*DeviceTrack, flag func(record.Flag)) {
 	for _, tr := range tracks {
-		c := tr.Curve
-		if c.Wraps > 0 {
-			flag(record.Flag{Code: FlagCounterWrapped, Device: tr.Info.Name,
-				Message: fmt.Sprintf("the energy counter ran backwards %d time(s); bridged by the counter range or the power integral", c.Wraps),
-				Hint:    "harmless when bridged; a window across an unbridged jump has no counter figure"})
-		}
-		if c.Unordered > 0 {
-			flag(record.Flag{Code: FlagUnordered, Device: tr.Info.Name,
-				Message: fmt.Sprintf("%d sample row(s) went back in time and were skipped", c.Unordered),
-				Hint:    "check the host clock (NTP steps) during the run"})
+		for _, f := range trackFlags(tr) {
+			flag(f)
 		}
 		if tr.Info.Source == "estimate" {
 			flag(record.Flag{Code: FlagEstimate, Device: tr.Info.Name,
@@ -286,6 +374,51 @@ func runFlags(e *record.Energy, run *record.Run, tracks []*DeviceTrack, flag fun
 				Hint: "GPU energy is whole-device: another process's work is included; run on an idle GPU"})
 		}
 	}
+}
+
+// trackFlags says what was done to a device's readings over the whole
+// stream: counter wraps and how they were bridged, counter steps rejected,
+// rows dropped for their timestamps.
+func trackFlags(tr *DeviceTrack) []record.Flag {
+	var fl []record.Flag
+	c, dev := tr.Curve, tr.Info.Name
+	if c.Wraps > 0 {
+		var how []string
+		if c.WrapsRange > 0 {
+			how = append(how, fmt.Sprintf("%d bridged with the counter's range (%.6g J)", c.WrapsRange, c.WrapJ))
+		}
+		if c.WrapsPower > 0 {
+			how = append(how, fmt.Sprintf("%d bridged with the power integral over the interval (%.4g J in all)", c.WrapsPower, c.BridgedJ))
+		}
+		if c.WrapsBroken > 0 {
+			how = append(how, fmt.Sprintf("%d not bridged (no power reading at both ends)", c.WrapsBroken))
+		}
+		fl = append(fl, record.Flag{Code: FlagCounterWrapped, Device: dev,
+			Message: fmt.Sprintf("the energy counter wrapped or was reset %d time(s): %s", c.Wraps, strings.Join(how, "; ")),
+			Hint:    "a range bridge is exact, a power bridge carries the integral's error for that interval; windows across an unbridged jump have no counter figure"})
+	}
+	if c.Rejected > 0 {
+		fl = append(fl, record.Flag{Code: FlagCounterRejected, Device: dev,
+			Message: fmt.Sprintf("%d counter step(s) the power readings cannot explain (up to %.4g J; the bound is %g × the highest power seen × the interval) were rejected: the power integral is used over those %.3f s",
+				c.Rejected, c.RejectedMaxJ, c.SpikeFactor, float64(c.RejectedNS)/1e9),
+			Hint: "a spurious counter reading; the figure is sound, but check the sensor if it recurs"})
+	}
+	if c.Duplicates > 0 {
+		fl = append(fl, record.Flag{Code: FlagDuplicates, Device: dev,
+			Message: fmt.Sprintf("%d row(s) repeated the previous row's timestamp (%d with other readings): the first row at each timestamp is kept, the others are not counted", c.Duplicates, c.DupDiffer),
+			Hint:    "the sampler wrote a row twice, or its clock is coarser than its interval"})
+	}
+	if tr.Ahead > 0 {
+		fl = append(fl, record.Flag{Code: FlagTimestampAhead, Device: dev,
+			Message: fmt.Sprintf("%d row(s) stamped ahead of the rows after them (by up to %.3f s) were dropped", tr.Ahead, float64(tr.AheadMaxNS)/1e9),
+			Hint:    "a clock glitch on the sampling host; the rows around them are used"})
+	}
+	if c.Unordered > 0 {
+		fl = append(fl, record.Flag{Code: FlagUnordered, Device: dev,
+			Message: fmt.Sprintf("%d sample row(s) went back in time and were skipped", c.Unordered),
+			Hint:    "check the host clock (NTP steps) during the run"})
+	}
+	return fl
 }
 
 // metricNames lists every metric an energy record carries, null or not, so
@@ -444,6 +577,12 @@ func deviceEnergy(tr *DeviceTrack, w phaseWin, tol int64, idle map[string]*recor
 		de.IdleJ = ptr(*b.PowerW * dur)
 		if de.EnergyJ != nil {
 			de.NetJ = ptr(math.Max(0, *de.EnergyJ-*de.IdleJ))
+			// Equal up to rounding (a device idle through the run) is no clamp.
+			if *de.EnergyJ < *de.IdleJ*(1-1e-9) && w.name == record.PhaseMeasure {
+				fl = append(fl, record.Flag{Code: FlagNetClamped, Device: dev, Phase: w.name,
+					Message: fmt.Sprintf("idle %.4g J (%.4g W × %.3f s) exceeds the gross %.4g J: net clamped to 0, so net figures are a bound, not a measurement", *de.IdleJ, *b.PowerW, dur, *de.EnergyJ),
+					Hint:    "the baseline's idle power is too high for this run: another load during the baseline, or a baseline of another state"})
+			}
 		}
 	}
 	if w.name != record.PhaseMeasure || de.EnergyJ == nil {
@@ -477,6 +616,11 @@ func windowFlags(st WindowStats, dev, phase string, dur float64, samples, tol in
 				Message: fmt.Sprintf("a %.3f s gap between readings (interval %.3f s): samples were dropped", float64(st.MaxGapNS)/1e9, float64(iv)/1e9),
 				Hint:    "the counter figure is unaffected; the power integral is interpolated across the gap"})
 		}
+	}
+	if g, ok := st.CoverGapNS(); ok && st.N < 2 && g > tol {
+		fl = append(fl, record.Flag{Code: FlagSampleGap, Device: dev, Phase: phase,
+			Message: fmt.Sprintf("the %.3f s window lies inside a %.3f s gap between readings (%d reading(s) in it): its energy is interpolated across the gap", dur, float64(g)/1e9, st.N),
+			Hint:    "the sampler dropped readings around the window; a load change inside the gap is not seen"})
 	}
 	if st.TempN >= 2 && math.Abs(st.TempLast-st.TempFirst) > opt.DriftC {
 		fl = append(fl, record.Flag{Code: FlagThermalDrift, Device: dev, Phase: phase,

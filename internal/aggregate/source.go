@@ -55,6 +55,10 @@ type WindowStats struct {
 	FirstT     int64
 	LastT      int64
 	MaxGapNS   int64 // largest gap between readings inside the window, edges included
+	PrevT      int64 // last reading before the window (PrevOK)
+	PrevOK     bool
+	NextT      int64 // first reading after the window (NextOK)
+	NextOK     bool
 	TempN      int
 	TempFirst  float64
 	TempLast   float64
@@ -92,7 +96,14 @@ func ThrottleNames(bits uint64) string {
 }
 
 func (s *WindowStats) add(t int64, temp float64, tempOK bool, thr uint64, thrOK bool) {
-	if t < s.Win.StartNS || t > s.Win.EndNS {
+	if t < s.Win.StartNS {
+		s.PrevT, s.PrevOK = t, true
+		return
+	}
+	if t > s.Win.EndNS {
+		if !s.NextOK {
+			s.NextT, s.NextOK = t, true
+		}
 		return
 	}
 	if s.N == 0 {
@@ -130,11 +141,97 @@ func (s *WindowStats) finish() {
 	}
 }
 
+// CoverGapNS is the longest stretch without a reading that overlaps a
+// window holding fewer than two readings, from the last reading before it
+// to the first after; false when the readings do not reach both sides.
+func (s *WindowStats) CoverGapNS() (int64, bool) {
+	switch {
+	case s.N == 0 && s.PrevOK && s.NextOK:
+		return s.NextT - s.PrevT, true
+	case s.N == 1 && s.PrevOK && s.NextOK:
+		return max(s.FirstT-s.PrevT, s.NextT-s.FirstT), true
+	}
+	return 0, false
+}
+
 // DeviceTrack is one device's curve and window statistics after a pass.
 type DeviceTrack struct {
 	Info  DeviceInfo
 	Curve *Curve
 	Stats []WindowStats // one per stat window, in the order given
+	// Ahead counts rows stamped ahead of the rows after them (a clock
+	// glitch), dropped; AheadMaxNS is the largest lead.
+	Ahead      int64
+	AheadMaxNS int64
+
+	// Two rows in place: buf[cur] is the held row (when held), the other
+	// slot takes the next row, so rows are never copied.
+	buf      [2]devRow
+	cur      int
+	held     bool
+	emitted  bool
+	lastEmit int64
+}
+
+// devRow is one row of one device.
+type devRow struct {
+	t          int64
+	p, e, temp float64
+	thr        uint64
+	pOK, eOK   bool
+	tOK, hOK   bool
+}
+
+// feed takes the device's next row, read into slot(). A row is held until
+// the one after it arrives, so that one row stamped ahead of its neighbours
+// (a clock glitch) costs only itself: when the next row goes back before the held one but
+// not before the row ahead of it, the held row is the odd one and is
+// dropped (counted in Ahead); when it goes back further, it is the odd one
+// (counted in Unordered). With nothing before the held row to compare, the
+// held row is dropped.
+func (tr *DeviceTrack) feed() {
+	if !tr.held {
+		tr.held = true
+		return
+	}
+	p, r := &tr.buf[tr.cur], &tr.buf[1-tr.cur]
+	switch {
+	case r.t >= p.t:
+		tr.emit(p)
+		tr.cur = 1 - tr.cur
+	case !tr.emitted || r.t >= tr.lastEmit:
+		tr.Ahead++
+		tr.AheadMaxNS = max(tr.AheadMaxNS, p.t-r.t)
+		tr.cur = 1 - tr.cur
+	default:
+		tr.Curve.Unordered++
+	}
+}
+
+// slot is where the next row is read into: the free one of the two.
+func (tr *DeviceTrack) slot() *devRow {
+	if tr.held {
+		return &tr.buf[1-tr.cur]
+	}
+	return &tr.buf[tr.cur]
+}
+
+// flush emits the held row at the end of the stream.
+func (tr *DeviceTrack) flush() {
+	if tr.held {
+		tr.emit(&tr.buf[tr.cur])
+		tr.held = false
+	}
+}
+
+func (tr *DeviceTrack) emit(r *devRow) {
+	tr.emitted, tr.lastEmit = true, r.t
+	if !tr.Curve.Add(r.t, r.p, r.pOK, r.e, r.eOK) {
+		return // a duplicate: the window statistics count it once
+	}
+	for k := range tr.Stats {
+		tr.Stats[k].add(r.t, r.temp, r.tOK, r.thr, r.hOK)
+	}
 }
 
 // Pass streams src once, evaluating every device's curve at queries (sorted,
@@ -174,34 +271,36 @@ func Pass(src Source, queries []int64, statWins []record.Window) ([]*DeviceTrack
 				return nil, fmt.Errorf("sample row %d names device %d of %d", i, d, len(tracks))
 			}
 			tr := tracks[d]
-			pOK := rows.PowerOK == nil || rows.PowerOK[i]
-			eOK := rows.EnergyOK == nil || rows.EnergyOK[i]
-			t := rows.T[i]
-			tr.Curve.Add(t, rows.PowerW[i], pOK, rows.EnergyJ[i], eOK)
-			if len(tr.Stats) > 0 && (pOK || eOK) {
-				var temp float64
-				var thr uint64
-				tOK, hOK := false, false
-				if rows.TempC != nil {
-					temp, tOK = rows.TempC[i], rows.TempOK == nil || rows.TempOK[i]
-				}
-				if rows.Throttle != nil {
-					thr, hOK = rows.Throttle[i], rows.ThrotOK == nil || rows.ThrotOK[i]
-				}
-				for k := range tr.Stats {
-					tr.Stats[k].add(t, temp, tOK, thr, hOK)
-				}
+			if r := tr.slot(); rowAt(r, rows, i) {
+				tr.feed()
 			}
 		}
 	}
 	grow()
 	for _, tr := range tracks {
+		tr.flush()
 		tr.Curve.Finish()
 		for k := range tr.Stats {
 			tr.Stats[k].finish()
 		}
 	}
 	return tracks, nil
+}
+
+// rowAt reads row i of a batch into r, its optional columns where present,
+// and tells whether it holds a reading.
+func rowAt(r *devRow, rows *Rows, i int) bool {
+	r.t, r.p, r.e = rows.T[i], rows.PowerW[i], rows.EnergyJ[i]
+	r.pOK = rows.PowerOK == nil || rows.PowerOK[i]
+	r.eOK = rows.EnergyOK == nil || rows.EnergyOK[i]
+	r.tOK, r.hOK = false, false
+	if rows.TempC != nil {
+		r.temp, r.tOK = rows.TempC[i], rows.TempOK == nil || rows.TempOK[i]
+	}
+	if rows.Throttle != nil {
+		r.thr, r.hOK = rows.Throttle[i], rows.ThrotOK == nil || rows.ThrotOK[i]
+	}
+	return r.pOK || r.eOK
 }
 
 // SliceSource serves prepared batches; tests and the synthetic benchmark use it.

@@ -59,7 +59,7 @@ func NewEngine(m *Model, opt Options) (*Engine, error) {
 		e.kc[l] = make([]float32, opt.Slots*opt.MaxSeq*e.kvDim)
 		e.vc[l] = make([]float32, opt.Slots*opt.MaxSeq*e.kvDim)
 	}
-	e.cos, e.sin = ropeTable(opt.MaxSeq, m.HeadDim, m.RopeTheta)
+	e.cos, e.sin = ropeTable(opt.MaxSeq, m.HeadDim, m.RopeTheta, m.RopeScaling)
 	e.x, e.xn = make([]float32, r*a.HiddenSize), make([]float32, r*a.HiddenSize)
 	e.q, e.att = make([]float32, r*qd), make([]float32, r*qd)
 	e.k, e.v = make([]float32, r*e.kvDim), make([]float32, r*e.kvDim)
@@ -138,6 +138,11 @@ func (e *Engine) Forward(tokens []int32, slots, pos, want []int) ([]float32, err
 		e.p.matmul(e.q, e.xn, L.WQ, n, h, qd)
 		e.p.matmul(e.k, e.xn, L.WK, n, h, kvd)
 		e.p.matmul(e.v, e.xn, L.WV, n, h, kvd)
+		if L.BQ != nil { // Qwen2-style biases
+			addBias(e.q, L.BQ, n)
+			addBias(e.k, L.BK, n)
+			addBias(e.v, L.BV, n)
+		}
 		for r := 0; r < n; r++ {
 			c, s := e.cos[pos[r]*half:(pos[r]+1)*half], e.sin[pos[r]*half:(pos[r]+1)*half]
 			rope(e.q[r*qd:(r+1)*qd], a.Heads, hd, c, s)
@@ -149,6 +154,9 @@ func (e *Engine) Forward(tokens []int32, slots, pos, want []int) ([]float32, err
 		e.aj = attnJob{e: e, kc: kc, vc: vc, slots: slots, pos: pos}
 		e.p.run(len(e.units), &e.aj)
 		e.p.matmul(e.xn, e.att, L.WO, n, qd, h)
+		if L.BO != nil {
+			addBias(e.xn, L.BO, n)
+		}
 		add(e.x[:n*h], e.xn[:n*h])
 		rmsnorm(e.xn, e.x, L.MLPNorm, n, h, m.NormEps)
 		e.p.matmul(e.g, e.xn, L.WGate, n, h, f)

@@ -162,7 +162,7 @@ func (g *Generator) pick(reqs []Request, res []Result, logits []float32, v int, 
 		s := g.samplers[i]
 		l := logits[j*v : (j+1)*v]
 		if len(res[i].Tokens) < g.dec.MinNewTokens {
-			l[EOS] = float32(math.Inf(-1)) // as Hugging Face's MinNewTokensLengthLogitsProcessor
+			l[g.e.m.EOS] = float32(math.Inf(-1)) // as Hugging Face's MinNewTokensLengthLogitsProcessor
 		}
 		tok := s.next(l, g.dec)
 		s.see(tok)
@@ -180,7 +180,7 @@ func (g *Generator) pick(reqs []Request, res []Result, logits []float32, v int, 
 		}
 		r.Tokens = append(r.Tokens, tok)
 		r.TEnd = t
-		if len(r.Tokens) < reqs[i].MaxNew && (g.ignoreEOS || tok != EOS) {
+		if len(r.Tokens) < reqs[i].MaxNew && (g.ignoreEOS || tok != g.e.m.EOS) {
 			kept = append(kept, i)
 		}
 	}

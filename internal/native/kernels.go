@@ -226,18 +226,44 @@ func rmsnorm(y, x, g []float32, rows, n int, eps float64) {
 	}
 }
 
-// ropeTable returns cos and sin of pos·θ^(−2i/d) for pos < maxSeq, i < d/2.
-func ropeTable(maxSeq, d int, theta float64) (cos, sin []float32) {
+// ropeTable returns cos and sin of pos·θ^(−2i/d) for pos < maxSeq, i < d/2,
+// the frequencies rescaled by sc where it is not nil.
+func ropeTable(maxSeq, d int, theta float64, sc *RopeScaling) (cos, sin []float32) {
 	half := d / 2
 	cos, sin = make([]float32, maxSeq*half), make([]float32, maxSeq*half)
 	for i := 0; i < half; i++ {
-		freq := math.Pow(theta, -2*float64(i)/float64(d))
+		freq := sc.scale(math.Pow(theta, -2*float64(i)/float64(d)))
 		for p := 0; p < maxSeq; p++ {
 			a := float64(p) * freq
 			cos[p*half+i], sin[p*half+i] = float32(math.Cos(a)), float32(math.Sin(a))
 		}
 	}
 	return cos, sin
+}
+
+// scale applies Llama 3.1's frequency rescaling to one rotary frequency:
+// long wavelengths (low frequencies) are stretched by Factor, short ones
+// kept, and those between interpolated linearly in OrigMaxPos/wavelength.
+func (sc *RopeScaling) scale(freq float64) float64 {
+	if sc == nil {
+		return freq
+	}
+	wavelen := 2 * math.Pi / freq
+	switch {
+	case wavelen < sc.OrigMaxPos/sc.HighFreqFactor:
+		return freq
+	case wavelen > sc.OrigMaxPos/sc.LowFreqFactor:
+		return freq / sc.Factor
+	}
+	smooth := (sc.OrigMaxPos/wavelen - sc.LowFreqFactor) / (sc.HighFreqFactor - sc.LowFreqFactor)
+	return (1-smooth)*freq/sc.Factor + smooth*freq
+}
+
+// addBias adds b to each of the rows of y (rows × len(b)).
+func addBias(y, b []float32, rows int) {
+	for r := 0; r < rows; r++ {
+		add(y[r*len(b):(r+1)*len(b)], b)
+	}
 }
 
 // rope rotates each head of one row in place, Llama/Hugging Face layout

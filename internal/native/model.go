@@ -49,6 +49,9 @@ type Layer struct {
 	WGate    []float32 // [ffn][hidden]
 	WUp      []float32 // [ffn][hidden]
 	WDown    []float32 // [hidden][ffn]
+	// Biases of the attention projections, nil where the checkpoint has
+	// none (Llama); Qwen2 has BQ, BK, BV, Llama with attention_bias all four.
+	BQ, BK, BV, BO []float32
 }
 
 // Model is an architecture and its weights.
@@ -62,14 +65,42 @@ type Model struct {
 	Norm      []float32 // [hidden]
 	LMHead    []float32 // [vocab][hidden]; untied from Embed, as in Llama-2
 	Tied      bool      // LMHead is Embed (a checkpoint with tie_word_embeddings)
+	// RopeScaling rescales the rotary frequencies (Llama 3.1's "llama3"
+	// rope_scaling); nil = plain θ^(−2i/d).
+	RopeScaling *RopeScaling
+	// ModelType is the checkpoint's model_type ("llama", "qwen2", ...), for
+	// SaveLlama; empty = llama.
+	ModelType string
+	// EOS is the id that ends a sequence: the checkpoint's eos_token_id
+	// (the first of a list), 0 for the synthetic models' tokenizer.
+	EOS int32
+}
+
+// RopeScaling is a Hugging Face rope_scaling of type "llama3": wavelengths
+// longer than OrigMaxPos/LowFreqFactor are divided by Factor, shorter than
+// OrigMaxPos/HighFreqFactor kept, and those between interpolated.
+type RopeScaling struct {
+	Factor         float64 `json:"factor"`
+	LowFreqFactor  float64 `json:"low_freq_factor"`
+	HighFreqFactor float64 `json:"high_freq_factor"`
+	OrigMaxPos     float64 `json:"original_max_position_embeddings"`
 }
 
 // Params is the model's parameter count (a tied LM head counted once).
 func (m *Model) Params() int64 {
-	if m.Tied {
-		return Params(m.Arch) - int64(m.Arch.VocabSize)*int64(m.Arch.HiddenSize)
+	a := m.Arch
+	n := Params(a)
+	if hd := a.HiddenSize / a.Heads; m.HeadDim != hd { // head_dim given apart from hidden/heads
+		n += int64(a.Layers) * int64(a.Heads+a.KVHeads) * int64(m.HeadDim-hd) * 2 * int64(a.HiddenSize)
 	}
-	return Params(m.Arch)
+	if len(m.Layers) > 0 {
+		L := m.Layers[0]
+		n += int64(a.Layers) * int64(len(L.BQ)+len(L.BK)+len(L.BV)+len(L.BO))
+	}
+	if m.Tied {
+		n -= int64(a.VocabSize) * int64(a.HiddenSize)
+	}
+	return n
 }
 
 // NonEmbeddingParams is Params less the token embedding (PaLM convention:
@@ -79,7 +110,16 @@ func (m *Model) NonEmbeddingParams() int64 {
 }
 
 // Validate checks that an architecture is one the engine can run.
-func Validate(a Arch) error {
+func Validate(a Arch) error { return validate(a, 0) }
+
+// validate checks a with head dimension hd, or hidden/heads where hd is 0.
+func validate(a Arch, hd int) error {
+	if hd == 0 && a.Heads > 0 {
+		if a.HiddenSize%a.Heads != 0 {
+			return fmt.Errorf("native.hidden_size: %d is not a multiple of native.heads (%d)", a.HiddenSize, a.Heads)
+		}
+		hd = a.HiddenSize / a.Heads
+	}
 	switch {
 	case a.Layers < 1:
 		return fmt.Errorf("native.layers: %d, want ≥ 1", a.Layers)
@@ -89,10 +129,8 @@ func Validate(a Arch) error {
 		return fmt.Errorf("native.heads: %d, want ≥ 1", a.Heads)
 	case a.KVHeads < 1:
 		return fmt.Errorf("native.kv_heads: %d, want ≥ 1", a.KVHeads)
-	case a.HiddenSize%a.Heads != 0:
-		return fmt.Errorf("native.hidden_size: %d is not a multiple of native.heads (%d)", a.HiddenSize, a.Heads)
-	case (a.HiddenSize/a.Heads)%2 != 0:
-		return fmt.Errorf("native.hidden_size/heads: head dimension %d is odd; rotary embeddings need an even one", a.HiddenSize/a.Heads)
+	case hd%2 != 0:
+		return fmt.Errorf("native.hidden_size/heads: head dimension %d is odd; rotary embeddings need an even one", hd)
 	case a.Heads%a.KVHeads != 0:
 		return fmt.Errorf("native.heads: %d is not a multiple of native.kv_heads (%d)", a.Heads, a.KVHeads)
 	case a.FFNSize < 1:

@@ -59,7 +59,7 @@ func TestRMSNorm(t *testing.T) {
 func TestRoPE(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	const d, heads, maxSeq = 16, 3, 50
-	cos, sin := ropeTable(maxSeq, d, RopeTheta)
+	cos, sin := ropeTable(maxSeq, d, RopeTheta, nil)
 	for _, pos := range []int{0, 1, 7, 49} {
 		x := randVec(r, heads*d)
 		want := make([]float64, heads*d)

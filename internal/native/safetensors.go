@@ -207,23 +207,25 @@ func f16ToF32(h uint16) float32 {
 // llamaConfig is the part of a Hugging Face LlamaConfig (config.json) the
 // engine needs.
 type llamaConfig struct {
-	Architectures         []string `json:"architectures"`
-	ModelType             string   `json:"model_type"`
-	HiddenSize            int      `json:"hidden_size"`
-	IntermediateSize      int      `json:"intermediate_size"`
-	NumHiddenLayers       int      `json:"num_hidden_layers"`
-	NumAttentionHeads     int      `json:"num_attention_heads"`
-	NumKeyValueHeads      int      `json:"num_key_value_heads"`
-	HeadDim               int      `json:"head_dim"`
-	VocabSize             int      `json:"vocab_size"`
-	MaxPositionEmbeddings int      `json:"max_position_embeddings"`
-	RMSNormEps            float64  `json:"rms_norm_eps"`
-	RopeTheta             float64  `json:"rope_theta"`
-	RopeScaling           any      `json:"rope_scaling"`
-	TieWordEmbeddings     bool     `json:"tie_word_embeddings"`
-	HiddenAct             string   `json:"hidden_act"`
-	AttentionBias         bool     `json:"attention_bias"`
-	MLPBias               bool     `json:"mlp_bias"`
+	Architectures         []string        `json:"architectures"`
+	ModelType             string          `json:"model_type"`
+	HiddenSize            int             `json:"hidden_size"`
+	IntermediateSize      int             `json:"intermediate_size"`
+	NumHiddenLayers       int             `json:"num_hidden_layers"`
+	NumAttentionHeads     int             `json:"num_attention_heads"`
+	NumKeyValueHeads      int             `json:"num_key_value_heads"`
+	HeadDim               int             `json:"head_dim"`
+	VocabSize             int             `json:"vocab_size"`
+	MaxPositionEmbeddings int             `json:"max_position_embeddings"`
+	RMSNormEps            float64         `json:"rms_norm_eps"`
+	RopeTheta             float64         `json:"rope_theta"`
+	RopeScaling           json.RawMessage `json:"rope_scaling"`
+	UseSlidingWindow      bool            `json:"use_sliding_window"`
+	EOSTokenID            json.RawMessage `json:"eos_token_id"`
+	TieWordEmbeddings     bool            `json:"tie_word_embeddings"`
+	HiddenAct             string          `json:"hidden_act"`
+	AttentionBias         bool            `json:"attention_bias"`
+	MLPBias               bool            `json:"mlp_bias"`
 }
 
 // readLlamaConfig reads and checks a checkpoint's config.json.
@@ -246,20 +248,18 @@ func readLlamaConfig(dir string) (llamaConfig, Arch, error) {
 		c.RopeTheta = 10000
 	}
 	switch {
-	case c.ModelType != "" && c.ModelType != "llama" && c.ModelType != "mistral":
-		return c, Arch{}, fmt.Errorf("%s: model_type %q; the native engine runs llama-style models", dir, c.ModelType)
+	case c.ModelType != "" && c.ModelType != "llama" && c.ModelType != "mistral" && c.ModelType != "qwen2":
+		return c, Arch{}, fmt.Errorf("%s: model_type %q; the native engine runs llama, mistral and qwen2 models", dir, c.ModelType)
+	case c.UseSlidingWindow:
+		return c, Arch{}, fmt.Errorf("%s: use_sliding_window is not supported", dir)
 	case c.HiddenAct != "" && c.HiddenAct != "silu":
 		return c, Arch{}, fmt.Errorf("%s: hidden_act %q; the native engine has SiLU only", dir, c.HiddenAct)
-	case c.AttentionBias || c.MLPBias:
-		return c, Arch{}, fmt.Errorf("%s: attention or MLP biases are not supported", dir)
-	case c.RopeScaling != nil:
-		return c, Arch{}, fmt.Errorf("%s: rope_scaling is not supported", dir)
-	case c.NumAttentionHeads > 0 && c.HeadDim != 0 && c.HeadDim*c.NumAttentionHeads != c.HiddenSize:
-		return c, Arch{}, fmt.Errorf("%s: head_dim %d × heads %d ≠ hidden_size %d is not supported", dir, c.HeadDim, c.NumAttentionHeads, c.HiddenSize)
+	case c.MLPBias:
+		return c, Arch{}, fmt.Errorf("%s: MLP biases are not supported", dir)
 	}
 	a := Arch{Layers: c.NumHiddenLayers, HiddenSize: c.HiddenSize, Heads: c.NumAttentionHeads, KVHeads: c.NumKeyValueHeads,
 		FFNSize: c.IntermediateSize, VocabSize: c.VocabSize, MaxSeqLen: c.MaxPositionEmbeddings}
-	if err := Validate(a); err != nil {
+	if err := validate(a, c.HeadDim); err != nil {
 		return c, Arch{}, fmt.Errorf("%s/config.json: %w", dir, err)
 	}
 	return c, a, nil
@@ -267,12 +267,20 @@ func readLlamaConfig(dir string) (llamaConfig, Arch, error) {
 
 // LoadLlama loads a Llama-family checkpoint from dir: config.json and
 // model.safetensors, or the shards named by model.safetensors.index.json.
-// Only what the engine computes exactly is accepted: SiLU MLP, no biases,
-// head_dim = hidden/heads, no rope_scaling.
+// Only what the engine computes exactly is accepted: SiLU MLP, no MLP
+// biases, rope_scaling none or llama3.
 func LoadLlama(dir string) (*Model, error) {
 	c, a, err := readLlamaConfig(dir)
 	if err != nil {
 		return nil, err
+	}
+	scaling, err := parseRopeScaling(c.RopeScaling)
+	if err != nil {
+		return nil, fmt.Errorf("%s/config.json: %w", dir, err)
+	}
+	eos, err := parseEOS(c.EOSTokenID, c.VocabSize)
+	if err != nil {
+		return nil, fmt.Errorf("%s/config.json: %w", dir, err)
 	}
 	files, err := shardFiles(dir)
 	if err != nil {
@@ -297,13 +305,20 @@ func LoadLlama(dir string) (*Model, error) {
 		return f.Read(name, shape...)
 	}
 	hd := a.HiddenSize / a.Heads
+	if c.HeadDim != 0 {
+		hd = c.HeadDim
+	}
 	h, q, kv, ff, v := int64(a.HiddenSize), int64(a.Heads*hd), int64(a.KVHeads*hd), int64(a.FFNSize), int64(a.VocabSize)
-	m := &Model{Arch: a, HeadDim: hd, RopeTheta: c.RopeTheta, NormEps: c.RMSNormEps, Layers: make([]Layer, a.Layers)}
+	m := &Model{Arch: a, HeadDim: hd, RopeTheta: c.RopeTheta, NormEps: c.RMSNormEps, Layers: make([]Layer, a.Layers),
+		RopeScaling: scaling, ModelType: c.ModelType, EOS: eos}
 	if m.Embed, err = read("model.embed_tokens.weight", v, h); err != nil {
 		return nil, err
 	}
 	for i := range m.Layers {
 		if err := readLayer(&m.Layers[i], i, read, h, q, kv, ff); err != nil {
+			return nil, err
+		}
+		if err := readBiases(&m.Layers[i], fmt.Sprintf("model.layers.%d.", i), c.ModelType == "qwen2", c.AttentionBias, q, kv, h, read); err != nil {
 			return nil, err
 		}
 	}
@@ -344,6 +359,81 @@ func readLayer(L *Layer, i int, read func(name string, shape ...int64) ([]float3
 		}
 	}
 	return nil
+}
+
+// readBiases reads a layer's attention biases: q, k and v where qkv (Qwen2
+// always has them), all four where all (Llama's attention_bias).
+func readBiases(L *Layer, p string, qkv, all bool, q, kv, h int64, read func(string, ...int64) ([]float32, error)) error {
+	var err error
+	if qkv || all {
+		if L.BQ, err = read(p+"self_attn.q_proj.bias", q); err != nil {
+			return err
+		}
+		if L.BK, err = read(p+"self_attn.k_proj.bias", kv); err != nil {
+			return err
+		}
+		if L.BV, err = read(p+"self_attn.v_proj.bias", kv); err != nil {
+			return err
+		}
+	}
+	if all {
+		L.BO, err = read(p+"self_attn.o_proj.bias", h)
+	}
+	return err
+}
+
+// parseEOS reads eos_token_id: absent or null (0, the synthetic models'
+// EOS), an id, or a list of ids (Llama 3), of which the first is used.
+func parseEOS(raw json.RawMessage, vocab int) (int32, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return EOS, nil
+	}
+	var ids []int64
+	if err := json.Unmarshal(raw, &ids); err != nil {
+		var id int64
+		if err := json.Unmarshal(raw, &id); err != nil {
+			return 0, fmt.Errorf("eos_token_id %s: want an id or a list of ids", raw)
+		}
+		ids = []int64{id}
+	}
+	if len(ids) == 0 {
+		return EOS, nil
+	}
+	if ids[0] < 0 || ids[0] >= int64(vocab) {
+		return 0, fmt.Errorf("eos_token_id %d outside the vocabulary (%d)", ids[0], vocab)
+	}
+	return int32(ids[0]), nil
+}
+
+// parseRopeScaling reads config.json's rope_scaling: null, or type
+// "llama3" (Llama 3.1/3.2), the one scaling the engine implements. Hugging
+// Face writes the type as rope_type (older configs: type).
+func parseRopeScaling(raw json.RawMessage) (*RopeScaling, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var rs struct {
+		RopeScaling
+		RopeType string `json:"rope_type"`
+		Type     string `json:"type"`
+	}
+	if err := json.Unmarshal(raw, &rs); err != nil {
+		return nil, fmt.Errorf("rope_scaling: %v", err)
+	}
+	typ := rs.RopeType
+	if typ == "" {
+		typ = rs.Type
+	}
+	sc := rs.RopeScaling
+	switch {
+	case typ == "default":
+		return nil, nil
+	case typ != "llama3":
+		return nil, fmt.Errorf("rope_scaling of type %q is not supported (the engine implements llama3)", typ)
+	case sc.Factor <= 0 || sc.LowFreqFactor <= 0 || sc.HighFreqFactor <= sc.LowFreqFactor || sc.OrigMaxPos <= 0:
+		return nil, fmt.Errorf("rope_scaling llama3: want factor > 0, 0 < low_freq_factor < high_freq_factor, original_max_position_embeddings > 0; got %+v", sc)
+	}
+	return &sc, nil
 }
 
 // shardFiles lists the safetensors files of a checkpoint directory.
@@ -406,6 +496,14 @@ func SaveLlama(m *Model, dir string) error {
 			tensor{p + "mlp.gate_proj.weight", []int64{ff, h}, L.WGate},
 			tensor{p + "mlp.up_proj.weight", []int64{ff, h}, L.WUp},
 			tensor{p + "mlp.down_proj.weight", []int64{h, ff}, L.WDown})
+		for _, b := range []struct {
+			name string
+			data []float32
+		}{{"q_proj", L.BQ}, {"k_proj", L.BK}, {"v_proj", L.BV}, {"o_proj", L.BO}} {
+			if b.data != nil {
+				ts = append(ts, tensor{p + "self_attn." + b.name + ".bias", []int64{int64(len(b.data))}, b.data})
+			}
+		}
 	}
 	hdr := map[string]any{"__metadata__": map[string]string{"format": "pt"}}
 	var off int64
@@ -443,16 +541,30 @@ func SaveLlama(m *Model, dir string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := json.MarshalIndent(map[string]any{
-		"architectures": []string{"LlamaForCausalLM"}, "model_type": "llama", "hidden_size": a.HiddenSize,
+	return atomicfile.WriteBytes(filepath.Join(dir, "config.json"), append(m.configJSON(), '\n'))
+}
+
+// configJSON is m's config.json: a LlamaConfig, or a Qwen2Config for a model
+// of that type (which has q, k, v biases without saying so).
+func (m *Model) configJSON() []byte {
+	a := m.Arch
+	typ, arch := "llama", "LlamaForCausalLM"
+	if m.ModelType == "qwen2" {
+		typ, arch = "qwen2", "Qwen2ForCausalLM"
+	}
+	var scaling any
+	if sc := m.RopeScaling; sc != nil {
+		scaling = map[string]any{"rope_type": "llama3", "factor": sc.Factor, "low_freq_factor": sc.LowFreqFactor,
+			"high_freq_factor": sc.HighFreqFactor, "original_max_position_embeddings": sc.OrigMaxPos}
+	}
+	cfg, _ := json.MarshalIndent(map[string]any{ // maps of plain values always marshal
+		"architectures": []string{arch}, "model_type": typ, "hidden_size": a.HiddenSize,
 		"intermediate_size": a.FFNSize, "num_hidden_layers": a.Layers, "num_attention_heads": a.Heads,
 		"num_key_value_heads": a.KVHeads, "head_dim": m.HeadDim, "vocab_size": a.VocabSize,
 		"max_position_embeddings": a.MaxSeqLen, "rms_norm_eps": m.NormEps, "rope_theta": m.RopeTheta,
 		"hidden_act": "silu", "tie_word_embeddings": m.Tied, "torch_dtype": "float32",
-		"attention_bias": false, "mlp_bias": false, "bos_token_id": EOS, "eos_token_id": EOS,
+		"attention_bias": len(m.Layers) > 0 && m.Layers[0].BO != nil, "mlp_bias": false, "bos_token_id": m.EOS, "eos_token_id": m.EOS,
+		"rope_scaling": scaling,
 	}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteBytes(filepath.Join(dir, "config.json"), append(cfg, '\n'))
+	return cfg
 }

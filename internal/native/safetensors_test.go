@@ -220,6 +220,13 @@ func TestLoadLlamaRejects(t *testing.T) {
 		{`"hidden_act":"gelu"`, "hidden_act"},
 		{`"model_type":"gpt2"`, "model_type"},
 		{`"rope_scaling":{"type":"linear"}`, "rope_scaling"},
+		{`"rope_scaling":{"rope_type":"yarn","factor":4}`, "yarn"},
+		{`"rope_scaling":{"rope_type":"llama3","factor":8}`, "low_freq_factor"},
+		{`"model_type":"qwen3"`, "model_type"},
+		{`"mlp_bias":true`, "MLP biases"},
+		{`"use_sliding_window":true`, "use_sliding_window"},
+		{`"attention_bias":true`, "q_proj.bias"},
+		{`"head_dim":33`, "odd"},
 		{`"num_key_value_heads":3`, "kv_heads"},
 	} {
 		var cfg map[string]any
@@ -294,4 +301,18 @@ func slicesEqual(a, b []float32) bool {
 		}
 	}
 	return true
+}
+
+func TestParseEOS(t *testing.T) {
+	for _, c := range []struct {
+		raw  string
+		want int32
+		err  bool
+	}{{"", EOS, false}, {"null", EOS, false}, {"7", 7, false}, {"[9, 3]", 9, false}, {"[]", EOS, false},
+		{"300", 0, true}, {"-1", 0, true}, {`"x"`, 0, true}} {
+		got, err := parseEOS([]byte(c.raw), 300)
+		if (err != nil) != c.err || got != c.want {
+			t.Errorf("eos_token_id %s: %d, %v", c.raw, got, err)
+		}
+	}
 }

@@ -28,10 +28,10 @@ import (
 // the study directory after every kill, resumes, and at the end wants every
 // run exactly once. The short form makes 24 kills, the long form 200; the
 // seed is fixed (LLEM_RELIABILITY_SEED overrides it) so a failure replays.
-// The kill moments are random on purpose (they are the faults, not a
-// synchronisation); where a third of them have not caught a run half-done
-// (a busy machine starts llem-exec slowly), it kills on, up to four times
-// as often, so that the test exercises resume whatever the load.
+// The kill moments are random on purpose (they are the faults), and taken
+// from what llem-exec does rather than from the clock (killAt), so that a
+// busy machine moves them with the work; should a third of them still not
+// have caught a run half-done, it kills on, up to four times as often.
 func TestKillResume(t *testing.T) {
 	trials := 24
 	if long {
@@ -59,19 +59,19 @@ func TestKillResume(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		d := time.Duration(15+rng.Intn(185)) * time.Millisecond
-		if rng.Intn(4) == 0 {
-			d = time.Duration(rng.Intn(15000)) * time.Microsecond
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		d, isEarly := killAt(rng, filepath.Join(dir, "journal.ndjson"), exited)
+		if isEarly {
 			early++
 		}
-		time.Sleep(d)
 		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		<-exited
 		tails += strings.Count(errb.String(), "truncated record ignored")
 		_, h := checkStudy(t, dir)
 		half += h
 		if t.Failed() {
-			t.Fatalf("after kill %d (%s after start, seed %d)", k, d, seed)
+			t.Fatalf("after kill %d (%s, seed %d)", k, d, seed)
 		}
 	}
 	r := run(t, stream.String(), nil, execBin, execArgs(out)...)
@@ -414,4 +414,30 @@ func waitFile(t *testing.T, path string) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling for the file, not a timing
 	}
+}
+
+// killAt waits for the moment of a kill and says what it was: for a quarter
+// of the kills up to 15 ms after the start (start-up, journal replay, the
+// pending entries), for the others up to 20 ms after the 1st to 3rd run
+// llem-exec starts, as the journal shows it, so that most catch a run
+// half-done however slowly the machine starts llem-exec. It returns early
+// if llem-exec has exited.
+func killAt(rng *rand.Rand, journal string, exited <-chan struct{}) (string, bool) {
+	if rng.Intn(4) == 0 {
+		d := time.Duration(rng.Intn(15000)) * time.Microsecond
+		time.Sleep(d) // a random moment of the start-up: the fault itself
+		return fmt.Sprintf("%s after the start", d), true
+	}
+	n, extra := 1+rng.Intn(3), time.Duration(rng.Intn(20000))*time.Microsecond
+	running := func() int { b, _ := os.ReadFile(journal); return bytes.Count(b, []byte(`"status":"running"`)) }
+	for base := running(); running() < base+n; {
+		select {
+		case <-exited:
+			return "after llem-exec ended", false
+		default:
+		}
+		time.Sleep(time.Millisecond) // polling the journal
+	}
+	time.Sleep(extra) // a random moment of the run: the fault itself
+	return fmt.Sprintf("%s after the start of run %d", extra, n), false
 }

@@ -69,7 +69,8 @@ func withProbe(page string) string {
 // chromium runs the browser headless on a file with extra flags; it returns stdout and stderr.
 func chromium(t *testing.T, bin, file string, flags ...string) (string, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	// Only a hang reaches it (the page's timers run on virtual time).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
 		"--user-data-dir=" + filepath.Join(t.TempDir(), "profile"), "--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0"}, flags...)

@@ -264,9 +264,6 @@ func TestBaselineFromConfig(t *testing.T) {
 			t.Errorf("%s: baseline %+v, run baseline_id %q", c.baseline, b, runs[0].BaselineID)
 		}
 	}
-	if d := configBaseline(json.RawMessage(`{"model":"m"}`)); d != 30*time.Second {
-		t.Errorf("no baseline section: %v, want the schema default 30s", d)
-	}
 }
 
 func TestShardSelectLockTruncated(t *testing.T) {

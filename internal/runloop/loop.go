@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/llem/llem/internal/cli"
+	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/runner"
 	"github.com/llem/llem/internal/worker/python"
@@ -502,7 +502,7 @@ func (l *loop) gap(e record.Experiment) bool {
 func (l *loop) baseline(e record.Experiment, st *study) (bl *record.Baseline, stop bool, err error) {
 	dur := l.o.Baseline
 	if dur < 0 {
-		dur = configBaseline(e.Config)
+		dur = config.ReadRunFacts(e.Config).BaselineDuration()
 	}
 	if l.o.Sampler == nil || dur <= 0 {
 		return nil, false, nil
@@ -676,19 +676,6 @@ func quoteClip(s string) string {
 		return strconv.Quote(s[:80]) + fmt.Sprintf("... (%d bytes)", len(s))
 	}
 	return strconv.Quote(s)
-}
-
-// DefaultTimeout is max(600 s, 2 s × n) where n is the config's prompt count.
-func DefaultTimeout(cfg json.RawMessage) time.Duration {
-	var c struct {
-		N *int `json:"n"`
-	}
-	json.Unmarshal(cfg, &c)
-	t := 600 * time.Second
-	if c.N != nil {
-		t = time.Duration(math.Max(600, 2*float64(*c.N))) * time.Second
-	}
-	return t
 }
 
 func readJSON(path string, v any) error {

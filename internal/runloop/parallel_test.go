@@ -377,7 +377,7 @@ func TestSIGKILLResumeParallel(t *testing.T) {
 		}
 		maxRunning = max(maxRunning, running)
 	}
-	stdout := killAndResume(t, bin, args, stream, 12, 60*time.Millisecond, 240*time.Millisecond, rng, check, func() bool { return maxRunning >= 2 })
+	stdout := killAndResume(t, bin, args, stream, filepath.Join(study, "journal.ndjson"), 12, 60*time.Millisecond, rng, check, func() bool { return maxRunning >= 2 })
 	check(-1)
 	if maxRunning < 2 {
 		t.Errorf("no kill caught two runs in flight at once (at most %d): --parallel did not run side by side", maxRunning)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/llem/llem/internal/cli"
+	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/runner"
 )
@@ -167,12 +169,12 @@ func (batchExecution) execute(ctx context.Context, rn runner.Runner, spec runner
 func executionFor(record.Experiment) execution { return batchExecution{} }
 
 // execute carries out the run under its timeout (--timeout, else
-// DefaultTimeout) and says how it ended. A worker that floods events is
+// config.RunFacts.Timeout) and says how it ended. A worker that floods events is
 // stopped like one past its timeout.
 func (a *oneRun) execute(ctx context.Context) (ending, error) {
 	timeout := a.o.Timeout
 	if timeout <= 0 {
-		timeout = DefaultTimeout(a.e.Config)
+		timeout = config.ReadRunFacts(a.e.Config).Timeout()
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -283,6 +285,16 @@ type ending struct {
 	lastLine    string        // the worker's last stderr line
 }
 
+// stoppedFromOutside reports a worker that exited with the interrupted code
+// of the exit-code table, saying (if anything) only that it was interrupted:
+// a SIGTERM or SIGINT sent to every process at once (scancel, a shutdown)
+// can reach the worker before llem-exec has acted on its own copy, and such a
+// run was interrupted, not failed.
+func (en ending) stoppedFromOutside() bool {
+	return en.res.ExitCode == cli.ExitInterrupted &&
+		(en.errEv == nil || en.errEv.Code == "interrupted" || en.errEv.Code == "terminated")
+}
+
 // verdict is the run's status and error: the first of these that holds, in
 // this order (an interrupt explains a timeout or a crash; a worker's own
 // error event explains its exit code).
@@ -303,6 +315,10 @@ func (en ending) verdict() (string, *record.Error) {
 			Hint: "raise --timeout if the experiment needs longer"}
 	case en.res.Err != nil:
 		return record.StatusFailed, en.res.Err
+	case en.stoppedFromOutside():
+		return record.StatusInterrupted, &record.Error{Type: record.ErrInterrupted,
+			Message: fmt.Sprintf("the worker was stopped by a signal that did not come through llem-exec (e.g. scancel or a shutdown signalling every process) and exited %d", exit),
+			Hint:    "rerun the same stream with the same --out to resume"}
 	case en.errEv != nil:
 		return record.StatusFailed, &record.Error{Type: record.ErrWorkerError, Code: en.errEv.Code, Message: nonEmpty(en.errEv.Message, en.errEv.Code), Hint: en.errEv.Hint}
 	case en.res.Signaled:

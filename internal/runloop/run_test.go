@@ -34,6 +34,9 @@ func TestVerdict(t *testing.T) {
 			record.StatusFailed, record.ErrCrash, `killed by a signal without an error event (last stderr line: "Segmentation fault")`},
 		{"non-zero exit", ending{res: runner.Result{ExitCode: 3}, done: true}, record.StatusFailed, record.ErrCrash, "exited with code 3"},
 		{"no done", ending{}, record.StatusFailed, record.ErrNoDone, "without a done event"},
+		{"stopped from outside (SIGTERM to every process)", ending{res: runner.Result{ExitCode: 130}, errEv: &record.Event{Event: record.EventError, Code: "terminated"}},
+			record.StatusInterrupted, record.ErrInterrupted, "did not come through llem-exec"},
+		{"exit 130 with another error is the error", ending{res: runner.Result{ExitCode: 130}, errEv: errEv}, record.StatusFailed, record.ErrWorkerError, "out of memory"},
 	} {
 		status, rerr := c.en.verdict()
 		if status != c.status {

@@ -2,7 +2,6 @@ package runloop
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -118,26 +117,4 @@ func loadBaselines(dir string) []*record.Baseline {
 func idleOf(m power.DeviceMean) record.BaselineDevice {
 	return record.BaselineDevice{Device: m.Device.Device, Source: m.Device.Source, Scope: m.Device.Scope,
 		PowerW: m.PowerW, Samples: m.Samples, Estimate: m.Device.Estimate}
-}
-
-// configBaseline is the idle measurement an experiment's config asks for:
-// baseline.duration_seconds, or 0 when baseline.enabled is false. A config
-// without the section (a hand-written record) gets the schema's default, 30 s.
-func configBaseline(cfg json.RawMessage) time.Duration {
-	var c struct {
-		Baseline *struct {
-			Enabled         *bool    `json:"enabled"`
-			DurationSeconds *float64 `json:"duration_seconds"`
-		} `json:"baseline"`
-	}
-	if json.Unmarshal(cfg, &c) != nil || c.Baseline == nil {
-		return 30 * time.Second
-	}
-	if c.Baseline.Enabled != nil && !*c.Baseline.Enabled {
-		return 0
-	}
-	if c.Baseline.DurationSeconds == nil {
-		return 30 * time.Second
-	}
-	return time.Duration(*c.Baseline.DurationSeconds * float64(time.Second))
 }

@@ -633,7 +633,11 @@ func (r *Runner) attachStartWait(ctx context.Context, id string, spec runner.Spe
 		_, err := stdcopy.StdCopy(stdout, stderr, hj.Reader)
 		copied <- err
 	}()
-	if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+	// The start itself runs to its end even when the run's context ends
+	// meanwhile: a start abandoned half-way left the worker running with no
+	// one to stop it gracefully (the forced remove then killed it without
+	// SIGTERM or grace). The select below stops it properly.
+	if err := r.cli.ContainerStart(bg, id, container.StartOptions{}); err != nil {
 		return w, ctxErr(ctx, classify(stageStart, err, len(spec.GPUs) > 0))
 	}
 	select {

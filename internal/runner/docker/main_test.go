@@ -104,7 +104,8 @@ func setupEngine() error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// A busy engine answers late; only a dead one reaches the bound.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := cli.Ping(ctx); err != nil {
 		return err

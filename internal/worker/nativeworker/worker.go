@@ -289,7 +289,7 @@ func (w *worker) run(ctx context.Context) error {
 type session struct {
 	ctx     context.Context
 	model   *eng.Model
-	tok     eng.Tokenizer
+	tok     codec
 	prompts [][]int32
 	outputs [][]int32 // the measured requests' tokens, by request id
 	batch   int
@@ -365,31 +365,30 @@ func (w *worker) tokenise(s *session, cfg *config.Config, texts []string) (longe
 	if maxOut >= arch.MaxSeqLen {
 		return 0, fail(CodeUnsupported, "lower max_output_tokens or raise native.max_seq_len", "max_output_tokens %d leaves no room for a prompt in max_seq_len %d", maxOut, arch.MaxSeqLen)
 	}
-	s.tok = eng.NewTokenizer(arch.VocabSize)
-	limit := min(cfg.MaxInputTokens, arch.MaxSeqLen-maxOut)
-	s.prompts = make([][]int32, len(texts))
-	cut, longest := 0, 1
-	for i, p := range texts {
-		s.prompts[i] = s.tok.Encode(make([]int32, 0, min(len(p), limit)), p, limit)
-		if len(p) > limit {
-			cut++
-		}
-		longest = max(longest, len(s.prompts[i]))
+	var ckptDir string
+	if cfg.Native.WeightsPath != nil {
+		ckptDir = *cfg.Native.WeightsPath
 	}
+	if s.tok, err = codecFor(ckptDir, s.model); err != nil {
+		return 0, fail(CodeUnsupported, "remove or fix the checkpoint's tokenizer.json (without one, prompts are tokenised byte by byte)", "%v", err)
+	}
+	limit := min(cfg.MaxInputTokens, arch.MaxSeqLen-maxOut)
+	var cut int
+	s.prompts, cut, longest = encodePrompts(s.tok, texts, limit)
 	if cut > 0 && cfg.MaxInputTokens > arch.MaxSeqLen-maxOut {
 		if err := w.warn("truncated", "%d of %d prompts cut to %d tokens: max_seq_len %d − max_output_tokens %d is below max_input_tokens %d", cut, len(s.prompts), limit, arch.MaxSeqLen, maxOut, cfg.MaxInputTokens); err != nil {
 			return 0, err
 		}
 	}
 	batch := min(cfg.Native.BatchSize, len(s.prompts))
-	fmt.Fprintf(w.log, "native worker: %s, %d prompts (%d truncated to %d tokens), batch %d, %d threads\n", cfg.Model, len(s.prompts), cut, limit, batch, threadsOf(cfg.Native.Threads))
+	fmt.Fprintf(w.log, "native worker: %s, tokenizer %s, %d prompts (%d truncated to %d tokens), batch %d, %d threads\n", cfg.Model, s.tok.name(), len(s.prompts), cut, limit, batch, threadsOf(cfg.Native.Threads))
 	return longest, nil
 }
 
 // modelFacts is the model event's content.
 func modelFacts(name string, model *eng.Model) *record.ModelFacts {
 	arch := model.Arch
-	hd := arch.HiddenSize / arch.Heads
+	hd := model.HeadDim
 	return &record.ModelFacts{
 		Name:                   name,
 		Parameters:             ptr(model.Params()),
@@ -446,7 +445,7 @@ func (w *worker) measure(s *session) (*record.Totals, error) {
 // and compared across runs (same seed and config → same tokens).
 const OutputsFile = "outputs.jsonl"
 
-func writeOutputs(path string, tok eng.Tokenizer, outputs [][]int32) error {
+func writeOutputs(path string, tok codec, outputs [][]int32) error {
 	err := atomicfile.Write(path, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		for i, o := range outputs {
@@ -454,7 +453,7 @@ func writeOutputs(path string, tok eng.Tokenizer, outputs [][]int32) error {
 				ID     int     `json:"id"`
 				Tokens []int32 `json:"tokens"`
 				Text   string  `json:"text"`
-			}{i, o, string(tok.Decode(nil, o))}); err != nil {
+			}{i, o, tok.decode(o)}); err != nil {
 				return err
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	eng "github.com/llem/llem/internal/native"
 	"github.com/llem/llem/internal/native/preset"
 	"github.com/llem/llem/internal/record"
+	"github.com/llem/llem/internal/tokenizer"
 	"github.com/llem/llem/schemas"
 )
 
@@ -216,13 +217,7 @@ func TestCheckpoint(t *testing.T) {
 	if err := eng.SaveLlama(m, ck); err != nil {
 		t.Fatal(err)
 	}
-	q, _ := json.Marshal(ck)
-	b = bytes.Replace(b, []byte(`"weights_path":null`), []byte(`"weights_path":`+string(q)), 1)
-	os.WriteFile(p, b, 0o644)
-	code, evs, stderr := runMain(t, context.Background())
-	if code != 0 {
-		t.Fatalf("exit %d\n%s", code, stderr)
-	}
+	evs := runCheckpoint(t, p, b, ck)
 	if got, _ := os.ReadFile(filepath.Join(dir, OutputsFile)); !bytes.Equal(got, want) || len(got) == 0 {
 		t.Fatalf("checkpoint run outputs:\n%s\nsynthetic:\n%s", got, want)
 	}
@@ -368,4 +363,95 @@ func (s *syncBuf) bytes() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]byte(nil), s.b.Bytes()...)
+}
+
+// TestCheckpointTokenizer: a checkpoint directory with a tokenizer.json has
+// its prompts tokenised and its outputs decoded by that tokenizer, not by
+// the byte-level stand-in.
+func TestCheckpointTokenizer(t *testing.T) {
+	dir := setup(t, 1, "warmup: {enabled: false}")
+	p := os.Getenv(EnvExperiment)
+	b, _ := os.ReadFile(p)
+	var in record.WorkerInput
+	json.Unmarshal(b, &in)
+	arch := eng.Arch{Layers: 2, HiddenSize: 32, Heads: 4, KVHeads: 2, FFNSize: 64, VocabSize: 300, MaxSeqLen: 128}
+	m, err := eng.NewSynthetic(arch, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := filepath.Join(dir, "ckpt")
+	if err := eng.SaveLlama(m, ck); err != nil {
+		t.Fatal(err)
+	}
+	// A byte-level BPE: the 256 byte tokens (ids 0–255) and merges of
+	// syllables the synthetic prompts are built from.
+	vocab := map[string]int{}
+	for b := 0; b < 256; b++ {
+		vocab[string(gpt2Byte(byte(b)))] = b
+	}
+	var merges [][2]string
+	for _, pair := range [][2]string{{"a", "n"}, {"e", "r"}, {"o", "n"}, {"Ġ", "t"}, {"i", "n"}, {"a", "r"}, {"e", "n"}, {"o", "r"}} {
+		vocab[pair[0]+pair[1]] = 256 + len(merges)
+		merges = append(merges, pair)
+	}
+	tj, _ := json.Marshal(map[string]any{
+		"pre_tokenizer": map[string]any{"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},
+		"model":         map[string]any{"type": "BPE", "vocab": vocab, "merges": merges},
+	})
+	if err := os.WriteFile(filepath.Join(ck, "tokenizer.json"), tj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(filepath.Join(ck, "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := runCheckpoint(t, p, b, ck)
+	wantIn, bytesIn := 0, 0
+	for _, s := range in.Prompts {
+		wantIn += min(len(tok.Encode(s)), 40) // max_input_tokens: 40
+		bytesIn += min(len(s), 40)
+	}
+	if got := evs[len(evs)-1].Totals.InputTokens; got != int64(wantIn) || wantIn == bytesIn {
+		t.Errorf("input tokens %d, want %d from tokenizer.json (byte-level would give %d)", got, wantIn, bytesIn)
+	}
+	f, _ := os.ReadFile(filepath.Join(dir, OutputsFile))
+	lines := bytes.Split(bytes.TrimSpace(f), []byte("\n"))
+	for _, l := range lines {
+		var o struct {
+			Tokens []int32
+			Text   string
+		}
+		json.Unmarshal(l, &o)
+		if want := tok.Decode(o.Tokens); o.Text != want || len(o.Tokens) == 0 {
+			t.Errorf("output %s: text %q, tokenizer.json decodes %q", l, o.Text, want)
+		}
+	}
+}
+
+// gpt2Byte is GPT-2's bytes_to_unicode, written out for the test.
+func gpt2Byte(b byte) rune {
+	if b >= '!' && b <= '~' || b >= 0xA1 && b <= 0xAC || b >= 0xAE {
+		return rune(b)
+	}
+	n := 0
+	for c := 0; c < int(b); c++ {
+		if !(c >= '!' && c <= '~' || c >= 0xA1 && c <= 0xAC || c >= 0xAE) {
+			n++
+		}
+	}
+	return rune(256 + n)
+}
+
+// runCheckpoint points experiment.json (path p, contents b) at checkpoint
+// directory ck and runs the worker, which must succeed.
+func runCheckpoint(t *testing.T, p string, b []byte, ck string) []record.Event {
+	t.Helper()
+	q, _ := json.Marshal(ck)
+	b = bytes.Replace(b, []byte(`"weights_path":null`), []byte(`"weights_path":`+string(q)), 1)
+	os.WriteFile(p, b, 0o644)
+	code, evs, stderr := runMain(t, context.Background())
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	return evs
 }

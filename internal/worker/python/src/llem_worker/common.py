@@ -251,6 +251,22 @@ def safetensors_numels(directory):
     return out
 
 
+def checkpoint_facts(cfg, hf_config, directory):
+    """The model event's facts: from the model's config (hf_config, a dict or a transformers
+    config; None when unknown), with parameter counts taken from the checkpoint's safetensors
+    files where the model is a local or cached directory (exact, no weights loaded)."""
+    facts = facts_from_config(hf_config, name=cfg["model"], dtype=cfg.get("precision"))
+    if directory:
+        try:
+            e, k = experts_of(hf_config)
+            total, non_embed, active = count_parameters(safetensors_numels(directory), e, k)
+            if total:
+                facts.update(parameters=total, non_embedding_parameters=non_embed, active_parameters=active)
+        except Exception:  # no readable safetensors: the config's estimate stands
+            pass
+    return facts
+
+
 def model_dir(model, revision=None):
     """The local directory of a model: the path itself, or its Hugging Face cache snapshot
     (never downloads)."""

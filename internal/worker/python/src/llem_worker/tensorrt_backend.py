@@ -22,9 +22,8 @@ import json
 import os
 import sys
 
-from .common import (DeviceMemory, WorkerError, count_parameters, experts_of, facts_from_config, field_names,
-                     fit_kwargs, host_memory, is_greedy, model_dir, ns, refuse_unknown, run_warmup,
-                     safetensors_numels, section, split_extra, weight_bytes)
+from .common import (DeviceMemory, WorkerError, checkpoint_facts, field_names, fit_kwargs, host_memory,
+                     is_greedy, model_dir, ns, refuse_unknown, run_warmup, section, split_extra, weight_bytes)
 
 TRT_KNOWN = {"max_batch_size", "tp_size", "pp_size", "quantization", "engine_path", "flow"}
 QUANT_ALGO = {"int8_sq": "W8A8_SQ_PER_CHANNEL", "int4_awq": "W4A16_AWQ", "fp8": "FP8"}
@@ -242,16 +241,7 @@ def _facts(cfg):
     if d and os.path.isfile(os.path.join(d, "config.json")):
         with open(os.path.join(d, "config.json")) as f:
             hf = json.load(f)
-    facts = facts_from_config(hf, name=cfg["model"], dtype=cfg.get("precision"))
-    if d:
-        try:
-            e, k = experts_of(hf)
-            total, non_embed, active = count_parameters(safetensors_numels(d), e, k)
-            if total:
-                facts.update(parameters=total, non_embedding_parameters=non_embed, active_parameters=active)
-        except Exception:
-            pass
-    return facts
+    return checkpoint_facts(cfg, hf, d)
 
 
 async def _measure(proto, llm, token_prompts, params):

@@ -14,9 +14,9 @@ so the observed token times.
 """
 import inspect
 
-from .common import (TORCH_DTYPES, DeviceMemory, WorkerError, count_parameters, experts_of, facts_from_config,
-                     field_names, fit_kwargs, host_memory, is_greedy, model_dir, ns, refuse_unknown,
-                     run_warmup, safetensors_numels, section, split_extra, weight_bytes)
+from .common import (TORCH_DTYPES, DeviceMemory, WorkerError, checkpoint_facts, field_names, fit_kwargs,
+                     host_memory, is_greedy, model_dir, ns, refuse_unknown, run_warmup, section, split_extra,
+                     weight_bytes)
 
 ENGINE_KNOWN = {"gpu_memory_utilization", "swap_space", "cpu_offload_gb", "block_size", "kv_cache_dtype",
                 "enforce_eager", "enable_chunked_prefill", "max_num_seqs", "max_num_batched_tokens",
@@ -261,14 +261,4 @@ def _facts(llm, cfg):
         hf = llm.llm_engine.model_config.hf_config
     except Exception:
         pass
-    facts = facts_from_config(hf, name=cfg["model"], dtype=cfg.get("precision"))
-    d = model_dir(cfg["model"])
-    if d:
-        try:
-            e, k = experts_of(hf)
-            total, non_embed, active = count_parameters(safetensors_numels(d), e, k)
-            if total:
-                facts.update(parameters=total, non_embedding_parameters=non_embed, active_parameters=active)
-        except Exception:
-            pass
-    return facts
+    return checkpoint_facts(cfg, hf, model_dir(cfg["model"]))
