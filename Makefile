@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CGO_CFLAGS := -Wno-deprecated-declarations
 GO ?= go
 BIN := bin
-TOOLS := llem-expand llem-exec llem-sample llem-aggregate llem-report llem-load llem-serve
+TOOLS := llem-expand llem-exec llem-sample llem-aggregate llem-report llem-load llem-serve llem-doctor
 
 .PHONY: build demo test check test-setup fmt vet staticcheck clean
 
@@ -12,8 +12,13 @@ build:
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(TOOLS))
 
 # The main job: the pipeline on the quickstart study with the native backend.
-demo: build
-	mkdir -p results
+# It says what it is doing: the first build compiles every dependency (see
+# the README for how long that takes) and prints nothing until it is done.
+demo:
+	@echo "demo: 1/2 building the tools into $(BIN)/ (go build; the first build compiles every dependency and takes minutes, later ones seconds)"
+	@$(MAKE) --no-print-directory build
+	@echo "demo: 2/2 running examples/quickstart.yaml: llem-expand | llem-exec | llem-aggregate | llem-report (about 15 s: a 5 s idle baseline, then 4 runs)"
+	@mkdir -p results
 	set -o pipefail; $(BIN)/llem-expand examples/quickstart.yaml | $(BIN)/llem-exec --out results \
 	  | $(BIN)/llem-aggregate | tee results/energy.ndjson | $(BIN)/llem-report
 	$(BIN)/llem-report -o results/report.html results/energy.ndjson

@@ -181,7 +181,7 @@ func TestValidationRules(t *testing.T) {
 		{"model: x\nbackend: vllm\nprecision: fp32\n", "precision", "does not support"},
 		{"model: llem-tiny\nprecision: fp16\n", "precision", "does not support"},
 		{"model: x\nbackend: tensorrt\nprecision: fp32\n", "precision", "does not support"},
-		{"model: custom\n", "native", "not a native preset"},
+		{"model: custom\nbackend: native\n", "native", "not a native preset"},
 		{"model: llem-tiny\nnative: {heads: 3}\n", "native.heads", "does not divide"},
 		{"model: llem-tiny\nnative: {kv_heads: 3}\n", "native.kv_heads", "does not divide"},
 		{"model: llem-tiny\nmax_output_tokens: 1000\n", "max_output_tokens", "exceed"},
@@ -231,7 +231,7 @@ func TestFieldErrors(t *testing.T) {
 
 func TestFieldLookup(t *testing.T) {
 	c := mustParse(t, "model: gpt2\nbackend: vllm\nvllm: {engine: {attention: {backend: X}, knob: {deep: 1}}}\n")
-	for path, want := range map[string]any{"vllm.engine.attention.backend": "X", "vllm.engine.knob.deep": int64(1), "n": int64(100), "dataset.input_len": int64(512)} {
+	for path, want := range map[string]any{"vllm.engine.attention.backend": "X", "vllm.engine.knob.deep": int64(1), "n": int64(100), "dataset": "aienergyscore"} {
 		if v, ok := c.Field(path); !ok || v != want {
 			t.Errorf("%s: %v %v", path, v, ok)
 		}

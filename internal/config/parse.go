@@ -26,7 +26,7 @@ func ParseYAML(file string, data []byte) (*yaml.Node, error) {
 		if err.Error() == "EOF" {
 			return nil, &Error{File: file, Line: 1, Col: 1, Message: "the file is empty", Hint: "write a mapping such as: model: llem-tiny"}
 		}
-		return nil, yamlError(file, err)
+		return nil, yamlError(file, data, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -53,15 +53,14 @@ func ParseYAML(file string, data []byte) (*yaml.Node, error) {
 }
 
 // yamlError turns a yaml.v3 syntax error ("yaml: line 3: ...") into an Error
-// with the line.
-func yamlError(file string, err error) error {
+// at the line a person has to edit (syntaxLine).
+func yamlError(file string, data []byte, err error) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	e := &Error{File: file, Message: "invalid YAML: " + msg, Hint: "check the indentation and quoting"}
-	var line int
-	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
-		e.Line, e.Col = line, 1
+	if strings.HasPrefix(msg, "line ") {
 		e.Message = "invalid YAML:" + strings.SplitN(msg, ":", 2)[1]
 	}
+	e.Line, e.Col = syntaxLine(data, msg)
 	return e
 }
 

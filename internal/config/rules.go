@@ -14,6 +14,12 @@ import (
 // It is idempotent, so an effective config decodes to itself. It returns
 // remarks for the user.
 func (c *Config) Finalize() (notes []string) {
+	if c.Backend == "" {
+		c.Backend = DefaultBackend(c)
+	}
+	if c.Dataset.Name == "" && c.Dataset.Synthetic == nil {
+		c.Dataset = DefaultDataset(c.Backend)
+	}
 	if c.Precision == "" {
 		if p, ok := PrecisionSupport[c.Backend]; ok {
 			c.Precision = p[0]
@@ -58,6 +64,27 @@ func (c *Config) Finalize() (notes []string) {
 		}
 	}
 	return notes
+}
+
+// DefaultBackend is the backend of a config that names none: native when the
+// model is a native preset (llem-tiny, llem-small) or the config has a
+// native: section (e.g. native.weights_path), else pytorch, as in
+// LLenergyMeasure v0.8, whose studies name Hugging Face models.
+func DefaultBackend(c *Config) string {
+	if _, ok := preset.Lookup(c.Model); ok || c.Native != nil {
+		return BackendNative
+	}
+	return BackendPyTorch
+}
+
+// DefaultDataset is the dataset of a config that names none: the synthetic
+// generator on the native backend (its models have no tokenizer for real
+// text), else aienergyscore, v0.8's default.
+func DefaultDataset(backend string) Dataset {
+	if backend == BackendNative {
+		return Dataset{Synthetic: defaultSynthetic()}
+	}
+	return Dataset{Name: DatasetAIEnergyScore}
 }
 
 // EnsureSection creates the section of the config's own backend when it is

@@ -273,13 +273,12 @@ type LoRA struct {
 func ptr[T any](v T) *T { return &v }
 
 // Default returns a config with every default of the schema and no model.
-// Precision and the backend's own section are filled by Finalize, because
-// their defaults depend on the backend.
+// The backend and the dataset are left unset (empty) and the precision and
+// the backend's own section too: Finalize fills them, because their defaults
+// depend on the model (DefaultBackend) and on the backend.
 func Default() Config {
 	return Config{
-		Backend:         BackendNative,
 		N:               100,
-		Dataset:         Dataset{Synthetic: defaultSynthetic()},
 		DatasetOrder:    "interleaved",
 		RandomSeed:      42,
 		MaxInputTokens:  512,

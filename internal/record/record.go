@@ -231,6 +231,27 @@ type Run struct {
 	Container  *Container  `json:"container"`
 	Warnings   []Flag      `json:"warnings"`
 	Attempt    int         `json:"attempt"` // 1 for the first execution of this run_id in the journal
+	// MemoryEstimate is llem-exec --dry-run's estimate of the memory the run
+	// needs, against the GPUs it would get; absent outside a dry run.
+	MemoryEstimate *MemoryEstimate `json:"memory_estimate,omitempty"`
+}
+
+// MemoryEstimate is the memory a planned run needs (internal/memest): null
+// figures where there is no estimate (Note says why).
+type MemoryEstimate struct {
+	Params        *int64 `json:"params"`
+	WeightsBytes  *int64 `json:"weights_bytes"`
+	KVCacheBytes  *int64 `json:"kv_cache_bytes"`
+	OverheadBytes *int64 `json:"overhead_bytes"`
+	TotalBytes    *int64 `json:"total_bytes"`
+	// GPUMemoryBytes is the memory of the GPUs the run would get, together
+	// (null: a run on no GPU, or memory unknown); Fits compares TotalBytes
+	// with it (vLLM: with its gpu_memory_utilization share), null when
+	// either is unknown.
+	GPUMemoryBytes *int64 `json:"gpu_memory_bytes"`
+	Fits           *bool  `json:"fits"`
+	Source         string `json:"source,omitempty"` // where the architecture came from
+	Note           string `json:"note,omitempty"`
 }
 
 // BaselineDevice is the idle power of one device.

@@ -46,6 +46,8 @@ svg .pt.est{stroke-dasharray:2 1.5}
 svg .front-line{fill:none;stroke:var(--front);stroke-width:2;stroke-dasharray:6 4}
 svg .dominated{fill:var(--front);opacity:.06;stroke:none}
 svg .ptlabel{font-size:11.5px;font-weight:600}
+svg .ptlabel.dom{font-weight:400;opacity:.7}
+svg .ci-arrow{fill:var(--fg);opacity:.45}
 svg .trace{fill:none;stroke-width:1.6;stroke-linejoin:round}
 svg .trace.approx{stroke-dasharray:5 3}
 svg .req{stroke:var(--accent);stroke-width:2;opacity:.55}
@@ -69,7 +71,8 @@ tr.flagged td:first-child{box-shadow:inset 3px 0 0 var(--est)}
 table.matrix td.hit{color:var(--est);text-align:center;cursor:help}
 table.matrix th.code{writing-mode:vertical-rl;transform:rotate(180deg);font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-weight:500;vertical-align:bottom;padding:8px 4px}
 table.meanings,table.matrix{width:auto}
-td.flags{white-space:normal;min-width:220px}
+td.flags{white-space:normal;min-width:130px}
+td.flags .chip{white-space:nowrap;margin:1px 0}
 .note{color:var(--muted);font-size:12.5px}
 footer{margin-top:40px;padding-bottom:40px;color:var(--muted);font-size:12.5px}
 footer dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 18px;margin:0}

@@ -279,7 +279,7 @@ func (rp *Report) headline() []string {
 	}
 	sort.Strings(hs)
 	for b, n := range basis {
-		bs = append(bs, fmt.Sprintf("%s (%d)", b, n))
+		bs = append(bs, fmt.Sprintf("%s for %d config%s", b, n, map[bool]string{true: "", false: "s"}[n == 1]))
 	}
 	sort.Strings(bs)
 	lines := []string{"study " + strings.Join(st, ", ")}
@@ -288,7 +288,7 @@ func (rp *Report) headline() []string {
 		l += " · host " + strings.Join(hs, ", ")
 	}
 	if len(bs) > 0 {
-		l += " · energy basis " + strings.Join(bs, ", ")
+		l += " · energy basis (the scope the figures cover) " + strings.Join(bs, ", ")
 	}
 	return append(lines, l)
 }
@@ -297,7 +297,7 @@ func (rp *Report) headline() []string {
 func (rp *Report) legend() []string {
 	var l []string
 	if rp.anyEstimate() {
-		l = append(l, EstMark+" estimate: no energy sensor, the figure comes from a model of power, not a measurement")
+		l = append(l, EstMark+" estimate: no energy sensor, the figure comes from a model of power, not a measurement: busy CPU cores × a fixed power per core, so runs that keep every core busy all show the same power (cores × W per core) with a near-zero interval")
 	}
 	l = append(l, "± half width of the 95 % confidence interval of the mean over ok cycles (Student t); "+Dash+" unknown")
 	l = append(l, "energy figures are gross, over the measure phase, on each config's basis scope (gpu, or total = the named sum of the measured scopes)")

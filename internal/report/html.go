@@ -212,10 +212,10 @@ func (rp *Report) htmlPlots(p printer) {
 		rp.plotEnergyPerToken(), estCaption(rp))
 	tp := metricByName[record.MOutputTokensPerS]
 	svgT, nT := rp.plotPareto("pareto-throughput", "Energy per output token against output throughput, Pareto front", tp, true)
-	p("<figure id=\"fig-pareto-throughput\">%s<figcaption>Energy–throughput trade-off across the sweep: each point is a config (means, thin lines = 95 %% intervals). The %d highlighted configs form the Pareto front: no other config uses less energy per token <i>and</i> delivers more output tokens per second.</figcaption></figure>\n", svgT, nT)
+	p("<figure id=\"fig-pareto-throughput\">%s<figcaption>Energy–throughput trade-off across the sweep: each point is a config (means, thin lines = 95 %% intervals). %s the Pareto front: no other config uses less energy per token <i>and</i> delivers more output tokens per second; the others are dominated (labelled in grey where there is room). Intervals cut at the plot's edge end in an arrow.</figcaption></figure>\n", svgT, frontPhrase(nT))
 	lat := metricByName[record.ME2EP50S]
 	svgL, nL := rp.plotPareto("pareto-latency", "Energy per output token against median request latency, Pareto front", lat, false)
-	p("<figure id=\"fig-pareto-latency\">%s<figcaption>Energy–latency trade-off: median end-to-end request latency (E2E p50) against energy per output token; the %d highlighted configs form the Pareto front (lower is better on both axes).</figcaption></figure>\n", svgL, nL)
+	p("<figure id=\"fig-pareto-latency\">%s<figcaption>Energy–latency trade-off: median end-to-end request latency (E2E p50) against energy per output token; %s the Pareto front (lower is better on both axes).</figcaption></figure>\n", svgL, lowerFirst(frontPhrase(nL)))
 	p("</section>\n")
 
 }
@@ -289,6 +289,17 @@ func (rp *Report) htmlTables(bw *bufio.Writer, p printer) {
 		p("</section>\n")
 	}
 }
+
+// frontPhrase is the subject of a Pareto caption, in number: "The 1
+// highlighted config forms", "The 3 highlighted configs form".
+func frontPhrase(n int) string {
+	if n == 1 {
+		return "The 1 highlighted config forms"
+	}
+	return fmt.Sprintf("The %d highlighted configs form", n)
+}
+
+func lowerFirst(s string) string { return strings.ToLower(s[:1]) + s[1:] }
 
 func estCaption(rp *Report) string {
 	if rp.anyEstimate() {
@@ -371,7 +382,7 @@ func writeHTMLTable(w io.Writer, g grid, id string) {
 			if g.Head[i] == "flags" && c != "" {
 				var chips []string
 				for _, code := range strings.Split(c, ",") {
-					chips = append(chips, "<span class=\"chip\">"+esc(code)+"</span>")
+					chips = append(chips, "<span class=\"chip\" title=\""+esc(code+": "+flagDescriptions[code])+"\">"+esc(code)+"</span>")
 				}
 				fmt.Fprintf(w, "<td class=\"flags\">%s</td>", strings.Join(chips, " "))
 				continue

@@ -221,15 +221,19 @@ func (rp *Report) plotPareto(id, title string, ym *Metric, maxY bool) (string, i
 	s.axes(x, y, xt, yt, xm.Unit, ym.Unit, "energy per output token (lower is better)", ym.Label+map[bool]string{true: " (higher is better)", false: " (lower is better)"}[maxY])
 	clampX := func(v float64) float64 { return math.Max(x.p0, math.Min(x.p1, x.px(v))) }
 	clampY := func(v float64) float64 { return math.Min(y.p0, math.Max(y.p1, y.px(v))) }
-	// 95 % intervals as thin crosses.
+	// 95 % intervals as thin crosses, capped; an end cut at the plot's edge
+	// gets an arrowhead instead, so a wide interval does not read as a
+	// gridline.
 	s.raw(`<g class="cis">`)
 	for _, p := range pts {
 		px, py := x.px(p.x), y.px(p.y)
 		if p.xlo != nil && p.xhi != nil {
-			s.line(clampX(*p.xlo), py, clampX(*p.xhi), py, "ci faint")
+			a, b := x.px(*p.xlo), x.px(*p.xhi)
+			ciBar(s, true, py, clampX(*p.xlo), clampX(*p.xhi), a != clampX(*p.xlo), b != clampX(*p.xhi))
 		}
 		if p.ylo != nil && p.yhi != nil {
-			s.line(px, clampY(*p.ylo), px, clampY(*p.yhi), "ci faint")
+			a, b := y.px(*p.ylo), y.px(*p.yhi)
+			ciBar(s, false, px, clampY(*p.ylo), clampY(*p.yhi), a != clampY(*p.ylo), b != clampY(*p.yhi))
 		}
 	}
 	s.raw(`</g>`)
@@ -253,7 +257,7 @@ func (rp *Report) plotPareto(id, title string, ym *Metric, maxY bool) (string, i
 		s.raw(`<circle cx="%s" cy="%s" r="%s" class="%s" data-series="%s"><title>%s</title></circle>`,
 			f1(x.px(p.x)), f1(y.px(p.y)), map[bool]string{true: "5.5", false: "4"}[p.front], cls, series, esc(tip))
 	}
-	labelFront(s, front, x, y, W-r, W)
+	labelDominated(s, pts, labelFront(s, front, x, y, W-r, W), x, y, W-r, W)
 	// Legend.
 	s.raw(`<g class="legend" transform="translate(%s 8)"><circle cx="6" cy="6" r="5.5" class="pt front"/><text x="16" y="10">on the Pareto front (%d)</text><circle cx="176" cy="6" r="4" class="pt"/><text x="186" y="10">dominated (%d)</text><path d="M290 6 H316" class="front-line"/><text x="322" y="10">front; shaded: dominated</text></g>`,
 		f1(W-r-450), len(front), len(pts)-len(front))
@@ -303,9 +307,56 @@ type labelBox struct{ x0, y0, x1, y1 float64 }
 // labelFront labels the front's points, placed greedily where they overlap
 // no label already placed (a point whose label finds no room keeps its
 // tooltip). right is the plot area's right edge, width the figure's.
-func labelFront(s *svg, front []*paretoPoint, x, y scale, right, width float64) {
-	var placed []labelBox
-	for _, p := range front {
+// ciBar draws one interval from a to b (pixels) along x (horiz) or y, at
+// fixed on the other axis: a cap at an end inside the plot, an arrowhead
+// pointing out at an end cut at the edge.
+func ciBar(s *svg, horiz bool, fixed, a, b float64, cutA, cutB bool) {
+	pt := func(along, across float64) (float64, float64) {
+		if horiz {
+			return along, fixed + across
+		}
+		return fixed + across, along
+	}
+	x1, y1 := pt(a, 0)
+	x2, y2 := pt(b, 0)
+	s.line(x1, y1, x2, y2, "ci faint")
+	for _, end := range []struct {
+		at, out float64
+		cut     bool
+	}{{a, math.Copysign(1, a-b), cutA}, {b, math.Copysign(1, b-a), cutB}} {
+		if end.cut {
+			tx, ty := pt(end.at, 0)
+			lx, ly := pt(end.at-6*end.out, -3.5)
+			rx, ry := pt(end.at-6*end.out, 3.5)
+			s.raw(`<path d="M%s %s L%s %s L%s %s Z" class="ci-arrow"/>`, f1(tx), f1(ty), f1(lx), f1(ly), f1(rx), f1(ry))
+			continue
+		}
+		cx1, cy1 := pt(end.at, -3)
+		cx2, cy2 := pt(end.at, 3)
+		s.line(cx1, cy1, cx2, cy2, "ci faint")
+	}
+}
+
+// labelDominated labels the configs off the front, fainter, where a free
+// place is left around them after the front's labels.
+func labelDominated(s *svg, pts []*paretoPoint, placed []labelBox, x, y scale, right, width float64) {
+	var dom []*paretoPoint
+	for _, p := range pts {
+		if !p.front {
+			dom = append(dom, p)
+		}
+	}
+	labelPoints(s, dom, placed, "ptlabel dom", x, y, right, width)
+}
+
+// labelFront labels the front's configs; it returns the boxes they took.
+func labelFront(s *svg, front []*paretoPoint, x, y scale, right, width float64) []labelBox {
+	return labelPoints(s, front, nil, "ptlabel", x, y, right, width)
+}
+
+// labelPoints labels pts where a free place is left beside placed.
+func labelPoints(s *svg, pts []*paretoPoint, placed []labelBox, class string, x, y scale, right, width float64) []labelBox {
+	for _, p := range pts {
 		px, py := x.px(p.x), y.px(p.y)
 		lab := truncate(p.label, 30)
 		if p.c.Estimate {
@@ -313,11 +364,12 @@ func labelFront(s *svg, front []*paretoPoint, x, y scale, right, width float64) 
 		}
 		wd := float64(len([]rune(lab)))*6.6 + 4
 		if bx, ok := placeLabel(placed, px, py, wd, x.p0, y.p0, right, width, func(tx, ty float64, anchor string) {
-			s.text(tx, ty, anchor, "ptlabel", lab)
+			s.text(tx, ty, anchor, class, lab)
 		}); ok {
 			placed = append(placed, bx)
 		}
 	}
+	return placed
 }
 
 // placeLabel tries the positions around point (px, py), right of it first

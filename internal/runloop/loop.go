@@ -405,7 +405,7 @@ func (l *loop) next(e record.Experiment) (stop bool, err error) {
 		return false, err
 	}
 	if l.o.DryRun {
-		return false, l.out.Write(plannedRun(e, record.StatusPlanned, runDir, l.o.Host))
+		return false, l.out.Write(plannedWithEstimate(e, runDir, l.o, l.warn))
 	}
 	need := gpusNeeded(e)
 	for l.inflight > 0 && !l.pool.fits(need) {

@@ -71,6 +71,7 @@ type Study struct {
 	dec           *config.Decoder
 	axes          []*axis
 	backendAxis   *axis
+	topBackend    *axis // a top-level backend list (v0.8), before it joins axes
 	blocks        []block
 	explicit      []*yaml.Node
 	explicitPaths []string
@@ -352,7 +353,7 @@ func (s *Study) widen(c *config.Config) {
 func (s *Study) where(i int) string {
 	for _, b := range s.blocks {
 		if i < b.size {
-			return fmt.Sprintf("sweep point %d (backend %s)", i, b.backend)
+			return fmt.Sprintf("sweep point %d (backend %s)", i, backendNames([]string{b.backend}))
 		}
 		i -= b.size
 	}

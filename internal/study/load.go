@@ -130,13 +130,7 @@ func (s *Study) load(data []byte, opts Options) {
 		switch k.Value {
 		case "version":
 		case "name":
-			v = d.Resolve(v, "name")
-			if v == nil || v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" || !safeName.MatchString(v.Value) {
-				s.errorf(v, "name", "letters, digits, '.', '_' and '-', at most 128, starting with a letter or digit",
-					"the study name must be safe as a folder name")
-			} else {
-				s.Name = v.Value
-			}
+			s.loadName(v)
 		case "base":
 			baseNode = v
 		case "sweep":
@@ -148,6 +142,9 @@ func (s *Study) load(data []byte, opts Options) {
 		case "runners":
 			runnersNode = v
 		default:
+			if k.Value == "backend" && s.topBackendList(k, v) {
+				continue
+			}
 			first, _, _ := strings.Cut(k.Value, ".")
 			if !contains(config.TopLevelFields(), first) {
 				hint := ""
@@ -172,12 +169,23 @@ func (s *Study) load(data []byte, opts Options) {
 	if sweepNode != nil {
 		s.loadSweep(sweepNode)
 	}
+	s.addTopBackend()
 	if expNode != nil {
 		s.loadExperiments(expNode)
 	}
 	s.isStudy = sweepNode != nil || expNode != nil
 	for _, n := range d.Notes {
 		s.note(n)
+	}
+}
+
+func (s *Study) loadName(v *yaml.Node) {
+	v = s.dec.Resolve(v, "name")
+	if v == nil || v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" || !safeName.MatchString(v.Value) {
+		s.errorf(v, "name", "letters, digits, '.', '_' and '-', at most 128, starting with a letter or digit",
+			"the study name must be safe as a folder name")
+	} else {
+		s.Name = v.Value
 	}
 }
 
@@ -551,7 +559,7 @@ func (s *Study) loadExperiments(n *yaml.Node) {
 			return
 		}
 		if len(d.Errors()) > 0 {
-			s.errs = append(s.errs, d.Errors()...)
+			s.errs = append(s.errs, entryErrors(d.Errors(), p)...)
 			d.Reset()
 			continue
 		}
@@ -574,13 +582,12 @@ func (s *Study) plan(limit int) {
 			}
 		}
 	} else {
-		backends = []string{s.base.Backend}
+		backends = []string{s.defaultBackend()}
 	}
 	for _, a := range s.axes {
 		if a.scope != "" && !contains(backends, a.scope) {
-			hint := fmt.Sprintf("set backend: %s, or add %s to a backend axis (sweep: {backend: [%s, %s]})", a.scope, a.scope, strings.Join(backends, ", "), a.scope)
-			s.errorf(a.keyNode, "sweep."+a.key, hint,
-				"axis is scoped to backend %s, but the sweep's experiments use %s", a.scope, strings.Join(backends, ", "))
+			s.errorf(a.keyNode, "sweep."+a.key, scopeHint(a.scope, backends),
+				"axis is scoped to backend %s, but the sweep's experiments use %s", a.scope, backendNames(backends))
 		}
 	}
 	if len(s.axes) == 0 && (len(s.explicit) > 0 || s.isStudy && s.base.Model == "") {
