@@ -410,15 +410,24 @@ func clipS(s string) string {
 	return s
 }
 
-func (s *Study) loadSweep(n *yaml.Node) {
+// section resolves a top-level section's node (aliases followed): nil when
+// it is null (nothing to load) or cannot be resolved (the error recorded).
+func (s *Study) section(n *yaml.Node, name string) *yaml.Node {
 	d := s.dec
-	n = d.Resolve(n, "sweep")
-	if n == nil {
+	if n = d.Resolve(n, name); n == nil {
 		s.errs = append(s.errs, d.Errors()...)
 		d.Reset()
-		return
+		return nil
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return nil
+	}
+	return n
+}
+
+func (s *Study) loadSweep(n *yaml.Node) {
+	d := s.dec
+	if n = s.section(n, "sweep"); n == nil {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
@@ -526,13 +535,7 @@ func nodeKind(n *yaml.Node) string {
 
 func (s *Study) loadExperiments(n *yaml.Node) {
 	d := s.dec
-	n = d.Resolve(n, "experiments")
-	if n == nil {
-		s.errs = append(s.errs, d.Errors()...)
-		d.Reset()
-		return
-	}
-	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+	if n = s.section(n, "experiments"); n == nil {
 		return
 	}
 	if n.Kind != yaml.SequenceNode {
