@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # busy-test.sh [N] — the suite on a busy machine: clones this repository's HEAD into a fresh
 # directory and runs `make test` there N times in a row (default 3) while two CPU-bound
-# processes run beside it the whole time, as on a shared CI machine. Stops at the first failure.
+# processes run beside it the whole time, as on a shared CI machine. Every run executes every test
+# (GOFLAGS=-count=1: no cached results). Stops at the first failure.
 # Prints one line per run (exit status and wall time) and keeps each run's log under $OUT
 # (default /tmp/llem-busy-test).
 set -euo pipefail
@@ -16,7 +17,7 @@ trap 'kill "${burners[@]}" 2>/dev/null' EXIT
 echo "busy-test: $(git -C "$out/clone" rev-parse --short HEAD), two CPU-bound processes beside make test, $(nproc) cores"
 for i in $(seq 1 "$n"); do
   start=$(date +%s)
-  if (cd "$out/clone" && make test) >"$out/run-$i.log" 2>&1; then rc=0; else rc=$?; fi
+  if (cd "$out/clone" && GOFLAGS=-count=1 make test) >"$out/run-$i.log" 2>&1; then rc=0; else rc=$?; fi
   echo "busy-test: run $i/$n: exit $rc, $(( $(date +%s) - start )) s, load average $(cut -d' ' -f1-3 /proc/loadavg) (log $out/run-$i.log)"
   [ "$rc" -eq 0 ] || exit "$rc"
 done
