@@ -3,7 +3,7 @@ package aggregate
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
+	goldenfile "github.com/llem/llem/internal/golden"
 	"math"
 	"os"
 	"path/filepath"
@@ -20,34 +20,7 @@ import (
 	"github.com/llem/llem/schemas"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-		for i := range min(len(gl), len(wl)) {
-			if gl[i] != wl[i] {
-				t.Fatalf("%s differs at line %d:\n got: %.600s\nwant: %.600s\n(go test -update rewrites it)", path, i+1, gl[i], wl[i])
-			}
-		}
-		t.Fatalf("%s differs in length: %d vs %d lines", path, len(gl), len(wl))
-	}
-}
+func golden(t *testing.T, name string, got []byte) { t.Helper(); goldenfile.Check(t, name, got) }
 
 func runCmd(t *testing.T, stdin []byte, args ...string) (string, string, int) {
 	var out, errb bytes.Buffer

@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
+	goldenfile "github.com/llem/llem/internal/golden"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,8 +15,6 @@ import (
 	"github.com/llem/llem/internal/gpu"
 	"github.com/llem/llem/internal/record"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // fakeLib is NVML with the given devices.
 type fakeLib struct{ devs []*fakeDev }
@@ -105,25 +103,7 @@ func bareMachine(t *testing.T) Env {
 	}
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update):\n%s", name, got)
-	}
-}
+func golden(t *testing.T, name string, got []byte) { t.Helper(); goldenfile.Check(t, name, got) }
 
 func TestReports(t *testing.T) {
 	for name, env := range map[string]Env{"gpu-machine.txt": gpuMachine(t), "bare-machine.txt": bareMachine(t)} {

@@ -2,33 +2,14 @@ package load
 
 import (
 	"bytes"
-	"flag"
-	"os"
-	"path/filepath"
+	goldenfile "github.com/llem/llem/internal/golden"
 	"testing"
 	"time"
 
 	"github.com/llem/llem/internal/record"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -run %s -update to rewrite):\n%s", p, t.Name(), got)
-	}
-}
+func golden(t *testing.T, name string, got []byte) { t.Helper(); goldenfile.Check(t, name, got) }
 
 // rec builds an ok request sent at start ms with its first token after ttft
 // ms and a token every itl ms after that; times in ms from 0.

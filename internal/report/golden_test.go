@@ -5,9 +5,8 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"flag"
+	goldenfile "github.com/llem/llem/internal/golden"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,31 +14,7 @@ import (
 	"github.com/llem/llem/internal/cli"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-		for i := range min(len(gl), len(wl)) {
-			if gl[i] != wl[i] {
-				t.Fatalf("%s differs at line %d:\n got: %.600s\nwant: %.600s\n(go test -update rewrites it)", path, i+1, gl[i], wl[i])
-			}
-		}
-		t.Fatalf("%s differs in length: %d vs %d lines (go test -update rewrites it)", path, len(gl), len(wl))
-	}
-}
+func golden(t *testing.T, name string, got []byte) { t.Helper(); goldenfile.Check(t, name, got) }
 
 func runCmd(t testing.TB, stdin []byte, args ...string) (string, string, int) {
 	var out, errb bytes.Buffer
