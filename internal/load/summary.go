@@ -108,7 +108,7 @@ func (s *Summary) Print(w io.Writer, name string) {
 		l := stats.Latency(row.v) // sorts row.v in place: the summary is printed once
 		fmt.Fprintf(w, "  %-9s %9s %9s %9s %9s %9s %9s %8d\n", row.name, ms(l.Mean), ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Min), ms(l.Max), l.N)
 	}
-	if p99 := stats.Percentile(s.lag, 0.99); p99 > float64(s.LagWarn) {
+	if p99 := s.SendLagP99(); p99 > float64(s.LagWarn) {
 		fmt.Fprintf(w, "%s: warning: the generator fell behind its schedule: send lag p99 %s ms > %s ms; "+
 			"its figures understate the offered load (a busy machine, or too high a rate for one generator)\n",
 			name, num(p99*1e-6, 3, true), num(float64(s.LagWarn)*1e-6, 3, true))
