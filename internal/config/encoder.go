@@ -27,13 +27,14 @@ type encSlot struct {
 }
 
 type topField struct {
-	key   []byte
-	off   uintptr
-	size  uintptr
-	typ   reflect.Type
-	enc   encFn
-	memo  bool
-	first bool
+	key  []byte
+	off  uintptr
+	size uintptr
+	typ  reflect.Type
+	enc  encFn
+	memo bool
+	// omitNull: left out while nil (llem:"omitnull"), as AppendCanonical does
+	omitNull bool
 }
 
 var topPlan = func() []topField {
@@ -45,7 +46,7 @@ var topPlan = func() []topField {
 		sf := t.Field(f.index)
 		k := f.typ.Kind()
 		plan[i] = topField{key: f.key, off: sf.Offset, size: f.typ.Size(), typ: f.typ, enc: encoderOf(f.typ),
-			memo: k == reflect.Struct || k == reflect.Pointer || k == reflect.Map, first: i == 0}
+			memo: k == reflect.Struct || k == reflect.Pointer || k == reflect.Map, omitNull: f.omitNull}
 	}
 	return plan
 }()
@@ -58,13 +59,18 @@ func (e *Encoder) Append(dst []byte, c *Config) ([]byte, error) {
 	p := unsafe.Pointer(c)
 	dst = append(dst, '{')
 	var err error
+	first := true
 	for i := range topPlan {
 		f := &topPlan[i]
-		if !f.first {
+		fp := unsafe.Add(p, f.off)
+		if f.omitNull && *(*unsafe.Pointer)(fp) == nil {
+			continue
+		}
+		if !first {
 			dst = append(dst, ',')
 		}
+		first = false
 		dst = append(dst, f.key...)
-		fp := unsafe.Add(p, f.off)
 		if !f.memo {
 			if dst, err = f.enc(dst, fp); err != nil {
 				return dst, err

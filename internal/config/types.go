@@ -27,6 +27,7 @@ type Config struct {
 	VLLM              *VLLM          `json:"vllm"`
 	TensorRT          *TensorRT      `json:"tensorrt"`
 	LoRA              *LoRA          `json:"lora"`
+	Serving           *Serving       `json:"serving" llem:"omitnull"` // nil: a batch run; left out of the canonical form (and the ID) then
 	PassthroughKwargs map[string]any `json:"passthrough_kwargs"`
 	OutputDir         *string        `json:"output_dir"`
 }
@@ -261,6 +262,40 @@ type TensorRT struct {
 	Quantization *string        `json:"quantization" v:"enum=int8_sq|int4_awq|fp8"`
 	EnginePath   *string        `json:"engine_path"`
 	Extra        map[string]any `json:"-" llem:"extra"`
+}
+
+// Serving makes the experiment a serving run: llem-exec starts the backend's
+// OpenAI-compatible server (or uses Endpoint, a server already running),
+// drives it with traffic from internal/load and measures the steady-state
+// window. Nil: a batch run. Prompts and their lengths come from the config's
+// dataset, as for a batch run. Phases: load, idle (IdleS), warmup (WarmupS),
+// measure (DurationS or Requests), cooldown (CooldownS).
+type Serving struct {
+	Endpoint        *string  `json:"endpoint"` // base URL (…/v1) of a running server; nil: llem-exec starts one
+	API             string   `json:"api" v:"enum=completions|chat"`
+	Arrival         string   `json:"arrival" v:"enum=poisson|constant|gamma"`
+	Rate            *float64 `json:"rate" v:"gt=0"`           // requests/s, open loop; exactly one of rate and concurrency
+	Burstiness      *float64 `json:"burstiness" v:"gt=0"`     // gamma only: shape; 1 is Poisson
+	Concurrency     *int     `json:"concurrency" v:"min=1"`   // closed loop: requests kept in flight
+	MaxInFlight     *int     `json:"max_in_flight" v:"min=1"` // open loop cap; null: none
+	DurationS       *float64 `json:"duration_s" v:"gt=0"`     // measure window; exactly one of duration_s and requests
+	Requests        *int     `json:"requests" v:"min=1"`      // measure window as a request count
+	IdleS           float64  `json:"idle_s" v:"min=0"`
+	WarmupS         float64  `json:"warmup_s" v:"min=0"`
+	CooldownS       float64  `json:"cooldown_s" v:"min=0"`
+	Trace           *string  `json:"trace"` // arrival offsets and lengths replayed from a file (JSONL or Azure CSV)
+	Seed            *int64   `json:"seed"`  // arrival schedule seed; null: random_seed
+	StartupTimeoutS float64  `json:"startup_timeout_s" v:"gt=0"`
+	RequestTimeoutS float64  `json:"request_timeout_s" v:"gt=0"`
+	SLO             SLO      `json:"slo"`
+}
+
+// SLO holds the service-level objectives goodput counts against; a null
+// objective is not checked.
+type SLO struct {
+	TTFTMs *float64 `json:"ttft_ms" v:"gt=0"`
+	TPOTMs *float64 `json:"tpot_ms" v:"gt=0"`
+	E2EMs  *float64 `json:"e2e_ms" v:"gt=0"`
 }
 
 // LoRA names one adapter (exactly one of AdapterID and AdapterPath).

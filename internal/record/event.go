@@ -19,6 +19,14 @@ const (
 	PhaseMeasure = "measure"
 	EdgeStart    = "start"
 	EdgeEnd      = "end"
+
+	// Serving runs only. A serving run's phases, in order: load (the server
+	// starting, until its health check passes), idle (the model loaded and
+	// no traffic: the static power of a served model), warmup (traffic sent,
+	// not measured), measure (the steady-state window), cooldown (traffic
+	// still sent, not measured, so the measure window ends under load).
+	PhaseIdle     = "idle"
+	PhaseCooldown = "cooldown"
 )
 
 // Event is one line of the worker protocol. Fields that do not belong to the

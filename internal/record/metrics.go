@@ -53,3 +53,21 @@ const (
 	ME2EP90S               = "e2e_p90_s"
 	ME2EP95S               = "e2e_p95_s"
 )
+
+// Serving metric names (serving runs only; absent from batch runs). Rates
+// are over the measure window; latency figures over the ok requests sent in
+// it; an SLO-dependent figure is null where the config states no SLO.
+const (
+	MOfferedRateRPS   = "offered_rate_rps"    // requests scheduled in the measure window / its length
+	MAchievedRateRPS  = "achieved_rate_rps"   // requests completed ok in the window / its length
+	MRequestsFailed   = "requests_failed"     // requests sent in the window that did not end ok
+	MGoodputRPS       = "goodput_rps"         // ok requests meeting every stated SLO / window length
+	MSLOAttainment    = "slo_attainment"      // fraction of requests sent in the window meeting every SLO
+	MServerIdlePowerW = "server_idle_power_w" // mean power on the basis scope in the idle phase (model loaded, no traffic)
+	MSendLagP50S      = "send_lag_p50_s"      // load generator's send lag
+	MSendLagP99S      = "send_lag_p99_s"
+	MTPOTMeanS        = "tpot_mean_s" // per request: (e2e − ttft) / (output tokens − 1)
+	MTPOTP50S         = "tpot_p50_s"
+	MTPOTP90S         = "tpot_p90_s"
+	MTPOTP99S         = "tpot_p99_s"
+)

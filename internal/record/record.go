@@ -99,11 +99,14 @@ type Window struct {
 // DurationS is the window's length in seconds.
 func (w Window) DurationS() float64 { return float64(w.EndNS-w.StartNS) / 1e9 }
 
-// Phases holds the windows a worker reported. Absent phases are null.
+// Phases holds the windows a worker reported. Absent phases are null; Idle
+// and Cooldown exist only in serving runs and are left out elsewhere.
 type Phases struct {
-	Load    *Window `json:"load"`
-	Warmup  *Window `json:"warmup"`
-	Measure *Window `json:"measure"`
+	Load     *Window `json:"load"`
+	Idle     *Window `json:"idle,omitempty"`
+	Warmup   *Window `json:"warmup"`
+	Measure  *Window `json:"measure"`
+	Cooldown *Window `json:"cooldown,omitempty"`
 }
 
 // Totals are the inference totals of the measure phase, from the worker's done event.
@@ -213,7 +216,12 @@ type Run struct {
 	RunDir     string `json:"run_dir"`     // absolute where llem-exec could make it so
 	SampleFile string `json:"sample_file"` // relative to run_dir: samples.arrows
 	EventsFile string `json:"events_file"` // relative to run_dir: events.ndjson (request events)
-	BaselineID string `json:"baseline_id,omitempty"`
+	// RequestsFile and ServerLog exist in serving runs only (relative to
+	// run_dir): requests.ndjson holds one KindRequest record per request sent
+	// in any phase, server.log the server's stdout and stderr.
+	RequestsFile string `json:"requests_file,omitempty"`
+	ServerLog    string `json:"server_log,omitempty"`
+	BaselineID   string `json:"baseline_id,omitempty"`
 	// Samplers lists the sample sources used (nvml, rapl, estimate).
 	Samplers   []string    `json:"samplers"`
 	Estimate   bool        `json:"estimate"` // true when any energy figure of this run can only be an estimate
