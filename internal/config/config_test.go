@@ -41,6 +41,8 @@ func TestEffectiveConfigGolden(t *testing.T) {
 		"native-default":  "model: llem-tiny\n",
 		"pytorch-default": "model: gpt2\nbackend: pytorch\n",
 		"vllm-extras":     "model: m\nbackend: vllm\nvllm: {engine: {max_num_seqs: 64, attention: {backend: FLASHINFER}, custom_knob: 3}, zeta: [1, {b: 2, a: 1}]}\n",
+		"native-serving":  "model: llem-tiny\nserving: {rate: 4, duration_s: 60, slo: {ttft_ms: 500}}\n",
+		"sglang-serving":  "model: org/m\nbackend: sglang\nsglang: {mem_fraction_static: 0.8, enable_mixed_chunk: true}\nserving: {concurrency: 8, requests: 100, arrival: poisson}\n",
 	} {
 		c := mustParse(t, src)
 		b, err := c.Canonical()
@@ -72,6 +74,8 @@ func TestDecodeRoundTrip(t *testing.T) {
 		"model: gpt2\nbackend: pytorch\nprecision: fp16\npytorch: {load_in_4bit: true, bnb_4bit_quant_type: nf4, extra_arg: {x: [1, 2.5]}}\npassthrough_kwargs: {foo: bar}\n",
 		"model: m\nbackend: vllm\nvllm: {engine: {offload_params: [a, b], compilation_config: {level: 3}}, sampling: {n: 2}}\ndataset: {distribution: lognormal, sigma: 0.3}\n",
 		"model: m\nbackend: tensorrt\nlora: {adapter_id: a/b}\noutput_dir: /tmp/x\ndataset: data/p.jsonl\n",
+		"model: llem-tiny\nserving: {rate: 2, arrival: gamma, requests: 10, endpoint: 'http://h:1/v1', seed: 5, slo: {e2e_ms: 100}}\n",
+		"model: org/m\nbackend: sglang\nsglang: {tp_size: 2, schedule_policy: lpm, x_knob: [1]}\nserving: {trace: t.jsonl, duration_s: 5}\n",
 	} {
 		c := mustParse(t, src)
 		b1, _ := c.Canonical()
@@ -205,7 +209,7 @@ func TestFieldErrors(t *testing.T) {
 	cases := []struct{ src, want string }{
 		{"model: x\nprecison: fp16\n", `t.yaml:2:1: precison: unknown field "precison" (hint: did you mean "precision"?)`},
 		{"model: x\nprecision: fp61\n", `t.yaml:2:12: precision: expected one of fp32, fp16, bf16, got "fp61" (hint: did you mean "fp16"?)`},
-		{"model: x\nbackend: pytorh\n", `t.yaml:2:10: backend: expected one of native, pytorch, vllm, tensorrt, got "pytorh" (hint: did you mean "pytorch"?)`},
+		{"model: x\nbackend: pytorh\n", `t.yaml:2:10: backend: expected one of native, pytorch, vllm, tensorrt, sglang, got "pytorh" (hint: did you mean "pytorch"?)`},
 		{"model: x\ndecoder: {temprature: 1}\n", `t.yaml:2:11: decoder.temprature: unknown field "temprature" (hint: did you mean "temperature"?)`},
 		{"model: x\nn: 99999999999999999999\n", `t.yaml:2:4: n: integer 99999999999999999999 is out of range (±2^53) (hint: write e.g. n: 1)`},
 		{"model: x\ndecoder: {top_p: .nan}\n", `t.yaml:2:18: decoder.top_p: expected a finite number ≥ 0 and ≤ 1, got the number .nan (hint: write e.g. top_p: 0)`},
@@ -251,6 +255,8 @@ func TestEncoderMatchesCanonical(t *testing.T) {
 		"model: gpt2\nbackend: pytorch\npytorch: {x: 1}\n",
 		"model: gpt2\nbackend: pytorch\npytorch: {x: 2}\n",
 		"model: m\nbackend: vllm\nvllm: {engine: {max_num_seqs: 4}}\ndecoder: {preset: creative}\n",
+		"model: llem-tiny\nserving: {rate: 2, requests: 9}\n",
+		"model: m\nbackend: sglang\nserving: {rate: 3, requests: 9}\n",
 		"model: llem-tiny\n",
 	}
 	var enc Encoder

@@ -50,6 +50,7 @@ func (c *Config) Finalize() (notes []string) {
 		c.Energy.Backend = ptr("nvml")
 	}
 	c.EnsureSection()
+	c.finalizeServing()
 	if s := c.Dataset.Synthetic; s != nil {
 		if s.Distribution == "lognormal" && s.Sigma == nil {
 			n := *s
@@ -134,6 +135,11 @@ func (c *Config) ensureSection(fill bool) {
 			c.TensorRT = &TensorRT{}
 			c.TensorRT.setDefaults()
 		}
+	case BackendSGLang:
+		if c.SGLang == nil {
+			c.SGLang = &SGLang{}
+			c.SGLang.setDefaults()
+		}
 	}
 }
 
@@ -154,7 +160,7 @@ func (c *Config) Validate() Errors {
 		set  bool
 	}{
 		{BackendNative, c.Native != nil}, {BackendPyTorch, c.PyTorch != nil},
-		{BackendVLLM, c.VLLM != nil}, {BackendTensorRT, c.TensorRT != nil},
+		{BackendVLLM, c.VLLM != nil}, {BackendTensorRT, c.TensorRT != nil}, {BackendSGLang, c.SGLang != nil},
 	}
 	for _, s := range sections {
 		if s.set && s.name != c.Backend {
@@ -216,6 +222,7 @@ func (c *Config) Validate() Errors {
 		c.validateNative(add)
 	}
 	c.Energy.validateFootprint(add)
+	c.validateServing(add)
 	return es
 }
 

@@ -10,7 +10,7 @@ package config
 // backends the config does not use are nil.
 type Config struct {
 	Model             string         `json:"model" v:"nonempty"`
-	Backend           string         `json:"backend" v:"enum=native|pytorch|vllm|tensorrt"`
+	Backend           string         `json:"backend" v:"enum=native|pytorch|vllm|tensorrt|sglang"`
 	N                 int            `json:"n" v:"min=1"`
 	Dataset           Dataset        `json:"dataset"`
 	DatasetOrder      string         `json:"dataset_order" v:"enum=interleaved|grouped|shuffled"`
@@ -26,6 +26,7 @@ type Config struct {
 	PyTorch           *PyTorch       `json:"pytorch"`
 	VLLM              *VLLM          `json:"vllm"`
 	TensorRT          *TensorRT      `json:"tensorrt"`
+	SGLang            *SGLang        `json:"sglang" llem:"omitnull"` // left out of the canonical form while nil, so configs of the other backends keep their IDs
 	LoRA              *LoRA          `json:"lora"`
 	Serving           *Serving       `json:"serving" llem:"omitnull"` // nil: a batch run; left out of the canonical form (and the ID) then
 	PassthroughKwargs map[string]any `json:"passthrough_kwargs"`
@@ -38,19 +39,28 @@ const (
 	BackendPyTorch  = "pytorch"
 	BackendVLLM     = "vllm"
 	BackendTensorRT = "tensorrt"
+	BackendSGLang   = "sglang" // server only: a config with it needs a serving section
 )
 
 // Backends lists every backend name.
-var Backends = []string{BackendNative, BackendPyTorch, BackendVLLM, BackendTensorRT}
+var Backends = []string{BackendNative, BackendPyTorch, BackendVLLM, BackendTensorRT, BackendSGLang}
 
 // IsBackend reports whether s names a backend.
 func IsBackend(s string) bool {
 	switch s {
-	case BackendNative, BackendPyTorch, BackendVLLM, BackendTensorRT:
+	case BackendNative, BackendPyTorch, BackendVLLM, BackendTensorRT, BackendSGLang:
 		return true
 	}
 	return false
 }
+
+// ServingBackends are the backends with an OpenAI-compatible server, the
+// ones a serving section may use (pytorch has none).
+var ServingBackends = []string{BackendNative, BackendVLLM, BackendTensorRT, BackendSGLang}
+
+// BatchBackends are the backends that run a batch experiment (sglang runs
+// only as a server).
+var BatchBackends = []string{BackendNative, BackendPyTorch, BackendVLLM, BackendTensorRT}
 
 // PrecisionSupport is the precision table per backend; it is enforced. The
 // first entry is the backend's default precision.
@@ -59,6 +69,7 @@ var PrecisionSupport = map[string][]string{
 	BackendPyTorch:  {"bf16", "fp16", "fp32"},
 	BackendVLLM:     {"bf16", "fp16"},
 	BackendTensorRT: {"bf16", "fp16"},
+	BackendSGLang:   {"bf16", "fp16"},
 }
 
 // Dataset is a named dataset (an alias or a path to a .jsonl file) or a
@@ -264,6 +275,29 @@ type TensorRT struct {
 	Extra        map[string]any `json:"-" llem:"extra"`
 }
 
+// SGLang is the section of SGLang's server (python3 -m sglang.launch_server),
+// a server-only backend: each typed field is the launch_server flag of the
+// same name in kebab case (tp_size → --tp-size); null leaves the server's
+// own default. Extra keys are passed through the same way (--key-with-dashes
+// value; true as a bare flag, false left out, as SGLang's boolean options
+// are presence flags).
+type SGLang struct {
+	TPSize             int            `json:"tp_size" v:"min=1"`
+	DPSize             int            `json:"dp_size" v:"min=1"`
+	MemFractionStatic  *float64       `json:"mem_fraction_static" v:"gt=0,lt=1"`
+	MaxRunningRequests *int           `json:"max_running_requests" v:"min=1"`
+	MaxTotalTokens     *int           `json:"max_total_tokens" v:"min=1"`
+	ChunkedPrefillSize *int           `json:"chunked_prefill_size" v:"min=-1"` // -1 disables chunked prefill
+	SchedulePolicy     *string        `json:"schedule_policy" v:"enum=lpm|random|fcfs|dfs-weight|lof"`
+	ContextLength      *int           `json:"context_length" v:"min=1"`
+	Quantization       *string        `json:"quantization"`
+	KVCacheDtype       *string        `json:"kv_cache_dtype" v:"enum=auto|fp8_e5m2|fp8_e4m3"`
+	DisableRadixCache  *bool          `json:"disable_radix_cache"`
+	EnableTorchCompile *bool          `json:"enable_torch_compile"`
+	AttentionBackend   *string        `json:"attention_backend"`
+	Extra              map[string]any `json:"-" llem:"extra"`
+}
+
 // Serving makes the experiment a serving run: llem-exec starts the backend's
 // OpenAI-compatible server (or uses Endpoint, a server already running),
 // drives it with traffic from internal/load and measures the steady-state
@@ -335,6 +369,8 @@ func defaultSynthetic() *Synthetic {
 func (s *Native) setDefaults()    { s.BatchSize = 1; s.IgnoreEOS = true }
 func (s *PyTorch) setDefaults()   { s.BatchSize = 1 }
 func (s *TensorRT) setDefaults()  { s.MaxBatchSize = 8; s.TPSize = 1 }
+func (s *SGLang) setDefaults()    { s.TPSize = 1; s.DPSize = 1 }
+func (s *Serving) setDefaults()   { *s = defaultServing() }
 func (s *Synthetic) setDefaults() { *s = *defaultSynthetic() }
 
 // Decoder presets: applied before validation to the fields no key set.

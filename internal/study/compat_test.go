@@ -69,7 +69,7 @@ sweep:
 	// Both places, a bad name, an empty list: errors with positions.
 	for src, want := range map[string]string{
 		"model: gpt2\nbackend: [pytorch]\nsweep:\n  backend: [vllm]\n": "s.yaml:2:1: backend: backend is a list at the top level and a sweep axis (sweep.backend, line 4)",
-		"model: gpt2\nbackend: [pytorch, vlm]\n":                       `s.yaml:2:20: backend[1]: expected one of native, pytorch, vllm, tensorrt, got "vlm" (hint: did you mean "vllm"?)`,
+		"model: gpt2\nbackend: [pytorch, vlm]\n":                       `s.yaml:2:20: backend[1]: expected one of native, pytorch, vllm, tensorrt, sglang, got "vlm" (hint: did you mean "vllm"?)`,
 		"model: gpt2\nbackend: []\n":                                   "s.yaml:2:10: backend: an empty backend list",
 	} {
 		if got := expandErr(t, src); !strings.Contains(got, want) {
