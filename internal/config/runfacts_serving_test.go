@@ -17,7 +17,7 @@ func TestServingTimeout(t *testing.T) {
 		{`{"serving":{"rate":4,"requests":400}}`, fixed + 100 + 300},
 		{`{"serving":{"rate":4,"requests":400,"max_in_flight":100}}`, fixed + 4*300},
 		{`{"serving":{"rate":4,"requests":400,"max_in_flight":1000}}`, fixed + 100 + 300},
-		{`{"serving":{"concurrency":8,"requests":20,"request_timeout_s":10}}`, fixed + 3*10}, // ⌈20/8⌉ slots of 10 s,
+		{`{"serving":{"concurrency":8,"requests":20,"request_timeout_s":10}}`, fixed + 3*10}, // ⌈20/8⌉ slots of 10 s
 		{`{"serving":{"trace":"t.jsonl","requests":1000}}`, fixed + 2000 + 300},
 		{`{"serving":{"trace":"t.jsonl","requests":10}}`, fixed + 600 + 300},
 		{`{"serving":{"rate":1,"duration_s":30,"endpoint":"http://h/v1"}}`, fixed - 600 + 30 + 300},
