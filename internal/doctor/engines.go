@@ -69,6 +69,7 @@ var pyModules = []struct{ backend, module, install string }{
 	{"pytorch", "transformers", "pip install transformers"},
 	{"vllm", "vllm", "pip install vllm"},
 	{"tensorrt", "tensorrt_llm", "pip install tensorrt_llm (NVIDIA's index), or use the docker runner"},
+	{"sglang", "sglang", "pip install sglang (a serving run's server), or use the docker runner"},
 }
 
 // checkPython reports the interpreter of the local Python workers and which

@@ -95,6 +95,13 @@ func bytesPer(c *config.Config) (weights, kv float64) {
 		}
 	case c.TensorRT != nil && c.TensorRT.Quantization != nil:
 		weights = quantBytes(*c.TensorRT.Quantization, weights)
+	case c.SGLang != nil:
+		if q := c.SGLang.Quantization; q != nil {
+			weights = quantBytes(*q, weights)
+		}
+		if d := c.SGLang.KVCacheDtype; d != nil && strings.HasPrefix(*d, "fp8") {
+			kv = 1
+		}
 	}
 	return weights, kv
 }
@@ -120,7 +127,9 @@ func contextOf(c *config.Config) int {
 }
 
 // batchOf is the sequences held at once: the backend's batch size (vLLM: the
-// scheduler's max_num_seqs, default 256), at most the number of prompts.
+// scheduler's max_num_seqs, default 256; SGLang: max_running_requests, else
+// every prompt, as SGLang sizes its running batch from the memory left),
+// at most the number of prompts.
 func batchOf(c *config.Config) int {
 	b := 1
 	switch {
@@ -135,6 +144,11 @@ func batchOf(c *config.Config) int {
 		}
 	case c.TensorRT != nil:
 		b = c.TensorRT.MaxBatchSize
+	case c.SGLang != nil:
+		b = c.N
+		if r := c.SGLang.MaxRunningRequests; r != nil {
+			b = *r
+		}
 	}
 	return max(1, min(b, c.N))
 }

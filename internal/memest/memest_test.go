@@ -105,3 +105,27 @@ func TestHFCache(t *testing.T) {
 		t.Error("no error for a model that is not cached")
 	}
 }
+
+// sglang: max_running_requests is the batch, fp8 quantization and KV cache
+// halve the bf16 bytes; without max_running_requests every prompt counts.
+func TestSGLang(t *testing.T) {
+	dir := t.TempDir()
+	cfg := `{"model_type": "llama", "hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 32,
+	  "num_key_value_heads": 8, "head_dim": 64, "intermediate_size": 8192, "vocab_size": 128256, "tie_word_embeddings": true}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const head = "backend: sglang\nmax_input_tokens: 512\nmax_output_tokens: 128\nn: 10\nserving: {rate: 1, requests: 10}\n"
+	e, err := ForConfig(parse(t, "model: "+dir+"\n"+head+"sglang: {max_running_requests: 4, quantization: fp8, kv_cache_dtype: fp8_e4m3}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As TestLlamaCheckpoint (batch 4), with 1-byte weights and KV.
+	if e.WeightsBytes != 1235814400 || e.KVCacheBytes != 83886080/2 {
+		t.Errorf("fp8 sglang: %+v", e)
+	}
+	e, _ = ForConfig(parse(t, "model: "+dir+"\n"+head))
+	if e.WeightsBytes != 2471628800 || e.KVCacheBytes != 83886080/4*10 { // bf16, all 10 prompts
+		t.Errorf("bf16 sglang: %+v", e)
+	}
+}

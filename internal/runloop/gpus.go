@@ -101,6 +101,8 @@ func notEnoughGPUs(e record.Experiment, need int, have []string) *record.Error {
 		what = "vllm.engine tensor_parallel_size × pipeline_parallel_size"
 	case "tensorrt":
 		what = "tensorrt tp_size × pp_size"
+	case "sglang":
+		what = "sglang tp_size × dp_size"
 	case "pytorch":
 		what = "pytorch on GPUs: max_memory's GPU keys, else 1"
 	}

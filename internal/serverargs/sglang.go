@@ -16,7 +16,9 @@ var sglangOwned = map[string]string{
 // field as --kebab-case (tp_size → --tp-size), booleans as presence flags
 // (true: the flag; false: left out, SGLang's default), then the extra keys
 // the same way. The lmsysorg/sglang image has no server entrypoint: Argv is
-// the container's command there too.
+// the container's command there too. A local runner may replace Argv[0]
+// with the interpreter it runs Python with (LLEM_PYTHON), the one llem-doctor
+// checks imports sglang.
 func sglang(c *config.Config, host string, port int) (Launch, error) {
 	argv := []string{"python3", "-m", "sglang.launch_server", "--model-path", c.Model,
 		"--host", host, "--port", strconv.Itoa(port), "--served-model-name", c.Model,

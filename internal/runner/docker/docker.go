@@ -167,6 +167,8 @@ const DefaultShmSize = 8 << 30
 // DefaultImages are the images used when neither the --image flag nor the
 // study's `runners:` names one. vllm and tensorrt are the upstream images that
 // hold the backend (the worker sources are mounted, nothing is installed);
+// sglang is SGLang's own image, a server only (its last CUDA 12 tag, as the
+// vllm image is CUDA 12 too);
 // the pytorch image is built from scripts/docker/pytorch.Dockerfile because
 // pytorch/pytorch lacks transformers; the native image from
 // scripts/docker/native.Dockerfile (a static llem-exec FROM scratch).
@@ -174,6 +176,7 @@ var DefaultImages = map[string]string{
 	"pytorch":  "llem/pytorch:2.5.1-cuda12.4",
 	"vllm":     "vllm/vllm-openai:v0.11.0",
 	"tensorrt": "nvcr.io/nvidia/tensorrt-llm/release:1.0.0",
+	"sglang":   "lmsysorg/sglang:v0.5.19-cu129",
 	"native":   "llem/native:latest",
 }
 

@@ -6,6 +6,7 @@ import (
 
 	units "github.com/docker/go-units"
 
+	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/worker/python"
 )
 
@@ -37,7 +38,7 @@ func (f *Flags) Options(cacheDir string) (Options, error) {
 			return o, fmt.Errorf("--image %q: want BACKEND=IMAGE, e.g. --image vllm=vllm/vllm-openai:v0.11.0", kv)
 		}
 		if _, known := DefaultImages[b]; !known && !python.IsBackend(b) {
-			return o, fmt.Errorf("--image %q: unknown backend %q (have native, pytorch, vllm, tensorrt)", kv, b)
+			return o, fmt.Errorf("--image %q: unknown backend %q (have %s)", kv, b, strings.Join(config.Backends, ", "))
 		}
 		o.Images[b] = img
 	}

@@ -26,7 +26,7 @@ func TestFlags(t *testing.T) {
 	if o, err := d.Options(""); err != nil || o.ShmSize != DefaultShmSize || o.Images != nil {
 		t.Fatalf("defaults %+v %v", o, err)
 	}
-	for _, bad := range [][]string{{"--image", "vllm"}, {"--image", "=x"}, {"--image", "sglang=x"}, {"--shm-size", "lots"}, {"--container-memory=-1"}} {
+	for _, bad := range [][]string{{"--image", "vllm"}, {"--image", "=x"}, {"--image", "llamacpp=x"}, {"--image", "pytorh=x"}, {"--shm-size", "lots"}, {"--container-memory=-1"}} {
 		var b Flags
 		if _, err := flags.ParseArgs(&b, bad); err != nil {
 			t.Fatal(err)
