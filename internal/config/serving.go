@@ -7,8 +7,9 @@ import (
 
 // Defaults of a serving section, filled when the section is present
 // (docs/expand.md, "The serving section"):
-//   - idle_s 5: the loaded server with no traffic, long enough for about 50
-//     NVML power samples, the server's idle power beside the machine baseline;
+//   - idle_s 5: the loaded server with no traffic, about 100 power samples at
+//     the sampler's 50 ms interval: the server's idle power beside the
+//     machine baseline;
 //   - warmup_s 5: traffic before the window, so that the batch has filled and
 //     the first requests' queueing is not measured; raise it where requests
 //     last longer than a few seconds;
