@@ -257,7 +257,9 @@ func (sw *servingWindow) flops(e *record.Energy, in RunInput) {
 		return
 	}
 	flopsMetrics(e, in, evs, nil)
-	e.FLOPsMethod += " (the ok requests completed in the measure window)"
+	if e.Metrics[record.MFLOPs] != nil {
+		e.FLOPsMethod += "; over the ok requests completed in the measure window, whole"
+	}
 }
 
 // tpot is a request's time per output token after the first:
