@@ -51,6 +51,8 @@ type Aggregator struct {
 	Energies  []*record.Energy
 	Summaries []*record.Summary
 	Failed    int // runs whose samples could not be read
+	// BadRequests counts ok serving runs whose requests file could not be read.
+	BadRequests int
 }
 
 // New makes an aggregator writing records to out.
@@ -170,6 +172,10 @@ func (a *Aggregator) process(r *record.Run) error {
 				a.warn("run %s: %v", r.RunID, err)
 			}
 		}
+	}
+	if in.Serving = loadServing(r, dir); in.Serving != nil && in.Serving.Err != nil && r.Status == record.StatusOK {
+		a.BadRequests++
+		a.warn("run %s: %v", r.RunID, in.Serving.Err)
 	}
 	if r.SampleFile != "" && dir != "" {
 		src, err := a.cfg.Open(filepath.Join(dir, r.SampleFile))

@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"math"
 	"sort"
 
 	"github.com/llem/llem/internal/record"
@@ -27,15 +28,22 @@ type RequestEnergy struct {
 	V            int      `json:"v"`
 	RunID        string   `json:"run_id"`
 	ID           int      `json:"id"`
-	InputTokens  int      `json:"input_tokens"`
+	InputTokens  *int     `json:"input_tokens"` // null where the server reported none (serving)
 	OutputTokens int      `json:"output_tokens"`
-	EnergyJ      float64  `json:"energy_j"`     // PrefillJ + DecodeJ + IdleShareJ
+	EnergyJ      float64  `json:"energy_j"`     // PrefillJ + DecodeJ + IdleShareJ (+ WaitJ)
 	PrefillJ     float64  `json:"prefill_j"`    // share of intervals where its prefill was in flight
 	DecodeJ      float64  `json:"decode_j"`     // share of intervals where its decode steps were in flight
 	IdleShareJ   float64  `json:"idle_share_j"` // share of intervals with nothing in flight
 	NetJ         *float64 `json:"net_j"`        // EnergyJ × window net / window gross; null without a baseline
 	SimpleJ      *float64 `json:"simple_j"`     // window J per output token × output tokens
 	JPerOutToken *float64 `json:"j_per_output_token"`
+	// Serving runs only (absent in batch runs): WaitJ is its share of the
+	// intervals where requests were in flight but no token came out
+	// (queueing, long prefills), by the time each spent there;
+	// WindowOutputTokens the tokens it emitted within the window, which
+	// j_per_output_token and simple_j count in a serving run.
+	WaitJ              *float64 `json:"wait_j,omitempty"`
+	WindowOutputTokens *float64 `json:"window_output_tokens,omitempty"`
 }
 
 // segment is work of one request spread evenly over [a, b].
@@ -98,9 +106,63 @@ func spread(grid []int64, sg segment, f func(i int, w float64)) {
 	}
 }
 
+// attrRule says where a request's work lies in time and how intervals
+// without token work are shared. The batch rule (the zero value) spreads
+// the prefill over t_start–t_first_token and each decode step over its gap;
+// the serving rule (servingRule) counts tokens where they came out.
+type attrRule struct {
+	segments func(record.RequestEvent) []segment // nil: segments
+	// inFlight: an interval where no token work lies but requests were in
+	// flight (queued, or a long prefill) goes to those requests by the time
+	// each spent in it (WaitJ), not to the idle share.
+	inFlight bool
+	// windowTokens: per-request J per token and simple_j count the tokens
+	// each request emitted within the window, not its whole output (a
+	// serving window cuts requests at both ends).
+	windowTokens bool
+}
+
+// attribution is the work of the requests on the grid.
+type attribution struct {
+	segs   [][]segment
+	W      []float64 // token work per interval
+	F      []float64 // in-flight time per interval (rule.inFlight only)
+	mass   []float64 // each request's token work within the window
+	massSm float64
+}
+
+func (rule attrRule) place(grid []int64, reqs []record.RequestEvent) *attribution {
+	segf := rule.segments
+	if segf == nil {
+		segf = segments
+	}
+	n := len(grid) - 1
+	at := &attribution{segs: make([][]segment, len(reqs)), W: make([]float64, n), F: make([]float64, n), mass: make([]float64, len(reqs))}
+	for ri, r := range reqs {
+		at.segs[ri] = segf(r)
+		for _, sg := range at.segs[ri] {
+			spread(grid, sg, func(i int, w float64) { at.W[i] += w; at.mass[ri] += w })
+		}
+		at.massSm += at.mass[ri]
+		if rule.inFlight {
+			spread(grid, flightSegment(r), func(i int, w float64) { at.F[i] += w })
+		}
+	}
+	return at
+}
+
+// flightSegment is the time a request was in flight, weighted by its length.
+func flightSegment(r record.RequestEvent) segment {
+	return segment{r.TStartNS, r.TEndNS, float64(r.TEndNS - r.TStartNS), false}
+}
+
 // attribute splits the measure window's basis energy among the requests.
 // It returns nil when the energy of some basis device is unknown.
 func attribute(e *record.Energy, reqs []record.RequestEvent, grid []int64, tracks []*DeviceTrack) []RequestEnergy {
+	return attrRule{}.attribute(e, reqs, grid, tracks)
+}
+
+func (rule attrRule) attribute(e *record.Energy, reqs []record.RequestEvent, grid []int64, tracks []*DeviceTrack) []RequestEnergy {
 	pm := e.Phases[record.PhaseMeasure]
 	if pm == nil {
 		return nil
@@ -113,63 +175,87 @@ func attribute(e *record.Energy, reqs []record.RequestEvent, grid []int64, track
 	for _, x := range ei {
 		total += x
 	}
-
-	W := make([]float64, len(ei))
-	segs := make([][]segment, len(reqs))
-	mass := make([]float64, len(reqs))
-	massSum := 0.0
-	for ri, r := range reqs {
-		segs[ri] = segments(r)
-		for _, sg := range segs[ri] {
-			spread(grid, sg, func(i int, w float64) { W[i] += w; mass[ri] += w })
-		}
-		massSum += mass[ri]
-	}
+	at := rule.place(grid, reqs)
 	idleE := 0.0
-	for i := range W {
-		if W[i] == 0 {
+	for i := range at.W {
+		if at.W[i] == 0 && at.F[i] == 0 {
 			idleE += ei[i]
 		}
 	}
-	out := make([]RequestEnergy, len(reqs))
-	var outTok int64
-	for _, r := range reqs {
-		outTok += int64(r.OutputTokens)
-	}
-	gross, net := e.Metrics[record.MEnergyJ], e.Metrics[record.MEnergyNetJ]
+	var outTok float64
 	for ri, r := range reqs {
-		re := RequestEnergy{Kind: KindRequestEnergy, V: record.Version, RunID: e.RunID, ID: r.ID,
-			InputTokens: r.InputTokens, OutputTokens: r.OutputTokens}
-		for _, sg := range segs[ri] {
-			spread(grid, sg, func(i int, w float64) {
-				part := ei[i] * w / W[i]
-				if sg.prefill {
-					re.PrefillJ += part
-				} else {
-					re.DecodeJ += part
-				}
-			})
-		}
+		outTok += rule.tokens(r, at.mass[ri])
+	}
+	out := make([]RequestEnergy, len(reqs))
+	for ri, r := range reqs {
+		re := rule.share(e, r, grid, ei, at, ri)
 		switch {
-		case massSum > 0:
-			re.IdleShareJ = idleE * mass[ri] / massSum
+		case at.massSm > 0:
+			re.IdleShareJ = idleE * at.mass[ri] / at.massSm
 		default:
 			re.IdleShareJ = idleE / float64(len(reqs))
 		}
-		re.EnergyJ = re.PrefillJ + re.DecodeJ + re.IdleShareJ
-		if gross != nil && net != nil && *gross > 0 {
-			re.NetJ = ptr(re.EnergyJ * *net / *gross)
-		}
-		if outTok > 0 {
-			re.SimpleJ = ptr(total / float64(outTok) * float64(r.OutputTokens))
-		}
-		if r.OutputTokens > 0 {
-			re.JPerOutToken = ptr(re.EnergyJ / float64(r.OutputTokens))
-		}
+		rule.finish(e, &re, r, at.mass[ri], total, outTok)
 		out[ri] = re
 	}
 	return out
 }
+
+// tokens are the output tokens a request's per-token figures count.
+func (rule attrRule) tokens(r record.RequestEvent, mass float64) float64 {
+	if rule.windowTokens {
+		return mass
+	}
+	return float64(r.OutputTokens)
+}
+
+// share is request ri's part of the intervals with work in them.
+func (rule attrRule) share(e *record.Energy, r record.RequestEvent, grid []int64, ei []float64, at *attribution, ri int) RequestEnergy {
+	re := RequestEnergy{Kind: KindRequestEnergy, V: record.Version, RunID: e.RunID, ID: r.ID,
+		InputTokens: ptrInt(r.InputTokens), OutputTokens: r.OutputTokens}
+	for _, sg := range at.segs[ri] {
+		spread(grid, sg, func(i int, w float64) {
+			part := ei[i] * w / at.W[i]
+			if sg.prefill {
+				re.PrefillJ += part
+			} else {
+				re.DecodeJ += part
+			}
+		})
+	}
+	if rule.inFlight {
+		wait := 0.0
+		spread(grid, flightSegment(r), func(i int, w float64) {
+			if at.W[i] == 0 {
+				wait += ei[i] * w / at.F[i]
+			}
+		})
+		re.WaitJ = ptr(wait)
+		re.WindowOutputTokens = ptr(at.mass[ri])
+	}
+	return re
+}
+
+// finish sums the parts and derives the scaled and per-token figures.
+func (rule attrRule) finish(e *record.Energy, re *RequestEnergy, r record.RequestEvent, mass, total, outTok float64) {
+	re.EnergyJ = re.PrefillJ + re.DecodeJ + re.IdleShareJ
+	if re.WaitJ != nil {
+		re.EnergyJ += *re.WaitJ
+	}
+	gross, net := e.Metrics[record.MEnergyJ], e.Metrics[record.MEnergyNetJ]
+	if gross != nil && net != nil && *gross > 0 {
+		re.NetJ = ptr(re.EnergyJ * *net / *gross)
+	}
+	tok := rule.tokens(r, mass)
+	if outTok > 0 {
+		re.SimpleJ = ptr(total / outTok * tok)
+	}
+	if tok > 0 {
+		re.JPerOutToken = ptr(re.EnergyJ / tok)
+	}
+}
+
+func ptrInt(v int) *int { return &v }
 
 // intervalEnergy is the basis devices' energy in each interval of grid, by
 // the figure (counter or integral) each device's window used; nil when a
@@ -204,4 +290,38 @@ func intervalEnergy(e *record.Energy, pm *record.PhaseEnergy, grid []int64, trac
 		return nil
 	}
 	return ei
+}
+
+// servingRule attributes a serving run's window: "each interval's energy is
+// shared among the requests active in it by the tokens each produced in it,
+// prefill counted at its first token". In a serving run the time from
+// t_start to the first token is queueing as much as prefill, so the batch
+// rule (prefill spread over it) would charge a request for waiting; here the
+// prefill is the first token, placed where it came out. Intervals where no
+// token came out go to the requests in flight there (WaitJ).
+var servingRule = attrRule{segments: servingSegments, inFlight: true, windowTokens: true}
+
+// servingSegments places each chunk's tokens at the moment the chunk
+// arrived: output_tokens shared evenly over the chunks (one per inter-token
+// gap, plus the first), the first chunk being the prefill's. Without
+// inter-token gaps the tokens after the first are spread evenly over
+// t_first_token–t_end.
+func servingSegments(r record.RequestEvent) []segment {
+	first := r.TFirstNS
+	if len(r.ITLNS) == 0 {
+		s := []segment{{first, first, math.Min(1, float64(r.OutputTokens)), true}}
+		if r.OutputTokens > 1 {
+			s = append(s, segment{first, r.TEndNS, float64(r.OutputTokens - 1), false})
+		}
+		return s
+	}
+	per := float64(r.OutputTokens) / float64(len(r.ITLNS)+1)
+	s := make([]segment, 0, len(r.ITLNS)+1)
+	s = append(s, segment{first, first, per, true})
+	t := first
+	for _, g := range r.ITLNS {
+		t += g
+		s = append(s, segment{t, t, per, false})
+	}
+	return s
 }

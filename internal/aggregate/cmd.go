@@ -18,18 +18,22 @@ import (
 const Version = "0.1.0"
 
 type cmdOpts struct {
-	Root           string        `long:"root" value-name:"DIR" description:"look for moved run directories under DIR (matched by their trailing path components)"`
-	Parquet        string        `long:"parquet" value-name:"FILE" description:"also write the energy table (one row per run) as Parquet to FILE"`
-	SummaryParquet string        `long:"summary-parquet" value-name:"FILE" description:"write the summary table (one row per config and metric) as Parquet (default: FILE of --parquet with .summary.parquet)"`
-	NoRequestFiles bool          `long:"no-request-files" description:"do not write requests_energy.ndjson (per-request energy) into run directories"`
-	GapThreshold   float64       `long:"gap-threshold" default:"0.05" value-name:"REL" description:"flag counter vs power-integral gaps above REL"`
-	CVThreshold    float64       `long:"cv-threshold" default:"0.05" value-name:"REL" description:"flag configs whose key figures vary across cycles by more than REL (CV)"`
-	MinSamples     int           `long:"min-samples" default:"10" value-name:"N" description:"flag windows with fewer than N readings per device"`
-	MinPeriods     float64       `long:"min-periods" default:"5" value-name:"K" description:"flag windows shorter than K sensor update periods"`
-	DriftC         float64       `long:"drift-c" default:"10" value-name:"C" description:"flag a temperature change above C degrees over the measure window"`
-	BaselineMaxAge time.Duration `long:"baseline-max-age" default:"2h" value-name:"DUR" description:"flag a baseline further than DUR before or after its run"`
-	Samples        string        `long:"samples" value-name:"FILE" description:"integrate the sample stream FILE over the windows of --windows instead (CSV out)"`
-	Windows        string        `long:"windows" value-name:"FILE" description:"windows for --samples: CSV lines start_ns,end_ns"`
+	Root              string        `long:"root" value-name:"DIR" description:"look for moved run directories under DIR (matched by their trailing path components)"`
+	Parquet           string        `long:"parquet" value-name:"FILE" description:"also write the energy table (one row per run) as Parquet to FILE"`
+	SummaryParquet    string        `long:"summary-parquet" value-name:"FILE" description:"write the summary table (one row per config and metric) as Parquet (default: FILE of --parquet with .summary.parquet)"`
+	NoRequestFiles    bool          `long:"no-request-files" description:"do not write requests_energy.ndjson (per-request energy) into run directories"`
+	GapThreshold      float64       `long:"gap-threshold" default:"0.05" value-name:"REL" description:"flag counter vs power-integral gaps above REL"`
+	CVThreshold       float64       `long:"cv-threshold" default:"0.05" value-name:"REL" description:"flag configs whose key figures vary across cycles by more than REL (CV)"`
+	MinSamples        int           `long:"min-samples" default:"10" value-name:"N" description:"flag windows with fewer than N readings per device"`
+	MinPeriods        float64       `long:"min-periods" default:"5" value-name:"K" description:"flag windows shorter than K sensor update periods"`
+	DriftC            float64       `long:"drift-c" default:"10" value-name:"C" description:"flag a temperature change above C degrees over the measure window"`
+	BaselineMaxAge    time.Duration `long:"baseline-max-age" default:"2h" value-name:"DUR" description:"flag a baseline further than DUR before or after its run"`
+	LagThreshold      time.Duration `long:"lag-threshold" default:"10ms" value-name:"DUR" description:"serving: flag a load generator whose send lag p99 is above DUR (generator_lagged)"`
+	ErrorThreshold    float64       `long:"error-threshold" default:"0.01" value-name:"REL" description:"serving: flag a window where more than REL of the requests sent failed (request_errors)"`
+	SaturationRatio   float64       `long:"saturation-ratio" default:"0.95" value-name:"REL" description:"serving: flag an achieved rate below REL x the offered rate (saturated)"`
+	MinWindowRequests float64       `long:"min-window-requests" default:"20" value-name:"N" description:"serving: flag a measure window expected to hold fewer than N requests (window_too_short)"`
+	Samples           string        `long:"samples" value-name:"FILE" description:"integrate the sample stream FILE over the windows of --windows instead (CSV out)"`
+	Windows           string        `long:"windows" value-name:"FILE" description:"windows for --samples: CSV lines start_ns,end_ns"`
 	footprintOpts
 }
 
@@ -65,7 +69,9 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	opt := Options{GapThreshold: o.GapThreshold, MinSamples: o.MinSamples, MinPeriods: o.MinPeriods, DriftC: o.DriftC,
-		CVThreshold: o.CVThreshold, GridMax: DefaultOptions().GridMax, BaselineMaxAgeS: o.BaselineMaxAge.Seconds()}
+		CVThreshold: o.CVThreshold, GridMax: DefaultOptions().GridMax, BaselineMaxAgeS: o.BaselineMaxAge.Seconds(),
+		LagThresholdS: o.LagThreshold.Seconds(), ErrorThreshold: o.ErrorThreshold, SaturationRatio: o.SaturationRatio,
+		TTFTTrendRatio: DefaultTTFTTrendRatio, MinWindowRequests: o.MinWindowRequests, MinWindowE2E: DefaultMinWindowE2E}
 	if (o.Samples == "") != (o.Windows == "") {
 		return cli.Usagef("--samples and --windows go together")
 	}
@@ -109,6 +115,9 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	if agg.Failed > 0 {
 		return fmt.Errorf("%d ok run(s) without readable samples: their energy is null (see the no_samples flags)", agg.Failed)
+	}
+	if agg.BadRequests > 0 {
+		return fmt.Errorf("%d ok serving run(s) with an unreadable requests file: their serving figures are null (see the bad_requests flags)", agg.BadRequests)
 	}
 	return nil
 }

@@ -22,6 +22,13 @@ type Options struct {
 	// BaselineMaxAgeS: a baseline further than this from its run (seconds
 	// between the two, either way) is flagged stale; 0 means the default.
 	BaselineMaxAgeS float64
+	// Serving runs' flags; 0 takes the default (serving.go).
+	LagThresholdS     float64 // generator_lagged: send lag p99 above this, seconds (0.010)
+	ErrorThreshold    float64 // request_errors: failed fraction of the window's requests above this (0.01)
+	SaturationRatio   float64 // saturated: achieved rate below this × offered (0.95)
+	TTFTTrendRatio    float64 // saturated: last quarter's median TTFT above this × the first quarter's (2)
+	MinWindowRequests float64 // window_too_short: fewer requests expected in the window (20)
+	MinWindowE2E      float64 // window_too_short: window shorter than this many mean E2E latencies (3)
 }
 
 // DefaultBaselineMaxAgeS is twice llem-exec's default baseline TTL (1 h): a
@@ -30,7 +37,9 @@ const DefaultBaselineMaxAgeS = 7200
 
 // DefaultOptions are the thresholds llem-aggregate uses unless told otherwise.
 func DefaultOptions() Options {
-	return Options{GapThreshold: 0.05, MinSamples: 10, MinPeriods: 5, DriftC: 10, CVThreshold: 0.05, GridMax: 20000}
+	return Options{GapThreshold: 0.05, MinSamples: 10, MinPeriods: 5, DriftC: 10, CVThreshold: 0.05, GridMax: 20000,
+		LagThresholdS: DefaultLagThresholdS, ErrorThreshold: DefaultErrorThreshold, SaturationRatio: DefaultSaturationRatio,
+		TTFTTrendRatio: DefaultTTFTTrendRatio, MinWindowRequests: DefaultMinWindowRequests, MinWindowE2E: DefaultMinWindowE2E}
 }
 
 // Flag codes of energy and summary records.
@@ -78,7 +87,8 @@ func FlagCodes() []string {
 		FlagCounterWrapped, FlagUnordered, FlagNoBaseline, FlagNoMeasureWindow, FlagNoRequestEvents, FlagHighCV,
 		FlagFewCycles, FlagSomeRunsNotOK, FlagMixedBasis, FlagRunsFlagged, FlagCounterRejected, FlagDuplicates,
 		FlagTimestampAhead, FlagNetClamped, FlagBaselineOtherHost, FlagBaselineStale, FlagBaselineOtherDevice,
-		FlagBaselinePartial, FlagBaselineNoIdle, FlagBadEvents, FlagSamplesTruncated}
+		FlagBaselinePartial, FlagBaselineNoIdle, FlagBadEvents, FlagSamplesTruncated,
+		FlagBadRequests, FlagGeneratorLagged, FlagSaturated, FlagRequestErrors, FlagWindowTooShort}
 }
 
 // RunInput is everything Compute needs for one run.
@@ -92,6 +102,8 @@ type RunInput struct {
 	Requests []record.RequestEvent
 	// Model facts from the events when the run record has none.
 	Model *record.ModelFacts
+	// Serving holds a serving run's requests (nil: a batch run).
+	Serving *ServingInput
 }
 
 // RunResult is the energy record of one run and its per-request attribution.
@@ -118,7 +130,7 @@ func Compute(in RunInput, opt Options) (*RunResult, error) {
 		intervalNS = in.Source.IntervalNS()
 	}
 	var grid []int64
-	if measure != nil && len(in.Requests) > 0 {
+	if measure != nil && (len(in.Requests) > 0 || in.Serving != nil) {
 		grid = makeGrid(*measure, intervalNS, opt.GridMax)
 	}
 	var queries []int64
@@ -154,8 +166,12 @@ func Compute(in RunInput, opt Options) (*RunResult, error) {
 	}
 	runFlags(e, run, tracks, flag)
 
-	if measure != nil && run.Status == record.StatusOK {
-		metrics(e, in, *measure, tracks)
+	switch {
+	case measure == nil || run.Status != record.StatusOK:
+	case in.Serving != nil:
+		res.Requests = servingMetrics(e, in, *measure, grid, tracks, opt, flag)
+	default:
+		metrics(e, in, *measure)
 		if len(in.Requests) == 0 {
 			flag(record.Flag{Code: FlagNoRequestEvents, Phase: record.PhaseMeasure,
 				Message: "no request events: latency percentiles and per-request energy are null",
@@ -180,6 +196,11 @@ func newEnergy(run *record.Run) *record.Energy {
 	for _, k := range metricNames {
 		e.Metrics[k] = nil
 	}
+	if run.RequestsFile != "" {
+		for _, k := range servingMetricNames {
+			e.Metrics[k] = nil
+		}
+	}
 	if run.Status != record.StatusOK {
 		msg := fmt.Sprintf("run ended %s", run.Status)
 		if run.Error != nil {
@@ -197,7 +218,8 @@ func phaseWindows(run *record.Run, flag func(record.Flag)) ([]phaseWin, *record.
 	for _, p := range []struct {
 		name string
 		w    *record.Window
-	}{{record.PhaseLoad, run.Phases.Load}, {record.PhaseWarmup, run.Phases.Warmup}, {record.PhaseMeasure, run.Phases.Measure}} {
+	}{{record.PhaseLoad, run.Phases.Load}, {record.PhaseIdle, run.Phases.Idle}, {record.PhaseWarmup, run.Phases.Warmup},
+		{record.PhaseMeasure, run.Phases.Measure}, {record.PhaseCooldown, run.Phases.Cooldown}} {
 		if p.w != nil && p.w.EndNS > p.w.StartNS {
 			wins = append(wins, phaseWin{p.name, *p.w})
 		}
@@ -681,45 +703,53 @@ func div(a, b *float64) *float64 {
 	return ptr(*a / *b)
 }
 
-func metrics(e *record.Energy, in RunInput, w record.Window, tracks []*DeviceTrack) {
-	m := e.Metrics
+// tokenCounts are the counts the per-token and per-request figures divide by.
+type tokenCounts struct{ req, inTok, outTok *float64 }
+
+func metrics(e *record.Energy, in RunInput, w record.Window) {
 	run := in.Run
-	dur := ptr(w.DurationS())
-	m[record.MDurationS] = dur
-	var req, inTok, outTok *float64
+	var c tokenCounts
 	switch {
 	case run.Totals != nil:
-		req, inTok, outTok = ptr(float64(run.Totals.Requests)), ptr(float64(run.Totals.InputTokens)), ptr(float64(run.Totals.OutputTokens))
+		c = tokenCounts{ptr(float64(run.Totals.Requests)), ptr(float64(run.Totals.InputTokens)), ptr(float64(run.Totals.OutputTokens))}
 	case len(in.Requests) > 0:
 		var i, o int64
 		for _, r := range in.Requests {
 			i += int64(r.InputTokens)
 			o += int64(r.OutputTokens)
 		}
-		req, inTok, outTok = ptr(float64(len(in.Requests))), ptr(float64(i)), ptr(float64(o))
+		c = tokenCounts{ptr(float64(len(in.Requests))), ptr(float64(i)), ptr(float64(o))}
 	}
+	windowMetrics(e, w, c)
+	flopsMetrics(e, in, in.Requests, run.Totals)
+	if len(in.Requests) > 0 {
+		latencies(e, in.Requests)
+	}
+}
+
+// windowMetrics fills the measure window's energy figures and the figures
+// per token, request and second from counts c (nil: those are null).
+func windowMetrics(e *record.Energy, w record.Window, c tokenCounts) {
+	m := e.Metrics
+	dur := ptr(w.DurationS())
+	m[record.MDurationS] = dur
+	req, inTok, outTok := c.req, c.inTok, c.outTok
 	m[record.MRequests], m[record.MInputTokens], m[record.MOutputTokens] = req, inTok, outTok
 
 	pm := e.Phases[record.PhaseMeasure]
-	scope := func(pe *record.PhaseEnergy, name string) *record.ScopeEnergy {
-		if pe == nil || pe.Scopes[name] == nil {
-			return &record.ScopeEnergy{}
-		}
-		return pe.Scopes[name]
-	}
-	b := scope(pm, e.Basis)
+	b := phaseScope(pm, e.Basis)
 	energy := b.GrossJ
 	m[record.MEnergyJ], m[record.MEnergyNetJ], m[record.MIdleJ] = energy, b.NetJ, b.IdleJ
 	m[record.MIdlePowerW] = div(b.IdleJ, dur)
-	m[record.MGPUEnergyJ] = scope(pm, record.ScopeGPU).GrossJ
-	m[record.MCPUEnergyJ] = scope(pm, record.ScopeCPUPackage).GrossJ
+	m[record.MGPUEnergyJ] = phaseScope(pm, record.ScopeGPU).GrossJ
+	m[record.MCPUEnergyJ] = phaseScope(pm, record.ScopeCPUPackage).GrossJ
 	if pm != nil && pm.Scopes[record.ScopeCPUPackage] == nil {
-		m[record.MCPUEnergyJ] = scope(pm, record.ScopeCPUEst).GrossJ
+		m[record.MCPUEnergyJ] = phaseScope(pm, record.ScopeCPUEst).GrossJ
 	}
-	m[record.MDRAMEnergyJ] = scope(pm, record.ScopeDRAM).GrossJ
-	m[record.MTotalEnergyJ] = scope(pm, record.ScopeTotal).GrossJ
-	m[record.MLoadEnergyJ] = scope(e.Phases[record.PhaseLoad], e.Basis).GrossJ
-	m[record.MWarmupEnergyJ] = scope(e.Phases[record.PhaseWarmup], e.Basis).GrossJ
+	m[record.MDRAMEnergyJ] = phaseScope(pm, record.ScopeDRAM).GrossJ
+	m[record.MTotalEnergyJ] = phaseScope(pm, record.ScopeTotal).GrossJ
+	m[record.MLoadEnergyJ] = phaseScope(e.Phases[record.PhaseLoad], e.Basis).GrossJ
+	m[record.MWarmupEnergyJ] = phaseScope(e.Phases[record.PhaseWarmup], e.Basis).GrossJ
 
 	if pm != nil {
 		counterIntegral(e, pm)
@@ -733,19 +763,26 @@ func metrics(e *record.Energy, in RunInput, w record.Window, tracks []*DeviceTra
 	m[record.MOutputTokensPerS] = div(outTok, dur)
 	m[record.MTotalTokensPerS] = div(addp(inTok, outTok), dur)
 	m[record.MRequestsPerS] = div(req, dur)
+}
 
-	model := run.ModelFacts
+// phaseScope is a phase's sums on one scope (all null where it has none).
+func phaseScope(pe *record.PhaseEnergy, name string) *record.ScopeEnergy {
+	if pe == nil || pe.Scopes[name] == nil {
+		return &record.ScopeEnergy{}
+	}
+	return pe.Scopes[name]
+}
+
+// flopsMetrics fills the FLOPs estimate of reqs (or of the totals).
+func flopsMetrics(e *record.Energy, in RunInput, reqs []record.RequestEvent, totals *record.Totals) {
+	model := in.Run.ModelFacts
 	if model == nil {
 		model = in.Model
 	}
-	flops, attn, method := FLOPs(model, in.Requests, run.Totals)
-	m[record.MFLOPs], m[record.MFLOPsAttention] = flops, attn
+	flops, attn, method := FLOPs(model, reqs, totals)
+	e.Metrics[record.MFLOPs], e.Metrics[record.MFLOPsAttention] = flops, attn
 	e.FLOPsMethod = method
-	m[record.MFLOPsPerJ] = div(flops, energy)
-
-	if len(in.Requests) > 0 {
-		latencies(e, in.Requests)
-	}
+	e.Metrics[record.MFLOPsPerJ] = div(flops, e.Metrics[record.MEnergyJ])
 }
 
 // counterIntegral sums the basis devices' counter and integral figures of

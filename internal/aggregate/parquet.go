@@ -48,7 +48,8 @@ func EnergyTable(es []*record.Energy) arrow.Record {
 		str("host"), str("basis"), str("total_scopes"), {Name: "estimate", Type: arrow.FixedWidthTypes.Boolean},
 		str("flops_method"), str("flags"), str("config")}
 	nFixed := len(fields)
-	for _, m := range metricNames {
+	names := namesOf(es)
+	for _, m := range names {
 		fields = append(fields, arrow.Field{Name: m, Type: arrow.PrimitiveTypes.Float64, Nullable: true})
 	}
 	b := array.NewRecordBuilder(memory.DefaultAllocator, arrow.NewSchema(fields, nil))
@@ -80,7 +81,7 @@ func EnergyTable(es []*record.Energy) arrow.Record {
 		s(16, e.FLOPsMethod)
 		s(17, flagCodes(e.Flags))
 		s(18, string(e.Config))
-		for k, m := range metricNames {
+		for k, m := range names {
 			fb := b.Field(nFixed + k).(*array.Float64Builder)
 			if v := e.Metrics[m]; v != nil {
 				fb.Append(*v)
@@ -105,8 +106,9 @@ func SummaryTable(ss []*record.Summary) arrow.Record {
 		f64("mean"), f64("std"), f64("ci95_lo"), f64("ci95_hi"), f64("ci95_half_width"), f64("min"), f64("max"), f64("cv")}
 	b := array.NewRecordBuilder(memory.DefaultAllocator, arrow.NewSchema(fields, nil))
 	defer b.Release()
+	all := append(append([]string(nil), metricNames...), servingMetricNames...)
 	for _, s := range ss {
-		for _, m := range metricNames {
+		for _, m := range all {
 			st := s.Metrics[m]
 			if st == nil {
 				continue

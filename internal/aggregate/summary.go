@@ -80,7 +80,7 @@ func summarizeOne(runs []*record.Energy, opt Options) *record.Summary {
 		}
 	}
 	s.RunsOK = len(ok)
-	for _, name := range metricNames {
+	for _, name := range namesOf(runs) {
 		var vals []float64
 		for _, e := range ok {
 			if v := e.Metrics[name]; v != nil {
@@ -118,4 +118,15 @@ func summarizeOne(runs []*record.Energy, opt Options) *record.Summary {
 			Hint:    "see each run's energy record"})
 	}
 	return s
+}
+
+// namesOf is metricNames, plus the serving metrics where a record carries
+// them (serving runs), so batch summaries keep their exact columns.
+func namesOf(es []*record.Energy) []string {
+	for _, e := range es {
+		if _, ok := e.Metrics[record.MOfferedRateRPS]; ok {
+			return append(append([]string(nil), metricNames...), servingMetricNames...)
+		}
+	}
+	return metricNames
 }

@@ -56,7 +56,10 @@ const (
 
 // Serving metric names (serving runs only; absent from batch runs). Rates
 // are over the measure window; latency figures over the ok requests sent in
-// it; an SLO-dependent figure is null where the config states no SLO.
+// it; an SLO-dependent figure is null where the config states no SLO. In a
+// serving run MRequests counts the ok requests completed in the window and
+// MOutputTokens the tokens emitted within it (docs/aggregate.md, "Serving
+// runs").
 const (
 	MOfferedRateRPS   = "offered_rate_rps"    // requests scheduled in the measure window / its length
 	MAchievedRateRPS  = "achieved_rate_rps"   // requests completed ok in the window / its length
