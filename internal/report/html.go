@@ -187,6 +187,7 @@ func (rp *Report) WriteHTML(ctx context.Context, w, log io.Writer) error {
 	if rp.anyEstimate() {
 		p("<p class=\"callout est-note\"><b>%s Estimated energy.</b> Figures marked %s come from a model of power, not from a sensor (no NVML GPU or readable RAPL counter): compare them with care.</p>\n", EstMark, EstMark)
 	}
+	rp.htmlServing(bw, p)
 	rp.htmlPlots(p)
 	rp.htmlPower(p, d)
 	rp.htmlLatency(p, d)
