@@ -58,16 +58,6 @@ svg .legend text{font-size:11.5px}
 .c5{fill:var(--c5);stroke:var(--c5)}.c6{fill:var(--c6);stroke:var(--c6)}.c7{fill:var(--c7);stroke:var(--c7)}.c8{fill:var(--c8);stroke:var(--c8)}.c9{fill:var(--c9);stroke:var(--c9)}
 svg .trace.c0,svg .trace.c1,svg .trace.c2,svg .trace.c3,svg .trace.c4,svg .trace.c5,svg .trace.c6,svg .trace.c7,svg .trace.c8,svg .trace.c9{fill:none}
 svg .swatch{stroke:none}
-.serving-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:0 14px}
-.callout.slo-met{border-left-color:var(--c4);background:var(--panel)}.callout.slo-none{border-left-color:var(--bad);background:var(--panel)}.callout.slo-unknown{border-left-color:var(--axis);background:var(--panel)}
-svg .slo-line{stroke:var(--bad);stroke-width:1.4;stroke-dasharray:6 4;fill:none}
-svg .slo-label{fill:var(--bad);font-size:11px}
-svg .ideal{stroke:var(--axis);stroke-width:1.2;stroke-dasharray:2 3;fill:none}
-svg .spt{stroke-width:1.6}
-svg .spt.missed{fill:var(--bg)}
-svg .spt.est{stroke-dasharray:2 1.5}
-svg .flag-ring{fill:none;stroke:var(--est);stroke-width:1.5;stroke-dasharray:3 2}
-svg .best{fill:none;stroke-width:2}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:13px;margin:4px 0 10px}
 th,td{padding:5px 9px;text-align:left;border-bottom:1px solid var(--line);white-space:nowrap}
@@ -98,4 +88,20 @@ th{position:static}
 .scroll{overflow:visible}
 th,td{white-space:normal}
 }
+`
+
+// servingCSS styles the serving section; added only to reports that have
+// one, so that every other report's file stays as it was.
+const servingCSS = `
+.serving-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:0 14px}
+.callout.slo-met{border-left-color:var(--c4);background:var(--panel)}.callout.slo-none{border-left-color:var(--bad);background:var(--panel)}.callout.slo-unknown{border-left-color:var(--axis);background:var(--panel)}
+svg .slo-line{stroke:var(--bad);stroke-width:1.4;stroke-dasharray:6 4;fill:none}
+svg .slo-label{fill:var(--bad);font-size:11px}
+svg .ideal{stroke:var(--axis);stroke-width:1.2;stroke-dasharray:2 3;fill:none}
+svg .spt{stroke-width:1.6}
+svg .spt.missed{fill:var(--bg)}
+svg .spt.est{stroke-dasharray:2 1.5}
+svg .flag-ring{fill:none;stroke:var(--est);stroke-width:1.5;stroke-dasharray:3 2}
+svg .best{fill:none;stroke-width:2}
+.serving-grid figure{margin-bottom:14px}
 `
