@@ -139,6 +139,7 @@ func TestBrowser(t *testing.T) {
 		stream []byte
 		args   []string
 		series map[string][]string // plot → series it must hold
+		absent map[string][]string // plot → series it must not hold
 	}{
 		{"study", stream, []string{"--root", root}, map[string][]string{
 			"energy-per-token":  {"mean", "ci95", "runs"},
@@ -147,7 +148,7 @@ func TestBrowser(t *testing.T) {
 			"power":             {"device:GPU-6f1c2a7e-0000-4000-8000-000000000001", "device:package-0", "device:dram-0", "phase:load", "phase:warmup", "phase:measure", "requests"},
 			"latency-ttft":      {"config:llem-tiny [a1b2c3d4]", "config:llem-tiny [11112222]", "config:llem-tiny [55556666]"},
 			"latency-e2e":       {"config:llem-tiny [a1b2c3d4]"},
-		}},
+		}, nil},
 		{"quickstart", qs, []string{"--root", "testdata/quickstart/results"}, map[string][]string{
 			"energy-per-token":  {"mean", "ci95", "runs"},
 			"pareto-throughput": {"front", "front-point", "config"},
@@ -155,13 +156,31 @@ func TestBrowser(t *testing.T) {
 			"power":             {"device:cpu-estimate", "phase:measure", "requests"},
 			"latency-ttft":      {"config:batch_size=1", "config:batch_size=4"},
 			"latency-e2e":       {"config:batch_size=1", "config:batch_size=4"},
-		}},
+		}, nil},
 		{"sweep", syn, []string{"--root", synRoot}, map[string][]string{
 			"energy-per-token":  {"mean", "ci95", "runs"},
 			"pareto-throughput": {"front", "front-point", "config"},
 			"pareto-latency":    {"front", "front-point", "config"},
 			"power":             {"device:GPU-00000000-0000-4000-8000-0000000000a1", "phase:measure", "requests"},
 			"latency-e2e":       {"config:llem-tiny bf16 batch_size=8"},
+		}, nil},
+		// Serving sweeps (records only: no run directories).
+		{"serving", readFixture(t, "serving-sweep.ndjson"), nil, map[string][]string{
+			"serving-rate-energy":  {"series:llem-small", "series:llem-base", "point", "ci95", "flagged", "headline"},
+			"serving-rate-ttft":    {"series:llem-small", "series:llem-base", "point", "ci95", "slo"},
+			"serving-rate-tpot":    {"series:llem-small", "point", "ci95", "slo"},
+			"serving-rate-goodput": {"series:llem-base", "point", "ci95", "ideal"},
+			"energy-per-token":     {"mean", "ci95", "runs"},
+		}, nil},
+		{"serving-noslo", readFixture(t, "serving-noslo.ndjson"), nil, map[string][]string{
+			"serving-rate-energy":  {"series:llem-small", "point", "ci95", "flagged"},
+			"serving-rate-ttft":    {"series:llem-small", "point"},
+			"serving-rate-tpot":    {"series:llem-small", "point"},
+			"serving-rate-goodput": nil,
+		}, map[string][]string{
+			"serving-rate-energy":  {"headline"},
+			"serving-rate-ttft":    {"slo"},
+			"serving-rate-goodput": {"point", "ideal"},
 		}},
 	}
 	art := artifactsDir(t)
@@ -189,6 +208,11 @@ func TestBrowser(t *testing.T) {
 					got, ok := p.Series[s]
 					if !ok || got.N == 0 || got.W+got.H <= 0 {
 						t.Errorf("plot %s: series %q missing or empty (%+v); has %v", p.ID, s, got, keys(p.Series))
+					}
+				}
+				for _, s := range c.absent[p.ID] {
+					if _, ok := p.Series[s]; ok {
+						t.Errorf("plot %s: series %q drawn where it should not be", p.ID, s)
 					}
 				}
 			}

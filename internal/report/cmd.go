@@ -44,6 +44,12 @@ power of one run over time with its phases, latency distributions, the
 validity flags, and the provenance). The HTML report reads the run
 directories the records name (samples.arrows, events.ndjson, run.json).
 
+Serving configs that differ only in serving.rate (or serving.concurrency)
+add a serving section to every format: energy per output token, p90 TTFT,
+p90 TPOT and goodput against the load, one curve per group of the other
+config fields, and the highest load at which at least 90 % of the requests
+met every SLO of the config (slo_attainment), with its energy per token.
+
 Estimated figures (no energy sensor) carry a † wherever they appear;
 unknown figures are shown as — (never 0).
 

@@ -89,3 +89,19 @@ th{position:static}
 th,td{white-space:normal}
 }
 `
+
+// servingCSS styles the serving section; added only to reports that have
+// one, so that every other report's file stays as it was.
+const servingCSS = `
+.serving-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:0 14px}
+.callout.slo-met{border-left-color:var(--c4);background:var(--panel)}.callout.slo-none{border-left-color:var(--bad);background:var(--panel)}.callout.slo-unknown{border-left-color:var(--axis);background:var(--panel)}
+svg .slo-line{stroke:var(--bad);stroke-width:1.4;stroke-dasharray:6 4;fill:none}
+svg .slo-label{fill:var(--bad);font-size:11px}
+svg .ideal{stroke:var(--axis);stroke-width:1.2;stroke-dasharray:2 3;fill:none}
+svg .spt{stroke-width:1.6}
+svg .spt.missed{fill:var(--bg)}
+svg .spt.est{stroke-dasharray:2 1.5}
+svg .flag-ring{fill:none;stroke:var(--est);stroke-width:1.5;stroke-dasharray:3 2}
+svg .best{fill:none;stroke-width:2}
+.serving-grid figure{margin-bottom:14px}
+`

@@ -188,6 +188,11 @@ var flagDescriptions = map[string]string{
 	"some_runs_not_ok":       "some runs of the config did not finish ok",
 	"mixed_basis":            "the runs of the config use different energy scopes",
 	"runs_flagged":           "runs in the statistics carry validity flags",
+	// Serving runs.
+	"generator_lagged": "the load generator sent late (send lag over its limit): the offered load was below the configured one",
+	"saturated":        "the server fell behind the offered load (achieved rate below offered, queue growing): latencies are of an overloaded server",
+	"request_errors":   "some requests failed (HTTP error, timeout or error mid-stream): goodput and latencies cover the ok ones",
+	"window_too_short": "the measure window held too few requests for steady rates and tail percentiles",
 }
 
 // FlagCount is one flag code and how many runs and configs carry it.
@@ -306,5 +311,6 @@ func (rp *Report) legend() []string {
 	}
 	l = append(l, "± half width of the 95 % confidence interval of the mean over ok cycles (Student t); "+Dash+" unknown")
 	l = append(l, "energy figures are gross, over the measure phase, on each config's basis scope (gpu, or total = the named sum of the measured scopes)")
+	l = append(l, rp.servingLegend()...)
 	return append(l, rp.footprintLegend()...)
 }

@@ -177,7 +177,11 @@ func (rp *Report) WriteHTML(ctx context.Context, w, log io.Writer) error {
 		title = "llem report — " + strings.Join(names, ", ")
 	}
 	p("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
-	p("<meta name=\"generator\" content=\"llem-report %s\">\n<title>%s</title>\n<style>%s</style>\n</head>\n<body>\n", Version, esc(title), css)
+	style := css
+	if len(rp.servingGrids()) > 0 {
+		style += servingCSS
+	}
+	p("<meta name=\"generator\" content=\"llem-report %s\">\n<title>%s</title>\n<style>%s</style>\n</head>\n<body>\n", Version, esc(title), style)
 	p("<header><h1>%s</h1>\n", esc(title))
 	for _, l := range rp.headline() {
 		p("<p class=\"sub\">%s</p>\n", esc(l))
@@ -187,6 +191,7 @@ func (rp *Report) WriteHTML(ctx context.Context, w, log io.Writer) error {
 	if rp.anyEstimate() {
 		p("<p class=\"callout est-note\"><b>%s Estimated energy.</b> Figures marked %s come from a model of power, not from a sensor (no NVML GPU or readable RAPL counter): compare them with care.</p>\n", EstMark, EstMark)
 	}
+	rp.htmlServing(bw, p)
 	rp.htmlPlots(p)
 	rp.htmlPower(p, d)
 	rp.htmlLatency(p, d)

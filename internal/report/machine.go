@@ -42,6 +42,7 @@ func (rp *Report) WriteCSV(w io.Writer) error {
 	for _, m := range rp.Metrics {
 		head = append(head, m.Col, m.Col+"_ci95_lo", m.Col+"_ci95_hi", m.Col+"_n")
 	}
+	head = append(head, rp.servingCSVHead()...)
 	if err := cw.Write(head); err != nil {
 		return err
 	}
@@ -69,6 +70,7 @@ func (rp *Report) WriteCSV(w io.Writer) error {
 				}
 				row = append(row, rawNum(s.Mean), rawNum(s.CI95Lo), rawNum(s.CI95Hi), strconv.Itoa(s.N))
 			}
+			row = append(row, rp.servingCSVCells(c, nil)...)
 			if err := cw.Write(row); err != nil {
 				return err
 			}
@@ -89,6 +91,7 @@ func (rp *Report) WriteCSV(w io.Writer) error {
 			for _, m := range rp.Metrics {
 				row = append(row, rawNum(e.Metrics[m.Name]), "", "", "")
 			}
+			row = append(row, rp.servingCSVCells(r.Config, r)...)
 			if err := cw.Write(row); err != nil {
 				return err
 			}
@@ -156,6 +159,8 @@ type jsonReport struct {
 	Runs    []jsonRun    `json:"runs"`
 	Flags   []jsonFlag   `json:"flags"`
 	Legend  []string     `json:"legend"`
+	// Serving sweeps; left out of batch reports.
+	Serving []jsonSweep `json:"serving,omitempty"`
 }
 
 func (rp *Report) keysOf(c *Config) map[string]*string {
@@ -175,7 +180,7 @@ func (rp *Report) keysOf(c *Config) map[string]*string {
 // column names (raw SI numbers, unit in the name); null is unknown.
 func (rp *Report) WriteJSON(w io.Writer) error {
 	out := jsonReport{Kind: "report", V: 1, Tool: "llem-report", Version: Version, Studies: rp.Studies, By: rp.By,
-		Metrics: []jsonMetric{}, Configs: []jsonConfig{}, Runs: []jsonRun{}, Flags: []jsonFlag{}, Legend: rp.legend()}
+		Metrics: []jsonMetric{}, Configs: []jsonConfig{}, Runs: []jsonRun{}, Flags: []jsonFlag{}, Legend: rp.legend(), Serving: rp.servingJSON()}
 	for _, m := range rp.Metrics {
 		out.Metrics = append(out.Metrics, jsonMetric{m.Name, m.Col, m.Label, m.Unit, m.Energy})
 	}

@@ -49,6 +49,15 @@ var metricList = []Metric{
 	{record.MFLOPs, "flops", "FLOPs", "FLOP", false},
 	{record.MFLOPsAttention, "flops_attention", "attention FLOPs", "FLOP", false},
 	{record.MFLOPsPerJ, "flops_per_j", "FLOP/J", "FLOP/J", true},
+	// Serving runs only.
+	{record.MOfferedRateRPS, "offered_rate_rps", "offered", "req/s", false},
+	{record.MAchievedRateRPS, "achieved_rate_rps", "achieved", "req/s", false},
+	{record.MRequestsFailed, "requests_failed", "failed req", "count", false},
+	{record.MGoodputRPS, "goodput_rps", "goodput", "req/s", false},
+	{record.MSLOAttainment, "slo_attainment", "SLO attained", "rel", false},
+	{record.MServerIdlePowerW, "server_idle_power_w", "server idle power", "W", true},
+	{record.MSendLagP50S, "send_lag_p50_s", "send lag p50", "s", false},
+	{record.MSendLagP99S, "send_lag_p99_s", "send lag p99", "s", false},
 }
 
 func init() {
@@ -57,6 +66,11 @@ func init() {
 			n := l + "_" + q + "_s"
 			metricList = append(metricList, Metric{n, n, strings.ToUpper(l) + " " + q, "s", false})
 		}
+	}
+	// TPOT (serving runs) has no p95 in the records.
+	for _, q := range []string{"mean", "p50", "p90", "p99"} {
+		n := "tpot_" + q + "_s"
+		metricList = append(metricList, Metric{n, n, "TPOT " + q, "s", false})
 	}
 	for i := range metricList {
 		metricByName[metricList[i].Name] = &metricList[i]

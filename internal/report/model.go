@@ -60,6 +60,7 @@ type Report struct {
 	fp       footprints // carbon and cost assumptions of the input
 	known    map[string]bool
 	keyCount map[string]int // configs per combination of --by values
+	serving  []*servingSweep
 }
 
 // Study names one study of the input.
@@ -98,6 +99,7 @@ func Build(in *Input, opt Options) (*Report, error) {
 		return nil, err
 	}
 	rp.sortConfigs(keys)
+	rp.buildServing()
 	for _, c := range rp.Configs {
 		sort.SliceStable(c.Runs, func(i, j int) bool {
 			a, b := c.Runs[i].E, c.Runs[j].E

@@ -104,7 +104,7 @@ func tickLabel(v float64, unit string) string {
 	if unit == "" && math.Abs(v) >= 0.01 && math.Abs(v) < 1e4 {
 		return strconv.FormatFloat(v, 'g', 4, 64)
 	}
-	e := prefixFor(v)
+	e := unitPrefix(prefixFor(v), v, unit)
 	s := strconv.FormatFloat(v/math.Pow10(e), 'f', 2, 64)
 	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	return joinUnit(s, prefixSym(e), unit)

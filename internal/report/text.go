@@ -16,7 +16,7 @@ func (rp *Report) WriteTable(w io.Writer) error {
 		title = "llem report"
 	}
 	fmt.Fprintln(bw, title)
-	for _, l := range rp.headline() {
+	for _, l := range append(rp.headline(), rp.servingHeadlines()...) {
 		fmt.Fprintln(bw, l)
 	}
 	for _, g := range rp.grids() {
@@ -79,7 +79,7 @@ func (rp *Report) WriteMarkdown(w io.Writer) error {
 		title = "llem report"
 	}
 	fmt.Fprintf(bw, "# %s\n\n", mdEscape(title))
-	for _, l := range rp.headline() {
+	for _, l := range append(rp.headline(), rp.servingHeadlines()...) {
 		fmt.Fprintf(bw, "%s  \n", mdEscape(l))
 	}
 	for _, g := range rp.grids() {
@@ -131,7 +131,7 @@ func mdEscape(s string) string { return mdReplacer.Replace(s) }
 
 // grids are the report's tables in order, as --rows asks.
 func (rp *Report) grids() []grid {
-	var gs []grid
+	gs := rp.servingGrids()
 	if rp.showConfigs() {
 		gs = append(gs, rp.configGrid())
 	}

@@ -79,9 +79,18 @@ func formatSI(v float64, unit string) string {
 	if v == 0 {
 		return joinUnit("0", "", unit)
 	}
-	e := prefixFor(v)
+	e := unitPrefix(prefixFor(v), v, unit)
 	s, _ := sig3(v / math.Pow10(e))
 	return joinUnit(s, prefixSym(e), unit)
+}
+
+// unitPrefix keeps request rates between 0.01 and 1 unprefixed: "0.42 req/s"
+// reads better than "420 mreq/s".
+func unitPrefix(e int, v float64, unit string) int {
+	if unit == "req/s" && e < 0 && math.Abs(v) >= 0.01 {
+		return 0
+	}
+	return e
 }
 
 func joinUnit(num, prefix, unit string) string {
@@ -110,7 +119,7 @@ func FormatCI(mean, half *float64, unit string) string {
 	if *mean == 0 && *half == 0 {
 		return formatSI(0, unit)
 	}
-	e := prefixFor(*mean)
+	e := unitPrefix(prefixFor(*mean), *mean, unit)
 	if *mean == 0 {
 		e = prefixFor(*half)
 	}
