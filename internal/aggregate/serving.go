@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"github.com/llem/llem/internal/config"
@@ -112,7 +113,7 @@ func loadServing(r *record.Run, dir string) *ServingInput {
 		sv.Err = errors.New("the run record has no run_dir to find its requests file in")
 		return sv
 	}
-	sv.Requests, sv.Err = ReadRequests(dir + string(os.PathSeparator) + r.RequestsFile)
+	sv.Requests, sv.Err = ReadRequests(filepath.Join(dir, r.RequestsFile))
 	return sv
 }
 
