@@ -2,7 +2,8 @@
 // (top level, decoder with presets, warmup, baseline, energy, pytorch, vllm
 // with engine/attention/sampling/beam_search, tensorrt, lora,
 // passthrough_kwargs, output_dir) plus the `native` section of the built-in
-// CPU backend.
+// CPU backend, the `sglang` section of the server-only SGLang backend, and the
+// `serving` section that makes an experiment a serving run (serving.go).
 //
 // Configs are decoded from yaml.v3 nodes, so every error names file:line:col
 // and the field path, says what was expected and, for a misspelt key or enum

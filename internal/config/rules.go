@@ -9,8 +9,8 @@ import (
 
 // Finalize fills the defaults that depend on other fields: the precision
 // (per backend), the decoder preset (into the fields no key set), the
-// backend's own section, the native architecture from a preset model, and
-// the lognormal sigma. It maps the energy backends kept for compatibility.
+// backend's own section, the native architecture from a preset model, the
+// lognormal sigma, and the gamma shape of a serving section. It maps the energy backends kept for compatibility.
 // It is idempotent, so an effective config decodes to itself. It returns
 // remarks for the user.
 func (c *Config) Finalize() (notes []string) {

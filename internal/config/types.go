@@ -58,10 +58,6 @@ func IsBackend(s string) bool {
 // ones a serving section may use (pytorch has none).
 var ServingBackends = []string{BackendNative, BackendVLLM, BackendTensorRT, BackendSGLang}
 
-// BatchBackends are the backends that run a batch experiment (sglang runs
-// only as a server).
-var BatchBackends = []string{BackendNative, BackendPyTorch, BackendVLLM, BackendTensorRT}
-
 // PrecisionSupport is the precision table per backend; it is enforced. The
 // first entry is the backend's default precision.
 var PrecisionSupport = map[string][]string{

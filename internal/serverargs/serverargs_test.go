@@ -93,8 +93,8 @@ func TestFieldMappings(t *testing.T) {
 			`--cuda-graph-max-bs 16 --enable-mixed-chunk --json-model-override-args {"a":1}`},
 		{"tensorrt", "", ""},
 		{"tensorrt", "pp_size: 2, max_num_tokens: 4096", "--max_num_tokens 4096 --pp_size 2"},
-		{"tensorrt", "kv_cache_free_gpu_memory_fraction: 0.7, ep_size: 2, max_beam_width: 1, num_postprocess_workers: 2, revision: main",
-			"--ep_size 2 --kv_cache_free_gpu_memory_fraction 0.7 --max_beam_width 1 --num_postprocess_workers 2 --revision main"},
+		{"tensorrt", "kv_cache_free_gpu_memory_fraction: 0.7, ep_size: 2, max_beam_width: 1, num_postprocess_workers: 2",
+			"--ep_size 2 --kv_cache_free_gpu_memory_fraction 0.7 --max_beam_width 1 --num_postprocess_workers 2"},
 		{"tensorrt", "flow: engine", ""},
 	}
 	for _, c := range cases {

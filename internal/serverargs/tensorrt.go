@@ -16,7 +16,7 @@ import (
 // (--extra_llm_api_options), which a serving run does not write, so they
 // are refused by name.
 var trtllmFlags = []string{"ep_size", "kv_cache_free_gpu_memory_fraction", "max_beam_width", "max_num_tokens",
-	"num_postprocess_workers", "pp_size", "revision"}
+	"num_postprocess_workers", "pp_size"}
 
 // trtllmOwned are the flags llem sets on trtllm-serve itself.
 var trtllmOwned = map[string]string{

@@ -2,6 +2,7 @@ package serverargs
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/llem/llem/internal/config"
@@ -44,7 +45,7 @@ func vllm(c *config.Config, host string, port int) (Launch, error) {
 	if w.err != nil {
 		return Launch{}, w.err
 	}
-	return Launch{Argv: w.argv, ImageArgs: w.argv[2:], Model: c.Model}, nil
+	return Launch{Argv: w.argv, ImageArgs: slices.Clone(w.argv[2:]), Model: c.Model}, nil
 }
 
 // attention writes vllm.engine.attention: its backend as --attention-backend,

@@ -37,6 +37,12 @@ sweep:
 		t.Errorf("serving section from the axis alone: %+v", cs)
 	}
 
+	// --set reaches into the section too.
+	cs = configs(t, expand(t, "model: llem-tiny\nserving: {rate: 1, requests: 10}\n", Options{Sets: []string{"serving.rate=4", "serving.slo.e2e_ms=900"}}))
+	if *cs[0].Serving.Rate != 4 || *cs[0].Serving.SLO.E2EMs != 900 || *cs[0].Serving.Requests != 10 {
+		t.Errorf("--set serving.*: %+v", cs[0].Serving)
+	}
+
 	// A backend axis across the serving backends, a scoped sglang axis.
 	s = expand(t, `model: org/m
 serving: {rate: 2, requests: 50}
