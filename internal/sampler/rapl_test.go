@@ -39,14 +39,20 @@ func fakeRAPL(t testing.TB, maxUJ uint64) string {
 // setUJ rewrites a counter in place with one fixed-width write (no
 // truncation), so that a concurrent read never sees an empty file.
 func setUJ(t *testing.T, root, zone string, uj uint64) {
+	if err := writeUJ(root, zone, uj); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeUJ rewrites a fake energy_uj in place (the sampler keeps it open).
+func writeUJ(root, zone string, uj uint64) error {
 	f, err := os.OpenFile(filepath.Join(root, "class", "powercap", zone, "energy_uj"), os.O_WRONLY, 0)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer f.Close()
-	if _, err := f.WriteAt([]byte(fmt.Sprintf("%-20d\n", uj)), 0); err != nil {
-		t.Fatal(err)
-	}
+	_, err = f.WriteAt([]byte(fmt.Sprintf("%-20d\n", uj)), 0)
+	return err
 }
 
 func TestRAPLWrap(t *testing.T) {
@@ -122,10 +128,14 @@ func TestRAPLSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc.wait(3)
-	setUJ(t, root, "intel-rapl:0", 1_000_000) // wrapped: +2 J
-	// Tick 5 starts after the change: it reads it, and so does tick 6.
+	// Wrapped: +2 J. Written inside tick 3, so ticks 4 to 6 read it whole
+	// (written beside a running read, a read could see half of it).
+	written := make(chan error, 1)
+	tc.at(3, func() { written <- writeUJ(root, "intel-rapl:0", 1_000_000) })
 	tc.wait(6)
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
 	st, err := s.Stop()
 	if err != nil {
 		t.Fatal(err)

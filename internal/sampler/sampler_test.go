@@ -134,9 +134,21 @@ type tickCounter struct {
 	mu    sync.Mutex
 	n     int
 	waits map[int][]chan struct{}
+	hooks map[int]func()
 }
 
-func newTickCounter() *tickCounter { return &tickCounter{waits: map[int][]chan struct{}{}} }
+func newTickCounter() *tickCounter {
+	return &tickCounter{waits: map[int][]chan struct{}{}, hooks: map[int]func(){}}
+}
+
+// at runs fn inside the sampler's loop at tick n, before tick n+1 reads any
+// source: a change made there (a fake sysfs file rewritten) can never be
+// read half-written.
+func (c *tickCounter) at(n int, fn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hooks[n] = fn
+}
 
 func (c *tickCounter) Name() string          { return "ticks" }
 func (c *tickCounter) Close() error          { return nil }
@@ -145,6 +157,9 @@ func (c *tickCounter) Read(out []power.Sample) []power.Sample {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.n++
+	if fn := c.hooks[c.n]; fn != nil {
+		fn()
+	}
 	for k, chs := range c.waits {
 		if k <= c.n {
 			for _, ch := range chs {
