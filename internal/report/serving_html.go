@@ -135,7 +135,7 @@ func (sw *servingSweep) sloLines(sp servingPlot) (vals []float64, owner []int) {
 // Layout of a serving figure.
 const (
 	srvW                       = 560.0
-	srvL, srvR, srvT, srvPlotH = 64.0, 86.0, 16.0, 250.0
+	srvL, srvR, srvT, srvPlotH = 74.0, 80.0, 16.0, 250.0
 )
 
 // servingScales are the figure's axes over the points, intervals, objectives and ideal line.

@@ -255,3 +255,35 @@ func TestServingFlagsDescribed(t *testing.T) {
 		t.Errorf("flags table lacks generator_lagged's meaning")
 	}
 }
+
+// An estimated energy figure carries † in the serving table and the headline.
+func TestServingEstimateMarked(t *testing.T) {
+	rp := buildFixture(t, readFixture(t, "serving-sweep.ndjson"), func(in *Input) {
+		for _, s := range in.Summaries {
+			if s.Model == "llem-small" && flatten(s.Config)[AxisRate] == "4" {
+				s.Estimate = true
+			}
+		}
+	})
+	g := rp.servingGrid(rp.serving[0])
+	energyCol := -1
+	for i, h := range g.Head {
+		if h == metricByName[record.MJPerOutputToken].Label {
+			energyCol = i
+		}
+	}
+	if g.Rows[2][0] != "llem-small" || g.Rows[2][1] != "4" {
+		t.Fatalf("row 2 is %v, want llem-small at 4 req/s", g.Rows[2][:2])
+	}
+	for i, row := range g.Rows {
+		if got := strings.HasSuffix(row[energyCol], " "+EstMark); got != (i == 2) {
+			t.Errorf("row %d %v: energy %q", i, row[:2], row[energyCol])
+		}
+		if strings.HasSuffix(row[energyCol+1], EstMark) {
+			t.Errorf("row %d: a latency marked as an estimate", i)
+		}
+	}
+	if l := rp.servingHeadlines()[0]; !strings.Contains(l, " J "+EstMark+" per output token") && !strings.Contains(l, "mJ "+EstMark+" per output token") {
+		t.Errorf("headline without †: %s", l)
+	}
+}
