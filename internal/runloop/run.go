@@ -336,9 +336,13 @@ func (en ending) stoppedFromOutside() bool {
 // error event explains its exit code).
 func (en ending) verdict() (string, *record.Error) {
 	const seeLog = "see worker.log in the run directory"
+	stopped := "the worker was stopped"
+	if en.serving {
+		stopped = "the server was stopped"
+	}
 	switch exit := en.res.ExitCode; {
 	case en.interrupted:
-		return record.StatusInterrupted, &record.Error{Type: record.ErrInterrupted, Message: "llem-exec was interrupted; the worker was stopped",
+		return record.StatusInterrupted, &record.Error{Type: record.ErrInterrupted, Message: "llem-exec was interrupted; " + stopped,
 			Hint: "rerun the same stream with the same --out to resume"}
 	case en.tampered != "":
 		return record.StatusFailed, &record.Error{Type: record.ErrRunDirTampered, Message: en.tampered,
@@ -347,7 +351,11 @@ func (en ending) verdict() (string, *record.Error) {
 		return record.StatusFailed, &record.Error{Type: record.ErrWorkerFlood, Message: fmt.Sprintf("the worker wrote more than %d bytes of protocol events; it was stopped and events.ndjson was cut there", en.eventsMax),
 			Hint: "a worker writes one request event per measured request; check it for a loop"}
 	case en.timedOut:
-		return record.StatusTimeout, &record.Error{Type: record.ErrTimeout, Message: fmt.Sprintf("worker exceeded the timeout of %s and was killed with its process group", en.timeout),
+		msg := fmt.Sprintf("worker exceeded the timeout of %s and was killed with its process group", en.timeout)
+		if en.serving {
+			msg = fmt.Sprintf("the serving run exceeded the timeout of %s; the server was stopped", en.timeout)
+		}
+		return record.StatusTimeout, &record.Error{Type: record.ErrTimeout, Message: msg,
 			Hint: "raise --timeout if the experiment needs longer"}
 	case en.res.Err != nil:
 		return record.StatusFailed, en.res.Err
