@@ -156,6 +156,9 @@ func checkServingRun(t *testing.T, dir string, r record.Run, withLog bool) {
 // TestServingLlemServe runs a serving experiment end to end through the
 // built llem-exec, with the real llem-serve beside it serving llem-tiny.
 func TestServingLlemServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binaries")
+	}
 	bin := buildExec(t)
 	serve := filepath.Join(filepath.Dir(bin), "llem-serve")
 	if out, err := exec.Command("go", "build", "-o", serve, "../../cmd/llem-serve").CombinedOutput(); err != nil {
