@@ -58,6 +58,9 @@ type serveExecution struct {
 	lw   *logWriter   // server.log, capped
 	reqf *os.File     // requests.ndjson
 	hc   *http.Client // health checks
+
+	totals *record.Totals // the measure window's, once the traffic ran
+	lastT  int64          // the latest event time written
 }
 
 // newServeExecution decodes e's config and plans its traffic; a config that
@@ -104,6 +107,9 @@ func (s *serveExecution) execute(ctx context.Context, rn runner.Runner, spec run
 	s.emit(record.Event{Event: record.EventHello, Backend: spec.Experiment.Backend})
 	rerr, fatal := s.serve(ctx, rn, spec)
 	s.stopServer(spec.Grace)
+	if s.totals != nil && rerr == nil && fatal == nil {
+		s.emit(record.Event{Event: record.EventDone, Totals: s.totals})
+	}
 	res := runner.Result{ExitCode: -1}
 	if s.srv != nil {
 		res = s.srv.res
@@ -340,10 +346,14 @@ func (s *serveExecution) stopServer(grace time.Duration) {
 	}
 }
 
+// emit writes one event. An event without a time gets now, and never one
+// before the last event's: the traffic's edges are on the load client's
+// clock, which a wall-clock step can set apart from time.Now.
 func (s *serveExecution) emit(ev record.Event) {
 	if ev.T == 0 {
-		ev.T = time.Now().UnixNano()
+		ev.T = max(time.Now().UnixNano(), s.lastT)
 	}
+	s.lastT = max(s.lastT, ev.T)
 	b, _ := json.Marshal(ev)
 	s.ev.Write(append(b, '\n'))
 }

@@ -117,6 +117,11 @@ func checkServingRun(t *testing.T, dir string, r record.Run, withLog bool) {
 	if r.Status != record.StatusOK {
 		t.Fatalf("status %s, error %+v", r.Status, r.Error)
 	}
+	for _, f := range r.Warnings {
+		if f.Code != "server_killed" {
+			t.Errorf("warning %+v", f)
+		}
+	}
 	if r.RequestsFile != "requests.ndjson" || (r.ServerLog == "server.log") != withLog {
 		t.Errorf("requests_file %q, server_log %q", r.RequestsFile, r.ServerLog)
 	}

@@ -17,8 +17,8 @@ import (
 
 // traffic sends the plan's requests to base (…/v1), writes every request's
 // record to requests.ndjson, emits the warmup, measure and cooldown edges
-// at their places on the schedule, and the done event with the measure
-// window's totals. A server that exits stops the traffic at once.
+// at their places on the schedule, and keeps the measure window's totals
+// for the done event. A server that exits stops the traffic at once.
 func (s *serveExecution) traffic(ctx context.Context, base, model string) (*record.Error, error) {
 	tctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -70,7 +70,7 @@ func (s *serveExecution) traffic(ctx context.Context, base, model string) (*reco
 			Message: fmt.Sprintf("none of the %d requests sent in the measure window ended ok (%s)", sent, failed),
 			Hint:    "see requests.ndjson in the run directory (status and error of each request) and server.log"}, nil
 	}
-	s.emit(record.Event{Event: record.EventDone, Totals: &tot})
+	s.totals = &tot // the done event follows the server's stop
 	return nil, nil
 }
 
