@@ -129,8 +129,11 @@ func TestRequestTally(t *testing.T) {
 	var tl requestTally
 	t0 := int64(1000)
 	for i, st := range []string{"ok", "ok", "http_error", "ok", "ok"} {
-		in := 5
-		fmt.Fprintf(&tl, `{"kind":"request","id":%d,"t_scheduled":%d,"t_start":%d,"status":%q,"input_tokens":%d,"output_tokens":%d}`+"\n",
+		in := "5"
+		if i == 3 {
+			in = "null" // no usage from the server
+		}
+		fmt.Fprintf(&tl, `{"kind":"request","id":%d,"t_scheduled":%d,"t_start":%d,"status":%q,"input_tokens":%s,"output_tokens":%d}`+"\n",
 			i, t0+p.plan.Offsets[i], t0+p.plan.Offsets[i]+3, st, in, 10+i)
 	}
 	if err := tl.err(); err != nil {
@@ -140,7 +143,10 @@ func TestRequestTally(t *testing.T) {
 		t.Errorf("start %d, want %d", got, t0)
 	}
 	tot, sent, failed := tl.totals(p, t0)
-	if tot != (record.Totals{Requests: 2, InputTokens: 10, OutputTokens: 11 + 13}) || sent != 3 || failed != "http_error 1" {
+	if tot != (record.Totals{Requests: 2, InputTokens: 5, OutputTokens: 11 + 13}) || sent != 3 || failed != "http_error 1" {
 		t.Errorf("totals %+v, sent %d, failed %q", tot, sent, failed)
+	}
+	if n := tl.inputUnknown(p, t0); n != 1 {
+		t.Errorf("%d measured requests without input tokens, want 1", n)
 	}
 }

@@ -70,6 +70,10 @@ func (s *serveExecution) traffic(ctx context.Context, base, model string) (*reco
 			Message: fmt.Sprintf("none of the %d requests sent in the measure window ended ok (%s)", sent, failed),
 			Hint:    "see requests.ndjson in the run directory (status and error of each request) and server.log"}, nil
 	}
+	if unknown := tally.inputUnknown(p, t0); unknown > 0 {
+		s.warn("input_tokens_partial", fmt.Sprintf("%d of the %d ok requests of the measure window came without the server's prompt token count; totals.input_tokens counts the others only", unknown, tot.Requests),
+			"a server that sends usage (stream_options.include_usage) gives every count")
+	}
 	s.totals = &tot // the done event follows the server's stop
 	return nil, nil
 }
@@ -173,17 +177,35 @@ func (t *requestTally) start(p *servingPlan, before int64) int64 {
 	return before
 }
 
+// measured says whether a request belongs to the measure window: by its
+// scheduled offset in open loop, by its send time in closed loop.
+func (t *requestTally) measured(p *servingPlan, t0 int64, r tallied) bool {
+	at := r.start - t0
+	if !p.closed && r.id >= 0 && r.id < len(p.plan.Offsets) {
+		at = p.plan.Offsets[r.id]
+	}
+	return at >= p.measureStart && at < p.measureEnd
+}
+
+// inputUnknown counts the ok requests of the measure window without an
+// input token count.
+func (t *requestTally) inputUnknown(p *servingPlan, t0 int64) int {
+	n := 0
+	for _, r := range t.reqs {
+		if r.status == record.ReqOK && r.in == nil && t.measured(p, t0, r) {
+			n++
+		}
+	}
+	return n
+}
+
 // totals are the measure window's: the requests sent in it that ended ok
 // and their tokens (input tokens where the server reported them); sent
 // counts every request sent in it, failed says how the others ended.
 func (t *requestTally) totals(p *servingPlan, t0 int64) (tot record.Totals, sent int, failed string) {
 	byStatus := map[string]int{}
 	for _, r := range t.reqs {
-		at := r.start - t0
-		if !p.closed && r.id >= 0 && r.id < len(p.plan.Offsets) {
-			at = p.plan.Offsets[r.id]
-		}
-		if at < p.measureStart || at >= p.measureEnd {
+		if !t.measured(p, t0, r) {
 			continue
 		}
 		sent++
