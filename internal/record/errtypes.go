@@ -15,6 +15,12 @@ const (
 	ErrCrash          = "crash"            // the worker died or exited non-zero without an error event
 	ErrNoDone         = "no_done"          // the worker exited 0 without a done event
 
+	// Serving runs (the run loop's serving execution).
+	ErrServerStart     = "server_start"     // the serving section or the server's command line could not be made into a server to start
+	ErrServerUnhealthy = "server_unhealthy" // the server did not pass its health check within startup_timeout_s
+	ErrServerExited    = "server_exited"    // the server exited before the run was over (starting up or under traffic)
+	ErrRequestsFailed  = "requests_failed"  // not one request sent in the measure window ended ok
+
 	// The local runner.
 	ErrSpawn = "spawn" // the worker command could not be started
 
@@ -31,6 +37,6 @@ const (
 // ErrorTypes are all the error types, in the order of the schema's enum.
 var ErrorTypes = []string{
 	ErrDataset, ErrNotEnoughGPUs, ErrInterrupted, ErrTimeout, ErrRunDirTampered, ErrWorkerFlood,
-	ErrWorkerError, ErrCrash, ErrNoDone, ErrSpawn,
+	ErrWorkerError, ErrCrash, ErrNoDone, ErrServerStart, ErrServerUnhealthy, ErrServerExited, ErrRequestsFailed, ErrSpawn,
 	ErrImageMissing, ErrGPUUnavailable, ErrOOMKilled, ErrPermission, ErrEngineUnreachable, ErrBadMount, ErrEngine,
 }

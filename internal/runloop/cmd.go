@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,6 +120,7 @@ func (o *cmdOpts) options(stderr io.Writer) (Options, error) {
 	if eo.Workers, err = o.workers(); err != nil {
 		return eo, err
 	}
+	eo.ServerPrograms = serverPrograms()
 	if eo.Runners, err = o.runners(stderr); err != nil {
 		return eo, err
 	}
@@ -164,6 +166,17 @@ func (o *cmdOpts) workers() (map[string][]string, error) {
 		workers[b] = strings.Fields(c)
 	}
 	return workers, nil
+}
+
+// serverPrograms are the server programs beside llem-exec: llem-serve, the
+// native backend's server, found where the native worker is (llem-exec's
+// own directory).
+func serverPrograms() map[string]string {
+	self, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	return map[string]string{"llem-serve": filepath.Join(filepath.Dir(self), "llem-serve")}
 }
 
 // runners are the local runner and the docker runner, made on first use: a

@@ -279,6 +279,7 @@ func (c *collector) phases() (record.Phases, []record.Flag) {
 		return &cp
 	}
 	ph.Load, ph.Warmup, ph.Measure = get(record.PhaseLoad), get(record.PhaseWarmup), get(record.PhaseMeasure)
+	ph.Idle, ph.Cooldown = get(record.PhaseIdle), get(record.PhaseCooldown) // serving runs only
 	return ph, flags
 }
 

@@ -36,6 +36,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build testworker: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	if err := buildStandin(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -47,8 +47,12 @@ type SampleInfo struct {
 type Options struct {
 	Out     string
 	Workers map[string][]string // backend → argv
-	Runners map[string]runner.Runner
-	Sampler Sampler // nil: no samples
+	// ServerPrograms are where the programs a serving run's local server
+	// command names are (llem-serve → beside llem-exec); one not here is
+	// looked up on PATH.
+	ServerPrograms map[string]string
+	Runners        map[string]runner.Runner
+	Sampler        Sampler // nil: no samples
 	// Baseline is how long to measure idle power before the first run (0
 	// skips); it is measured again once older than BaselineTTL. Negative:
 	// as the experiment's config says (baseline.enabled, .duration_seconds).
@@ -203,7 +207,7 @@ func runnerOf(e record.Experiment) string {
 // a dry run, resolves the workers and runs each runner's pre-flight.
 func (l *loop) prepare() error {
 	for _, e := range l.exps {
-		if _, ok := l.o.Workers[e.Backend]; !ok && e.Runner.Type != "docker" && !python.IsBackend(e.Backend) {
+		if _, ok := l.o.Workers[e.Backend]; !ok && e.Runner.Type != "docker" && !python.IsBackend(e.Backend) && !hasServing(e.Config) {
 			return cli.Usagef("no worker for backend %q (run %s); give one with --worker %s=CMD", e.Backend, e.RunID, e.Backend)
 		}
 		if l.o.Runners[runnerOf(e)] == nil {
@@ -237,7 +241,8 @@ func (l *loop) resolveWorkers() error {
 		workers[b] = argv
 	}
 	for _, e := range l.exps {
-		if _, ok := workers[e.Backend]; !ok && e.Runner.Type != "docker" {
+		// A serving run starts the backend's server, not its worker.
+		if _, ok := workers[e.Backend]; !ok && e.Runner.Type != "docker" && !hasServing(e.Config) {
 			argv, err := python.Command(e.Backend, l.o.CacheDir)
 			if err != nil {
 				return fmt.Errorf("%s worker: %w", e.Backend, err)

@@ -3,6 +3,7 @@ package runloop
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -40,6 +41,7 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 	en.tampered = a.guard.check()
 	en.eventsCut, en.eventsMax = a.col.eventsCut, a.col.eventsMax
 	en.errEv, en.done, en.lastLine = a.col.errEv, a.col.done, string(a.lw.lastLine)
+	_, en.serving = a.ex.(*serveExecution)
 	a.r.Status, a.r.Error = en.verdict()
 	return a.r, writeJSONAtomic(filepath.Join(runDir, "run.json"), a.r)
 }
@@ -61,6 +63,8 @@ type oneRun struct {
 	col     *collector // the worker's stdout: events
 	sess    SamplerSession
 	guard   *dirGuard
+	prompts []string  // the experiment's prompts, as in experiment.json
+	ex      execution // how the experiment is carried out (executionFor)
 }
 
 // baseRun is the run record before the run: what the experiment and this
@@ -99,6 +103,7 @@ func (a *oneRun) prepare() (done bool, err error) {
 		}
 		in.Prompts = p
 	}
+	a.prompts = in.Prompts
 	a.expFile = filepath.Join(a.dir, "experiment.json")
 	if err := writeJSONAtomic(a.expFile, in); err != nil {
 		return true, err
@@ -144,15 +149,15 @@ func (a *oneRun) startSampler() {
 // execution is how a run's experiment is carried out, between its files and
 // sampler being ready and its events being collected into the record.
 //
-// Every run today is a batch run (batchExecution): the runner starts the
-// worker, which runs the experiment itself, writes the protocol's events to
-// spec.Stdout and exits. A serving experiment will be a second execution:
-// start an OpenAI-compatible server through the runner (with a Spec as for
-// a worker), health-check it, drive traffic at it from llem-exec (writing
-// the request events into spec.Stdout, the same collector), then stop it.
-// All around execute stays as it is: the run directory, the sampler, the
-// timeout and interrupt (ctx), the events' collection, the verdict and
-// run.json. executionFor picks the execution of an experiment.
+// A batch run (batchExecution): the runner starts the worker, which runs
+// the experiment itself, writes the protocol's events to spec.Stdout and
+// exits. A serving run (serveExecution, serve.go): the runner starts the
+// backend's OpenAI-compatible server, llem-exec health-checks it, drives
+// traffic at it and stops it, writing the protocol's events into
+// spec.Stdout itself. All around execute stays as it is: the run
+// directory, the sampler, the timeout and interrupt (ctx), the events'
+// collection, the verdict and run.json. executionFor picks the execution
+// of an experiment.
 type execution interface {
 	execute(ctx context.Context, rn runner.Runner, spec runner.Spec) (runner.Result, error)
 }
@@ -164,30 +169,53 @@ func (batchExecution) execute(ctx context.Context, rn runner.Runner, spec runner
 	return rn.Run(ctx, spec)
 }
 
-// executionFor is the execution of e: a batch run, for every experiment
-// until serving experiments exist.
-func executionFor(record.Experiment) execution { return batchExecution{} }
+// executionFor is the execution of a's experiment: a serving run when its
+// config has a serving section, else a batch run.
+func executionFor(a *oneRun) execution {
+	if !hasServing(a.e.Config) {
+		return batchExecution{}
+	}
+	return newServeExecution(a.o, a.e, a.prompts)
+}
+
+// hasServing reports a config with a non-null serving section; it reads
+// leniently, as config.ReadRunFacts does.
+func hasServing(cfg json.RawMessage) bool {
+	var probe struct {
+		Serving json.RawMessage `json:"serving"`
+	}
+	if json.Unmarshal(cfg, &probe) != nil {
+		return false
+	}
+	return len(probe.Serving) > 0 && string(probe.Serving) != "null"
+}
 
 // execute carries out the run under its timeout (--timeout, else
 // config.RunFacts.Timeout) and says how it ended. A worker that floods events is
 // stopped like one past its timeout.
 func (a *oneRun) execute(ctx context.Context) (ending, error) {
-	timeout := a.o.Timeout
-	if timeout <= 0 {
-		timeout = config.ReadRunFacts(a.e.Config).Timeout()
-	}
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	a.col.onCut = cancel
 	grace := a.o.Grace
 	if grace <= 0 {
 		grace = 10 * time.Second
 	}
+	a.ex = executionFor(a)
+	timeout := a.o.Timeout
+	if timeout <= 0 {
+		timeout = config.ReadRunFacts(a.e.Config).Timeout()
+		if se, ok := a.ex.(*serveExecution); ok {
+			// The server's start, the idle phase and the traffic's schedule,
+			// which the batch rule (n prompts) does not know.
+			timeout = max(timeout, se.timeout(grace))
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	a.col.onCut = cancel
 	spec := runner.Spec{Experiment: a.e, RunDir: a.dir, ExperimentFile: a.expFile, Command: a.o.Workers[a.e.Backend],
 		GPUs: a.o.GPUs, Env: a.o.env, Stdout: a.col, Stderr: a.lw, Grace: grace, Kill: a.o.Kill}
 	a.guard = newDirGuard(a.dir, a.evf, a.lf)
 	a.r.StartNS = time.Now().UnixNano()
-	res, err := executionFor(a.e).execute(rctx, a.o.Runners[runnerOf(a.e)], spec)
+	res, err := a.ex.execute(rctx, a.o.Runners[runnerOf(a.e)], spec)
 	a.r.EndNS = time.Now().UnixNano()
 	a.r.DurationS = float64(a.r.EndNS-a.r.StartNS) / 1e9
 	return ending{res: res, timeout: timeout,
@@ -257,6 +285,13 @@ func (a *oneRun) fill(res runner.Result) {
 	a.r.Warnings = append(a.r.Warnings, pflags...)
 	exit := res.ExitCode
 	wk := &record.Worker{Backend: a.e.Backend, Command: a.o.Workers[a.e.Backend]}
+	if se, ok := a.ex.(*serveExecution); ok {
+		a.r.RequestsFile = requestsFile
+		wk.Command = se.argv // nil with an endpoint: no server was started
+		if se.argv != nil {
+			a.r.ServerLog = serverLog
+		}
+	}
 	if runnerOf(a.e) != "local" {
 		wk.Command = nil // the image's entrypoint ran (container in the record)
 	}
@@ -283,6 +318,7 @@ type ending struct {
 	errEv       *record.Event // the worker's first error event
 	done        bool          // the worker sent its done event
 	lastLine    string        // the worker's last stderr line
+	serving     bool          // a serving run: res.Err says all; the server's exit after llem-exec stopped it does not count
 }
 
 // stoppedFromOutside reports a worker that exited with the interrupted code
@@ -300,9 +336,13 @@ func (en ending) stoppedFromOutside() bool {
 // error event explains its exit code).
 func (en ending) verdict() (string, *record.Error) {
 	const seeLog = "see worker.log in the run directory"
+	stopped := "the worker was stopped"
+	if en.serving {
+		stopped = "the server was stopped"
+	}
 	switch exit := en.res.ExitCode; {
 	case en.interrupted:
-		return record.StatusInterrupted, &record.Error{Type: record.ErrInterrupted, Message: "llem-exec was interrupted; the worker was stopped",
+		return record.StatusInterrupted, &record.Error{Type: record.ErrInterrupted, Message: "llem-exec was interrupted; " + stopped,
 			Hint: "rerun the same stream with the same --out to resume"}
 	case en.tampered != "":
 		return record.StatusFailed, &record.Error{Type: record.ErrRunDirTampered, Message: en.tampered,
@@ -311,10 +351,16 @@ func (en ending) verdict() (string, *record.Error) {
 		return record.StatusFailed, &record.Error{Type: record.ErrWorkerFlood, Message: fmt.Sprintf("the worker wrote more than %d bytes of protocol events; it was stopped and events.ndjson was cut there", en.eventsMax),
 			Hint: "a worker writes one request event per measured request; check it for a loop"}
 	case en.timedOut:
-		return record.StatusTimeout, &record.Error{Type: record.ErrTimeout, Message: fmt.Sprintf("worker exceeded the timeout of %s and was killed with its process group", en.timeout),
+		msg := fmt.Sprintf("worker exceeded the timeout of %s and was killed with its process group", en.timeout)
+		if en.serving {
+			msg = fmt.Sprintf("the serving run exceeded the timeout of %s; the server was stopped", en.timeout)
+		}
+		return record.StatusTimeout, &record.Error{Type: record.ErrTimeout, Message: msg,
 			Hint: "raise --timeout if the experiment needs longer"}
 	case en.res.Err != nil:
 		return record.StatusFailed, en.res.Err
+	case en.serving:
+		return record.StatusOK, nil
 	case en.stoppedFromOutside():
 		return record.StatusInterrupted, &record.Error{Type: record.ErrInterrupted,
 			Message: fmt.Sprintf("the worker was stopped by a signal that did not come through llem-exec (e.g. scancel or a shutdown signalling every process) and exited %d", exit),

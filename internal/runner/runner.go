@@ -40,6 +40,19 @@ type Spec struct {
 	// Kill, when closed during the grace period, SIGKILLs the worker at once
 	// (a second interrupt). Nil means wait out the grace. Added by llem-exec.
 	Kill <-chan struct{}
+	// Server, when set, makes this the run of a server rather than of a
+	// worker (a serving experiment): Command is the server's argv, run as
+	// it is, and the server listens on Server.Port. Nil for a batch run.
+	Server *ServerSpec
+}
+
+// ServerSpec is what a runner needs to know of a server it starts. The
+// local runner needs nothing more (the argv names the loopback address);
+// the docker runner runs the argv as the container's command in the
+// backend's image and publishes Port on the host's 127.0.0.1 only, so the
+// server is reachable from this host alone.
+type ServerSpec struct {
+	Port int
 }
 
 // Result is how a worker ended.

@@ -35,6 +35,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/docker/go-connections/nat"
 
 	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/record"
@@ -764,6 +765,10 @@ func (r *Runner) containerConfig(spec runner.Spec, img string) (*container.Confi
 		entry = python.ContainerCommand(exp.Backend, MountWorker)
 		home = MountHome
 	}
+	if spec.Server != nil {
+		// A server: its argv as it is, not the image's worker.
+		entry = spec.Command
+	}
 	user, ienv := identity(r.opts.User, home)
 	env = append(env, ienv...)
 	for _, k := range r.opts.PassEnv {
@@ -788,7 +793,20 @@ func (r *Runner) containerConfig(spec runner.Spec, img string) (*container.Confi
 		AttachStdin: true,
 		Tty:         false,
 	}
-	return cfg, r.hostConfig(mounts, spec.GPUs), nil
+	hcfg := r.hostConfig(mounts, spec.GPUs)
+	if spec.Server != nil {
+		publish(cfg, hcfg, spec.Server.Port)
+	}
+	return cfg, hcfg, nil
+}
+
+// publish exposes a server's port and binds it on the host's 127.0.0.1
+// only, at the same number: llem-exec on this host drives the traffic, and
+// no other machine may reach the server.
+func publish(cfg *container.Config, hcfg *container.HostConfig, port int) {
+	p := nat.Port(strconv.Itoa(port) + "/tcp")
+	cfg.ExposedPorts = nat.PortSet{p: struct{}{}}
+	hcfg.PortBindings = nat.PortMap{p: []nat.PortBinding{{HostIP: "127.0.0.1", HostPort: strconv.Itoa(port)}}}
 }
 
 func (r *Runner) labels(exp record.Experiment) map[string]string {
