@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/llem/llem/internal/config"
@@ -44,7 +45,7 @@ func servingFlags(e *record.Energy, sw *servingWindow, cfg *config.Serving, opt 
 			Hint:    "run llem-load on a less busy machine or core, or split a high rate over several generators"})
 	}
 	offered, achieved := *m[record.MOfferedRateRPS], *m[record.MAchievedRateRPS]
-	if offered > 0 && achieved < lim.saturation*offered {
+	if offered > 0 && achieved < lim.saturation*offered && beyondEdgeNoise(offered, achieved, sw.w.DurationS(), m[record.ME2EMeanS]) {
 		flag(record.Flag{Code: FlagSaturated, Phase: mp,
 			Message: fmt.Sprintf("achieved %.3g requests/s, %.1f%% of the %.3g offered (below %.0f%%): the server did not keep up", achieved, 100*achieved/offered, offered, 100*lim.saturation),
 			Hint:    "the figures describe an overloaded server whose queue grows; lower the rate to measure a steady state"})
@@ -59,6 +60,20 @@ func servingFlags(e *record.Energy, sw *servingWindow, cfg *config.Serving, opt 
 			Hint:    "see the error of each failed request in requests.ndjson and the server log"})
 	}
 	windowTooShort(e, sw, cfg, lim, flag)
+}
+
+// beyondEdgeNoise reports whether fewer completions than sends in the window
+// is more than its edges explain. The two counts differ by the requests in
+// flight at the window's end minus those at its start; in a steady state
+// both hover around L = rate × mean E2E (Little's law), so a difference of
+// a few √(2L) is noise, not a growing queue: at 2 requests/s with 14 sent in
+// a short window, one still in flight at the end is 7 % "below offered".
+func beyondEdgeNoise(offered, achieved, durS float64, e2eMeanS *float64) bool {
+	inFlight := 0.0
+	if e2eMeanS != nil {
+		inFlight = achieved * *e2eMeanS
+	}
+	return (offered-achieved)*durS > 3*math.Sqrt(math.Max(1, 2*inFlight))
 }
 
 // windowTooShort flags a window that holds too few requests for its
