@@ -42,7 +42,7 @@ func TestEffectiveConfigGolden(t *testing.T) {
 		"pytorch-default": "model: gpt2\nbackend: pytorch\n",
 		"vllm-extras":     "model: m\nbackend: vllm\nvllm: {engine: {max_num_seqs: 64, attention: {backend: FLASHINFER}, custom_knob: 3}, zeta: [1, {b: 2, a: 1}]}\n",
 		"native-serving":  "model: llem-tiny\nserving: {rate: 4, duration_s: 60, slo: {ttft_ms: 500}}\n",
-		"sglang-serving":  "model: org/m\nbackend: sglang\nsglang: {mem_fraction_static: 0.8, enable_mixed_chunk: true}\nserving: {concurrency: 8, requests: 100, arrival: poisson}\n",
+		"sglang-serving":  "model: org/m\nbackend: sglang\nsglang: {mem_fraction_static: 0.8, enable_mixed_chunk: true}\nserving: {concurrency: 8, duration_s: 100, arrival: poisson}\n",
 	} {
 		c := mustParse(t, src)
 		b, err := c.Canonical()

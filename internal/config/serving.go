@@ -111,6 +111,10 @@ func (s *Serving) validateTraffic(add func(path, hint, format string, a ...any))
 		add("serving.burstiness", "set serving.arrival: gamma, or remove serving.burstiness",
 			"burstiness is the gamma shape: it needs arrival gamma, got %s", s.Arrival)
 	}
+	if s.Concurrency != nil && s.Requests != nil {
+		add("serving.requests", "set serving.duration_s: a closed loop's window is a time",
+			"a closed loop (concurrency) has no send schedule to place a window of requests on")
+	}
 	if s.MaxInFlight != nil && s.Concurrency != nil {
 		add("serving.max_in_flight", "remove serving.max_in_flight: concurrency already bounds a closed loop",
 			"max_in_flight caps an open loop (rate or trace), not concurrency")

@@ -44,7 +44,7 @@ func TestServingDefaults(t *testing.T) {
 
 // sglang: server only, its section with tp/dp 1, the precision table.
 func TestSGLangBackend(t *testing.T) {
-	c := mustParse(t, "model: org/m\nbackend: sglang\nserving: {concurrency: 8, requests: 100}\n")
+	c := mustParse(t, "model: org/m\nbackend: sglang\nserving: {concurrency: 8, duration_s: 100}\n")
 	if c.SGLang == nil || c.SGLang.TPSize != 1 || c.SGLang.DPSize != 1 || c.Precision != "bf16" || c.Dataset.Name != DatasetAIEnergyScore {
 		t.Errorf("sglang defaults: %+v %+v", c, c.SGLang)
 	}
@@ -76,6 +76,7 @@ func TestServingRules(t *testing.T) {
 		{m + "serving: {concurrency: 4, requests: 5, arrival: gamma}\n", "serving.arrival", "shapes a rate"},
 		{m + "serving: {trace: t.jsonl, requests: 5, arrival: constant}\n", "serving.arrival", "shapes a rate"},
 		{m + "serving: {concurrency: 4, requests: 5, max_in_flight: 8}\n", "serving.max_in_flight", "caps an open loop"},
+		{m + "serving: {concurrency: 4, requests: 5}\n", "serving.requests", "no send schedule"},
 		{m + "serving: {rate: 1, requests: 5, endpoint: localhost:8000}\n", "serving.endpoint", "not an http(s) URL"},
 		{m + "serving: {rate: 1, requests: 5, endpoint: 'ftp://h/v1'}\n", "serving.endpoint", "not an http(s) URL"},
 		{m + "serving: {rate: 1, requests: 5, endpoint: 'http://'}\n", "serving.endpoint", "not an http(s) URL"},
@@ -116,7 +117,7 @@ func TestServingRules(t *testing.T) {
 		m + "serving: {rate: 4, duration_s: 60, max_in_flight: 64, slo: {ttft_ms: 500, tpot_ms: 50}}\n",
 		m + "serving: {rate: 4, arrival: gamma, burstiness: 0.5, requests: 200}\n",
 		m + "serving: {rate: 4, arrival: constant, requests: 200}\n",
-		m + "serving: {concurrency: 16, requests: 200, api: chat}\n",
+		m + "serving: {concurrency: 16, duration_s: 200, api: chat}\n",
 		m + "serving: {trace: azure.csv, duration_s: 300, max_in_flight: 32}\n",
 		"model: m\nbackend: vllm\nserving: {rate: 2, duration_s: 60, endpoint: 'https://gpu7.example:8443/v1'}\n",
 		"model: m\nbackend: tensorrt\nserving: {rate: 2, duration_s: 60}\n",

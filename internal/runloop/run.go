@@ -203,8 +203,8 @@ func (a *oneRun) execute(ctx context.Context) (ending, error) {
 	if timeout <= 0 {
 		timeout = config.ReadRunFacts(a.e.Config).Timeout()
 		if se, ok := a.ex.(*serveExecution); ok {
-			// The server's start, the idle phase and the traffic's schedule,
-			// which the batch rule (n prompts) does not know.
+			// The plan knows a trace's length and the server's stop (two
+			// graces), which the config's rule leaves to its margin.
 			timeout = max(timeout, se.timeout(grace))
 		}
 	}

@@ -167,6 +167,9 @@ func (s *serveExecution) bringUp(ctx context.Context, rn runner.Runner, spec run
 	if err != nil {
 		return "", "", &record.Error{Type: record.ErrServerStart, Message: err.Error(), Hint: "run this backend's experiments as batch runs (no serving section)"}, nil
 	}
+	for _, n := range launch.Notes {
+		s.warn("server_setting_not_applied", n, "the run's figures are for the server's own setting")
+	}
 	argv := append([]string(nil), launch.Argv...)
 	if rn.Name() == "local" {
 		if argv[0], err = s.program(argv[0]); err != nil {

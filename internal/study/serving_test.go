@@ -32,7 +32,7 @@ sweep:
 	}
 
 	// No serving: key outside the sweep: the axis creates the section with its defaults.
-	cs = configs(t, expand(t, "model: llem-tiny\nsweep:\n  serving.concurrency: [1, 16]\n  serving.requests: [100]\n"))
+	cs = configs(t, expand(t, "model: llem-tiny\nsweep:\n  serving.concurrency: [1, 16]\n  serving.duration_s: [30]\n"))
 	if len(cs) != 2 || *cs[1].Serving.Concurrency != 16 || cs[1].Serving.API != "completions" {
 		t.Errorf("serving section from the axis alone: %+v", cs)
 	}
