@@ -1,20 +1,12 @@
 package runloop
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"time"
 
 	"github.com/llem/llem/internal/config"
 	"github.com/llem/llem/internal/load"
-)
-
-// Defaults of a serving section's fields that an effective config may
-// leave at zero (a config made before the serving rules filled them).
-const (
-	defaultStartupTimeout = 600 * time.Second
-	defaultRequestTimeout = 600 * time.Second
 )
 
 // servingPlan is a serving run's traffic: one load.Run whose schedule covers
@@ -44,17 +36,14 @@ type servingPlan struct {
 // (open loop only) it spans the scheduled send times of requests k..k+N,
 // k being the first scheduled at or after warmup_s: requests k..k+N-1 are
 // measured, and cooldown_s follows the send time of request k+N.
+//
+// cfg is an effective config (config.Decode): its serving section has its
+// defaults and obeys the serving rules (one of rate, concurrency and trace;
+// one of duration_s and requests; a closed loop with duration_s).
 func newServingPlan(cfg *config.Config, prompts []string) (*servingPlan, error) {
 	sv := cfg.Serving
-	p := &servingPlan{api: sv.API, startup: secondsOr(sv.StartupTimeoutS, defaultStartupTimeout),
-		requestTimeout: secondsOr(sv.RequestTimeoutS, defaultRequestTimeout), idle: seconds(sv.IdleS)}
-	if p.api == "" {
-		p.api = "completions"
-	}
-	seed := uint64(cfg.RandomSeed)
-	if sv.Seed != nil {
-		seed = uint64(*sv.Seed)
-	}
+	p := &servingPlan{api: sv.API, startup: seconds(sv.StartupTimeoutS), requestTimeout: seconds(sv.RequestTimeoutS), idle: seconds(sv.IdleS)}
+	seed := uint64(cfg.ArrivalSeed())
 	p.work = &load.Workload{Output: load.Lengths{Median: max(cfg.MaxOutputTokens, 1)}, Input: load.Lengths{Median: max(cfg.MaxInputTokens, 1)},
 		CharsPerToken: 1, Seed: seed, IgnoreEOS: cfg.Native != nil && cfg.Native.IgnoreEOS}
 	if len(prompts) > 0 {
@@ -70,33 +59,10 @@ func newServingPlan(cfg *config.Config, prompts []string) (*servingPlan, error) 
 	if err := p.work.Prepare(); err != nil {
 		return nil, err
 	}
-	if err := checkServing(sv); err != nil {
-		return nil, err
-	}
 	if sv.Concurrency != nil {
 		return p, p.closedLoop(sv)
 	}
 	return p, p.openLoop(sv, seed)
-}
-
-// checkServing rejects a section that does not make one plan (the config
-// rules reject these too; a hand-written record may still carry one).
-func checkServing(sv *config.Serving) error {
-	switch {
-	case (sv.Rate == nil) == (sv.Concurrency == nil) && sv.Trace == nil:
-		return errors.New("serving: give exactly one of rate (open loop) and concurrency (closed loop)")
-	case sv.Trace != nil && (sv.Rate != nil || sv.Concurrency != nil):
-		return errors.New("serving: trace sets the send times: it excludes rate and concurrency")
-	case (sv.DurationS == nil) == (sv.Requests == nil):
-		return errors.New("serving: give exactly one of duration_s and requests")
-	case sv.Concurrency != nil && sv.Requests != nil:
-		return errors.New("serving: concurrency (closed loop) has no schedule to place a request-count window on; give duration_s")
-	case sv.Concurrency != nil && sv.MaxInFlight != nil:
-		return errors.New("serving: concurrency (closed loop) excludes max_in_flight")
-	case sv.WarmupS < 0 || sv.CooldownS < 0 || sv.IdleS < 0:
-		return errors.New("serving: idle_s, warmup_s and cooldown_s must not be negative")
-	}
-	return nil
 }
 
 // closedLoop keeps concurrency requests in flight for warmup + duration +
@@ -120,7 +86,7 @@ func (p *servingPlan) openLoop(sv *config.Serving, seed uint64) error {
 		if sv.Burstiness != nil {
 			burst = *sv.Burstiness
 		}
-		return load.Offsets(nonEmptyArrival(sv.Arrival), *sv.Rate, burst, n, limit, seed)
+		return load.Offsets(sv.Arrival, *sv.Rate, burst, n, limit, seed)
 	}
 	w, c := nanos(sv.WarmupS), nanos(sv.CooldownS)
 	var err error
@@ -192,20 +158,6 @@ func (p *servingPlan) trafficLength() time.Duration {
 	return time.Duration(p.cooldownEnd) + p.requestTimeout
 }
 
-func nonEmptyArrival(a string) string {
-	if a == "" {
-		return load.ArrivalPoisson
-	}
-	return a
-}
-
 func nanos(s float64) int64 { return int64(math.Round(s * 1e9)) }
 
 func seconds(s float64) time.Duration { return time.Duration(nanos(s)) }
-
-func secondsOr(s float64, def time.Duration) time.Duration {
-	if s > 0 {
-		return seconds(s)
-	}
-	return def
-}
