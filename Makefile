@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 TOOLS := llem-expand llem-exec llem-sample llem-aggregate llem-report llem-load llem-serve llem-doctor
 
-.PHONY: build demo test check test-setup fmt vet staticcheck clean
+.PHONY: build demo demo-serving test check test-setup fmt vet staticcheck clean
 
 build:
 	@mkdir -p $(BIN)
@@ -23,6 +23,20 @@ demo:
 	  | $(BIN)/llem-aggregate | tee results/energy.ndjson | $(BIN)/llem-report
 	$(BIN)/llem-report -o results/report.html results/energy.ndjson
 	@echo "demo: HTML report in results/report.html"
+
+# The second demo: serving mode on examples/serving.yaml. llem-exec starts
+# llem-serve for each of four Poisson request rates and drives it with
+# traffic; the report shows the serving curves (J/token, TTFT, TPOT and
+# goodput against the offered rate).
+demo-serving:
+	@echo "demo-serving: 1/2 building the tools into $(BIN)/"
+	@$(MAKE) --no-print-directory build
+	@echo "demo-serving: 2/2 running examples/serving.yaml: llem-serve at four request rates (about 90 s: a 3 s idle baseline, then 4 runs of about 20 s)"
+	@mkdir -p results-serving
+	set -o pipefail; $(BIN)/llem-expand examples/serving.yaml | $(BIN)/llem-exec --out results-serving \
+	  | $(BIN)/llem-aggregate | tee results-serving/energy.ndjson | $(BIN)/llem-report
+	$(BIN)/llem-report -o results-serving/report.html results-serving/energy.ndjson
+	@echo "demo-serving: HTML report in results-serving/report.html"
 
 # Every test: installs what the tests need (Debian packages, services), then runs them.
 test: test-setup fmt vet staticcheck
