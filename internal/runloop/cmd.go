@@ -168,15 +168,19 @@ func (o *cmdOpts) workers() (map[string][]string, error) {
 	return workers, nil
 }
 
-// serverPrograms are the server programs beside llem-exec: llem-serve, the
-// native backend's server, found where the native worker is (llem-exec's
-// own directory).
+// serverPrograms are where a local serving run's server programs are:
+// llem-serve, the native backend's server, beside llem-exec (where the
+// native worker is); python3 (SGLang's launch_server) is $LLEM_PYTHON where
+// set, the Python the Python workers run on. Others are looked up on PATH.
 func serverPrograms() map[string]string {
-	self, err := os.Executable()
-	if err != nil {
-		return nil
+	progs := map[string]string{}
+	if self, err := os.Executable(); err == nil {
+		progs["llem-serve"] = filepath.Join(filepath.Dir(self), "llem-serve")
 	}
-	return map[string]string{"llem-serve": filepath.Join(filepath.Dir(self), "llem-serve")}
+	if py := os.Getenv("LLEM_PYTHON"); py != "" {
+		progs["python3"] = py
+	}
+	return progs
 }
 
 // runners are the local runner and the docker runner, made on first use: a
