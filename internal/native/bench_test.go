@@ -44,7 +44,7 @@ func presetArch(b *testing.B, name string) Arch {
 // -bench-gonum (it takes seconds per large shape).
 func BenchmarkMatmul(b *testing.B) {
 	type shape struct {
-		name           string
+		name          string
 		rows, in, out int
 	}
 	var shapes []shape
