@@ -13,6 +13,12 @@ var kernelsAVX2 = kernelTable{
 	6: {1: gemmAVX2_6x1},
 }
 
+// fmaPeakAVX2 runs n×12 independent 8-lane fused multiply-adds on
+// registers: the core's arithmetic peak, for the benchmarks.
+//
+//go:noescape
+func fmaPeakAVX2(n int)
+
 //go:noescape
 func gemmAVX2_1x1(a, b *float32, bstride, k int, c *float32, ldc, load int)
 
@@ -54,6 +60,12 @@ var kernelsAVX512 = kernelTable{
 	11: {1: gemmAVX512_11x1, 2: gemmAVX512_11x2},
 	12: {1: gemmAVX512_12x1, 2: gemmAVX512_12x2},
 }
+
+// fmaPeakAVX512 runs n×12 independent 16-lane fused multiply-adds on
+// registers: the core's arithmetic peak, for the benchmarks.
+//
+//go:noescape
+func fmaPeakAVX512(n int)
 
 //go:noescape
 func gemmAVX512_1x1(a, b *float32, bstride, k int, c *float32, ldc, load int)
@@ -150,3 +162,9 @@ func gemmAVX512_12x1(a, b *float32, bstride, k int, c *float32, ldc, load int)
 
 //go:noescape
 func gemmAVX512_12x2(a, b *float32, bstride, k int, c *float32, ldc, load int)
+
+// addChain runs n×8 dependent integer additions, one cycle each: its
+// time is the clock the core really runs at, for the benchmarks.
+//
+//go:noescape
+func addChain(n int)

@@ -69,10 +69,14 @@ func main() {
 			decl.WriteString("},\n")
 		}
 		decl.WriteString("}\n\n")
+		peak(&asm, s)
+		fmt.Fprintf(&decl, "// fmaPeak%s runs n×%d independent %d-lane fused multiply-adds on\n// registers: the core's arithmetic peak, for the benchmarks.\n//\n//go:noescape\nfunc fmaPeak%s(n int)\n\n", s.name, peakChains, s.lanes, s.name)
 		for _, n := range names {
 			fmt.Fprintf(&decl, "//go:noescape\nfunc %s(a, b *float32, bstride, k int, c *float32, ldc, load int)\n\n", n)
 		}
 	}
+	clock(&asm)
+	decl.WriteString("// addChain runs n×8 dependent integer additions, one cycle each: its\n// time is the clock the core really runs at, for the benchmarks.\n//\n//go:noescape\nfunc addChain(n int)\n")
 	src, err := format.Source(decl.Bytes())
 	if err != nil {
 		log.Fatal(err)
@@ -159,4 +163,31 @@ func rows(w *bytes.Buffer, mr int, body func(i int)) {
 		}
 		body(i)
 	}
+}
+
+// peakChains is the independent multiply-add chains of the peak loop: more
+// than the FMA pipes × latency of any core (2 × 4 on Zen 5, 2 × 4 on Intel).
+const peakChains = 12
+
+// peak writes fmaPeak: n iterations of peakChains register-only FMAs.
+func peak(w *bytes.Buffer, s isa) {
+	fmt.Fprintf(w, "\n// func fmaPeak%s(n int)\nTEXT ·fmaPeak%s(SB), NOSPLIT, $0-8\n", s.name, s.name)
+	fmt.Fprintf(w, "\tMOVQ n+0(FP), CX\n")
+	for i := range peakChains {
+		fmt.Fprintf(w, "\t%s %s%d, %s%d, %s%d\n", s.zero, s.reg, i, s.reg, i, s.reg, i)
+	}
+	fmt.Fprintf(w, "\t%s %s14, %s14, %s14\n\t%s %s15, %s15, %s15\npeakloop:\n", s.zero, s.reg, s.reg, s.reg, s.zero, s.reg, s.reg, s.reg)
+	for i := range peakChains {
+		fmt.Fprintf(w, "\tVFMADD231PS %s14, %s15, %s%d\n", s.reg, s.reg, s.reg, i)
+	}
+	fmt.Fprintf(w, "\tDECQ CX\n\tJNZ peakloop\n\tVZEROUPPER\n\tRET\n")
+}
+
+// clock writes addChain: n iterations of 8 dependent additions.
+func clock(w *bytes.Buffer) {
+	fmt.Fprintf(w, "\n// func addChain(n int)\nTEXT ·addChain(SB), NOSPLIT, $0-8\n\tMOVQ n+0(FP), CX\n\tXORQ AX, AX\naddloop:\n")
+	for range 8 {
+		fmt.Fprintf(w, "\tADDQ CX, AX\n")
+	}
+	fmt.Fprintf(w, "\tDECQ CX\n\tJNZ addloop\n\tRET\n")
 }
