@@ -245,19 +245,28 @@ func (ks kernelSet) tile(h, np int, a, b []float32, bstride, k int, c []float32,
 	}
 }
 
-// gemmGo is the kernels' arithmetic in Go, for CPUs without them.
+// gemmGo is the kernels' arithmetic in Go, for CPUs without them: eight
+// outputs at a time in local accumulators (registers), k in order.
 func gemmGo(h, np int, a, b []float32, bstride, k int, c []float32, ldc int, load bool) {
-	n := np * panelWidth
 	for i := range h {
-		ci := c[i*ldc : i*ldc+n]
-		if !load {
-			clear(ci)
-		}
-		for kk := range k {
-			av := a[kk*h+i]
-			for j, bv := range b[kk*bstride : kk*bstride+n] {
-				ci[j] += av * bv
+		for j := 0; j < np*panelWidth; j += 8 {
+			ci := c[i*ldc+j : i*ldc+j+8]
+			var s0, s1, s2, s3, s4, s5, s6, s7 float32
+			if load {
+				s0, s1, s2, s3, s4, s5, s6, s7 = ci[0], ci[1], ci[2], ci[3], ci[4], ci[5], ci[6], ci[7]
 			}
+			for kk := range k {
+				av, bk := a[kk*h+i], b[kk*bstride+j:kk*bstride+j+8]
+				s0 += av * bk[0]
+				s1 += av * bk[1]
+				s2 += av * bk[2]
+				s3 += av * bk[3]
+				s4 += av * bk[4]
+				s5 += av * bk[5]
+				s6 += av * bk[6]
+				s7 += av * bk[7]
+			}
+			ci[0], ci[1], ci[2], ci[3], ci[4], ci[5], ci[6], ci[7] = s0, s1, s2, s3, s4, s5, s6, s7
 		}
 	}
 }
