@@ -53,7 +53,7 @@ func NewEngine(m *Model, opt Options) (*Engine, error) {
 	e := &Engine{m: m, p: newPool(opt.Threads), opt: opt, kvDim: a.KVHeads * m.HeadDim}
 	qd := a.Heads * m.HeadDim
 	r := opt.MaxRows
-	if need := int64(r)*int64(2*a.HiddenSize+2*qd+2*e.kvDim+2*a.FFNSize) +
+	if need := int64(r)*int64(2*a.HiddenSize+2*qd+2*e.kvDim+2*a.FFNSize+max(a.HiddenSize, qd, a.FFNSize)) +
 		2*int64(a.Layers)*int64(opt.Slots)*int64(opt.MaxSeq)*int64(e.kvDim); need > maxParams {
 		return nil, fmt.Errorf("native: activations and KV cache need %d floats, more than the engine's limit of %d; lower batch_size or max_input_tokens", need, int64(maxParams))
 	}
@@ -108,11 +108,13 @@ func (e *Engine) Model() *Model { return e.m }
 // Threads is the number of goroutines the engine uses.
 func (e *Engine) Threads() int { return e.p.threads }
 
-// StateBytes is the memory of the preallocated activations and KV cache.
+// StateBytes is the memory of the preallocated activations (the products'
+// packed copy of them included) and KV cache; the packed copy of the
+// weights is not counted.
 func (e *Engine) StateBytes() int64 {
 	n := 2 * len(e.kc) * len(e.kc[0])
 	n += len(e.x) + len(e.xn) + len(e.q) + len(e.att) + len(e.k) + len(e.v) + len(e.g) + len(e.u)
-	n += len(e.last) + len(e.logits) + len(e.cos) + len(e.sin)
+	n += len(e.last) + len(e.logits) + len(e.cos) + len(e.sin) + len(e.p.apack)
 	return 4 * int64(n)
 }
 

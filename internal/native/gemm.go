@@ -1,5 +1,7 @@
 package native
 
+//go:generate go run ./gengemm
+
 // The matrix products are y[r][o] = Σ_k x[r][k]·w[o][k], with w stored
 // [out][in]. They are computed as outer products by register-blocked
 // micro-kernels (gemm_amd64.s, written by gengemm): a tile of mr activation

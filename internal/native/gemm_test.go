@@ -1,9 +1,14 @@
 package native
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -193,5 +198,31 @@ func TestPackWeights(t *testing.T) {
 	}
 	if data, gw, _ := p.group(8); gw != 32 || data[22] != 0 || data[gw+31] != 0 {
 		t.Fatalf("last group: width %d, padding %v %v", gw, data[22], data[gw+31])
+	}
+}
+
+// TestGeneratedKernelsUpToDate: gemm_amd64.s and gemm_amd64.go are what
+// gengemm writes now (run go generate ./internal/native after changing it).
+func TestGeneratedKernelsUpToDate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the generator")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "run", "./gengemm", "-dir", dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go run ./gengemm: %v\n%s", err, out)
+	}
+	for _, f := range []string{"gemm_amd64.s", "gemm_amd64.go"} {
+		want, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from gengemm's output: run go generate ./internal/native", f)
+		}
 	}
 }
