@@ -3,12 +3,12 @@ package native
 import (
 	"bytes"
 	"fmt"
+	"go/build"
 	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 )
 
@@ -208,7 +208,7 @@ func TestGeneratedKernelsUpToDate(t *testing.T) {
 		t.Skip("builds and runs the generator")
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "run", "./gengemm", "-dir", dir)
+	cmd := exec.Command(filepath.Join(build.Default.GOROOT, "bin", "go"), "run", "./gengemm", "-dir", dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go run ./gengemm: %v\n%s", err, out)
 	}
