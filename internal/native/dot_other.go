@@ -9,7 +9,3 @@ func dot4AVX2(x, w *float32, stride, n int, out *[4]float32) {
 }
 
 func axpyAVX2(a float32, x, y *float32, n int) { panic("native: no AVX2 kernel on this platform") }
-
-func dot3x2AVX2(x0, x1, w *float32, stride, n int, out *[6]float32) {
-	panic("native: no AVX2 kernel on this platform")
-}

@@ -19,6 +19,8 @@ type Options struct {
 type Engine struct {
 	m       *Model
 	p       *pool
+	packed  []packedLayer // the layers' matrices packed for the kernels
+	lmHead  *packedW
 	aj      attnJob
 	opt     Options
 	kvDim   int
@@ -38,7 +40,8 @@ type Engine struct {
 
 type attnUnit struct{ row, head int }
 
-// NewEngine allocates an engine for m.
+// NewEngine allocates an engine for m. It packs a copy of m's matrices for
+// the kernels: changes to m's weights afterwards are not seen by the engine.
 func NewEngine(m *Model, opt Options) (*Engine, error) {
 	a := m.Arch
 	if opt.Slots < 1 || opt.MaxRows < opt.Slots {
@@ -50,7 +53,7 @@ func NewEngine(m *Model, opt Options) (*Engine, error) {
 	e := &Engine{m: m, p: newPool(opt.Threads), opt: opt, kvDim: a.KVHeads * m.HeadDim}
 	qd := a.Heads * m.HeadDim
 	r := opt.MaxRows
-	if need := int64(r)*int64(2*a.HiddenSize+2*qd+2*e.kvDim+2*a.FFNSize) +
+	if need := int64(r)*int64(2*a.HiddenSize+2*qd+2*e.kvDim+2*a.FFNSize+max(a.HiddenSize, qd, a.FFNSize)) +
 		2*int64(a.Layers)*int64(opt.Slots)*int64(opt.MaxSeq)*int64(e.kvDim); need > maxParams {
 		return nil, fmt.Errorf("native: activations and KV cache need %d floats, more than the engine's limit of %d; lower batch_size or max_input_tokens", need, int64(maxParams))
 	}
@@ -71,7 +74,29 @@ func NewEngine(m *Model, opt Options) (*Engine, error) {
 		e.scores[i] = make([]float32, opt.MaxSeq)
 	}
 	e.units = make([]attnUnit, 0, r*a.Heads)
+	e.packed, e.lmHead = packModel(m)
+	e.p.apack = make([]float32, r*max(a.HiddenSize, qd, a.FFNSize))
 	return e, nil
+}
+
+// packedLayer is a layer's matrices packed for the kernels.
+type packedLayer struct{ q, k, v, o, gate, up, down *packedW }
+
+// packModel packs every matrix of m, each once (a copy of the weights: the
+// model keeps its [out][in] matrices for saving and for other engines).
+func packModel(m *Model) ([]packedLayer, *packedW) {
+	a := m.Arch
+	h, qd, kvd := a.HiddenSize, a.Heads*m.HeadDim, a.KVHeads*m.HeadDim
+	pl := make([]packedLayer, len(m.Layers))
+	for i := range m.Layers {
+		L := &m.Layers[i]
+		pl[i] = packedLayer{
+			q: packWeights(L.WQ, h, qd), k: packWeights(L.WK, h, kvd), v: packWeights(L.WV, h, kvd),
+			o: packWeights(L.WO, qd, h), gate: packWeights(L.WGate, h, a.FFNSize),
+			up: packWeights(L.WUp, h, a.FFNSize), down: packWeights(L.WDown, a.FFNSize, h),
+		}
+	}
+	return pl, packWeights(m.LMHead, h, a.VocabSize)
 }
 
 // Close stops the engine's goroutines.
@@ -83,11 +108,13 @@ func (e *Engine) Model() *Model { return e.m }
 // Threads is the number of goroutines the engine uses.
 func (e *Engine) Threads() int { return e.p.threads }
 
-// StateBytes is the memory of the preallocated activations and KV cache.
+// StateBytes is the memory of the preallocated activations (the products'
+// packed copy of them included) and KV cache; the packed copy of the
+// weights is not counted.
 func (e *Engine) StateBytes() int64 {
 	n := 2 * len(e.kc) * len(e.kc[0])
 	n += len(e.x) + len(e.xn) + len(e.q) + len(e.att) + len(e.k) + len(e.v) + len(e.g) + len(e.u)
-	n += len(e.last) + len(e.logits) + len(e.cos) + len(e.sin)
+	n += len(e.last) + len(e.logits) + len(e.cos) + len(e.sin) + len(e.p.apack)
 	return 4 * int64(n)
 }
 
@@ -132,12 +159,12 @@ func (e *Engine) Forward(tokens []int32, slots, pos, want []int) ([]float32, err
 	}
 	seqStride := e.opt.MaxSeq * kvd
 	for li := range m.Layers {
-		L := &m.Layers[li]
+		L, P := &m.Layers[li], &e.packed[li]
 		kc, vc := e.kc[li], e.vc[li]
 		rmsnorm(e.xn, e.x, L.AttnNorm, n, h, m.NormEps)
-		e.p.matmul(e.q, e.xn, L.WQ, n, h, qd)
-		e.p.matmul(e.k, e.xn, L.WK, n, h, kvd)
-		e.p.matmul(e.v, e.xn, L.WV, n, h, kvd)
+		e.p.matmul(e.q, e.xn, P.q, n)
+		e.p.matmul(e.k, e.xn, P.k, n)
+		e.p.matmul(e.v, e.xn, P.v, n)
 		if L.BQ != nil { // Qwen2-style biases
 			addBias(e.q, L.BQ, n)
 			addBias(e.k, L.BK, n)
@@ -153,22 +180,22 @@ func (e *Engine) Forward(tokens []int32, slots, pos, want []int) ([]float32, err
 		}
 		e.aj = attnJob{e: e, kc: kc, vc: vc, slots: slots, pos: pos}
 		e.p.run(len(e.units), &e.aj)
-		e.p.matmul(e.xn, e.att, L.WO, n, qd, h)
+		e.p.matmul(e.xn, e.att, P.o, n)
 		if L.BO != nil {
 			addBias(e.xn, L.BO, n)
 		}
 		add(e.x[:n*h], e.xn[:n*h])
 		rmsnorm(e.xn, e.x, L.MLPNorm, n, h, m.NormEps)
-		e.p.matmul(e.g, e.xn, L.WGate, n, h, f)
-		e.p.matmul(e.u, e.xn, L.WUp, n, h, f)
+		e.p.matmul(e.g, e.xn, P.gate, n)
+		e.p.matmul(e.u, e.xn, P.up, n)
 		swiglu(e.g[:n*f], e.u[:n*f])
-		e.p.matmul(e.xn, e.g, L.WDown, n, f, h)
+		e.p.matmul(e.xn, e.g, P.down, n)
 		add(e.x[:n*h], e.xn[:n*h])
 	}
 	for i, r := range want {
 		rmsnorm(e.last[i*h:(i+1)*h], e.x[r*h:(r+1)*h], m.Norm, 1, h, m.NormEps)
 	}
-	e.p.matmul(e.logits, e.last, m.LMHead, len(want), h, a.VocabSize)
+	e.p.matmul(e.logits, e.last, e.lmHead, len(want))
 	e.fwdRows += n
 	return e.logits[:len(want)*a.VocabSize], nil
 }

@@ -4,39 +4,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
-
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
 )
-
-// The matrix products are y[r][o] = Σ_i x[r][i]·w[o][i], with w stored
-// [out][in]. Work is cut into fixed units — a block of rowBlock activation
-// rows × a tile of outTile weight rows — whose boundaries do not depend on
-// the thread count. Each unit is computed whole by one goroutine, and each
-// output element is one dot product of two contiguous rows in a fixed order,
-// so the result is bit for bit the same whatever the number of threads.
-//
-// Two kernels compute the dot products. Where the CPU has AVX2 and FMA
-// (checked at start-up), hand-written assembly kernels (dot_amd64.s) take
-// three weight rows against two activation rows, or four against one, with
-// 8-lane fused multiply-adds. Elsewhere (or built with -tags purego), gonum's blas/gonum
-// Sgemv does it, whose inner loop is gonum's SSE DotUnitary. Both beat
-// gonum's own Sgemm on these shapes — its 64×64 k-blocking re-reads and
-// re-writes C for every block of k — see docs/native.md for the figures. The
-// two kernels round differently, so a machine's results are reproducible on
-// that kind of machine, not across AVX2 and non-AVX2 ones.
-const (
-	rowBlock = 32 // activation rows per unit: 32×hidden floats stay in L1/L2
-	outTile  = 64 // weight rows per unit: 64×in floats (96–256 KiB) stay in L2
-)
-
-// useAVX2 selects the AVX2+FMA kernel where the CPU has it; tests and
-// benchmarks turn it off to compare with the gonum path.
-var useAVX2 = hasAVX2
-
-// pairKernel sends pairs of activation rows through dot3x2AVX2; off, every
-// row goes through dot4AVX2 (same bits, for benchmarks).
-var pairKernel = true
 
 // pool runs units of work over a fixed set of goroutines, started once, so
 // that a forward step spawns nothing and allocates nothing: a job is a
@@ -46,7 +14,9 @@ type pool struct {
 	start   []chan job
 	wg      sync.WaitGroup
 	n, t    int
-	mm      matmulJob
+	mm      gemmJob
+	tiles   [][]float32 // per worker: one unit's tile of C
+	apack   []float32   // the activations packed for the product in flight
 }
 
 type job interface{ do(worker, lo, hi int) }
@@ -55,7 +25,10 @@ func newPool(threads int) *pool {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	p := &pool{threads: threads, start: make([]chan job, threads)}
+	p := &pool{threads: threads, start: make([]chan job, threads), tiles: make([][]float32, threads)}
+	for w := range p.tiles {
+		p.tiles[w] = make([]float32, maxRowBlock*groupPanels*panelWidth)
+	}
 	for w := 1; w < threads; w++ {
 		ch := make(chan job)
 		p.start[w] = ch
@@ -94,119 +67,6 @@ func (p *pool) run(n int, j job) {
 	}
 	j.do(0, 0, n/t)
 	p.wg.Wait()
-}
-
-type matmulJob struct {
-	y, x, w       []float32
-	rows, in, out int
-	nr            int
-	avx2          bool
-}
-
-// matmul sets y[r*out+o] = dot(x[r*in:], w[o*in:]) for r < rows, o < out.
-func (p *pool) matmul(y, x, w []float32, rows, in, out int) {
-	nr := (rows + rowBlock - 1) / rowBlock
-	nt := (out + outTile - 1) / outTile
-	p.mm = matmulJob{y: y, x: x, w: w, rows: rows, in: in, out: out, nr: nr, avx2: useAVX2}
-	p.run(nr*nt, &p.mm)
-}
-
-func (m *matmulJob) do(_, lo, hi int) {
-	if m.avx2 {
-		m.doAVX2(lo, hi)
-		return
-	}
-	impl := gonum.Implementation{}
-	in, out, nr := m.in, m.out, m.nr
-	for u := lo; u < hi; u++ {
-		// Units run tile-major so that a goroutine's consecutive units share
-		// the weight tile, which is the larger operand.
-		t, rb := u/nr, u%nr
-		o0, o1 := t*outTile, min((t+1)*outTile, out)
-		r0, r1 := rb*rowBlock, min((rb+1)*rowBlock, m.rows)
-		wt := m.w[o0*in : o1*in]
-		for r := r0; r < r1; r++ {
-			impl.Sgemv(blas.NoTrans, o1-o0, in, 1, wt, in, m.x[r*in:(r+1)*in], 1, 0, m.y[r*out+o0:r*out+o1], 1)
-		}
-	}
-}
-
-// doAVX2 computes units with the AVX2+FMA kernels. Activation rows go in
-// pairs through dot3x2AVX2 (three weight rows at a time, each weight chunk
-// loaded once for both rows); a row left over goes through dot4AVX2. Both
-// kernels do the same arithmetic per element, and the tail of k beyond the
-// last multiple of 16 is added in Go, in order; weight rows beyond the last
-// full group run the kernel with stride 0. So each element has one fixed
-// sequence of operations whatever rows, threads or batch surround it.
-func (m *matmulJob) doAVX2(lo, hi int) {
-	in, out, nr := m.in, m.out, m.nr
-	n16 := in &^ 15
-	var acc [4]float32
-	var acc6 [6]float32
-	tail := func(s float32, x, w []float32) float32 {
-		for k := n16; k < len(x); k++ {
-			s += x[k] * w[k]
-		}
-		return s
-	}
-	for u := lo; u < hi; u++ {
-		t, rb := u/nr, u%nr
-		o0, o1 := t*outTile, min((t+1)*outTile, out)
-		r0, r1 := rb*rowBlock, min((rb+1)*rowBlock, m.rows)
-		pairsEnd := r0
-		if pairKernel {
-			pairsEnd = r0 + (r1-r0)&^1
-		}
-		for o := o0; o < o1; o += 3 {
-			nrow, stride := min(3, o1-o), in
-			if nrow < 3 {
-				stride = 0
-			}
-			for r := r0; r < pairsEnd; r += 2 {
-				x0, x1 := m.x[r*in:(r+1)*in], m.x[(r+1)*in:(r+2)*in]
-				for i := range nrow {
-					wi := m.w[(o+i)*in : (o+i+1)*in]
-					j := i
-					if stride == 0 {
-						j = 0
-					}
-					if i == 0 || stride == 0 {
-						if n16 > 0 {
-							dot3x2AVX2(&x0[0], &x1[0], &wi[0], stride, n16, &acc6)
-						} else {
-							acc6 = [6]float32{}
-						}
-					}
-					m.y[r*out+o+i] = tail(acc6[j], x0, wi)
-					m.y[(r+1)*out+o+i] = tail(acc6[3+j], x1, wi)
-				}
-			}
-		}
-		for r := pairsEnd; r < r1; r++ { // the odd row left (all rows without pairKernel)
-			x := m.x[r*in : (r+1)*in]
-			for o := o0; o < o1; o += 4 {
-				nrow, stride := min(4, o1-o), in
-				if nrow < 4 {
-					stride = 0
-				}
-				for i := range nrow {
-					wi := m.w[(o+i)*in : (o+i+1)*in]
-					j := i
-					if stride == 0 {
-						j = 0
-					}
-					if i == 0 || stride == 0 {
-						if n16 > 0 {
-							dot4AVX2(&x[0], &wi[0], stride, n16, &acc)
-						} else {
-							acc = [4]float32{}
-						}
-					}
-					m.y[r*out+o+i] = tail(acc[j], x, wi)
-				}
-			}
-		}
-	}
 }
 
 // rmsnorm sets y = x / sqrt(mean(x²) + eps) ⊙ g for each row of x.
@@ -298,7 +158,7 @@ func swiglu(g, u []float32) {
 func attendOne(out, q, k, v []float32, n, d, kvStride int, scores []float32) {
 	scale := float32(1 / math.Sqrt(float64(d)))
 	q = q[:d]
-	avx := useAVX2 && d%16 == 0
+	avx := hasAVX2 && d%16 == 0
 	if avx {
 		var acc [4]float32
 		j := 0

@@ -102,88 +102,6 @@ func TestSwiGLU(t *testing.T) {
 	near(t, "swiglu", g, want, 1e-6)
 }
 
-// TestMatmulAndThreads checks both kernels (AVX2+FMA where the CPU has it,
-// and the gonum dot-product path) against float64 sums, on shapes ragged
-// against every blocking (rows vs rowBlock, out vs outTile and 4, in vs 16),
-// and that 1–4 threads give the same bits.
-func TestMatmulAndThreads(t *testing.T) {
-	defer func(v bool) { useAVX2 = v }(useAVX2)
-	for _, avx := range []bool{false, true} {
-		if avx && !hasAVX2 {
-			t.Log("no AVX2+FMA on this CPU: kernel not tested")
-			continue
-		}
-		useAVX2 = avx
-		for _, in := range []int{5, 16, 45, 384} {
-			for _, rows := range []int{1, 70, 71} {
-				testMatmul(t, rows, in, 130)
-			}
-		}
-	}
-}
-
-// TestKernelsAgree: the two AVX2 kernels give the same bits per element,
-// which is what lets a matrix product mix them.
-func TestKernelsAgree(t *testing.T) {
-	if !hasAVX2 {
-		t.Skip("no AVX2+FMA on this CPU")
-	}
-	r := rand.New(rand.NewPCG(3, 3))
-	const n = 96
-	x0, x1, w := randVec(r, n), randVec(r, n), randVec(r, 4*n)
-	var a4 [4]float32
-	var a6 [6]float32
-	dot3x2AVX2(&x0[0], &x1[0], &w[0], n, n, &a6)
-	for i := 0; i < 3; i++ {
-		dot4AVX2(&x0[0], &w[i*n], 0, n, &a4)
-		if math.Float32bits(a4[0]) != math.Float32bits(a6[i]) {
-			t.Fatalf("x0·w%d: dot4 %g, dot3x2 %g", i, a4[0], a6[i])
-		}
-		dot4AVX2(&x1[0], &w[i*n], 0, n, &a4)
-		if math.Float32bits(a4[0]) != math.Float32bits(a6[3+i]) {
-			t.Fatalf("x1·w%d: dot4 %g, dot3x2 %g", i, a4[0], a6[3+i])
-		}
-		var want float64
-		for k := 0; k < n; k++ {
-			want += float64(x1[k]) * float64(w[i*n+k])
-		}
-		if math.Abs(float64(a6[3+i])-want) > 1e-4 {
-			t.Fatalf("x1·w%d = %g, want %g", i, a6[3+i], want)
-		}
-	}
-}
-
-func testMatmul(t *testing.T, rows, in, out int) {
-	r := rand.New(rand.NewPCG(7, uint64(in)))
-	x, w := randVec(r, rows*in), randVec(r, out*in)
-	want := make([]float64, rows*out)
-	for i := 0; i < rows; i++ {
-		for o := 0; o < out; o++ {
-			var s float64
-			for k := 0; k < in; k++ {
-				s += float64(x[i*in+k]) * float64(w[o*in+k])
-			}
-			want[i*out+o] = s
-		}
-	}
-	var first []float32
-	for _, th := range []int{1, 2, 3, 4} {
-		p := newPool(th)
-		y := make([]float32, rows*out)
-		p.matmul(y, x, w, rows, in, out)
-		p.close()
-		near(t, "matmul", y, want, 1e-4)
-		if first == nil {
-			first = y
-		}
-		for i := range y {
-			if math.Float32bits(y[i]) != math.Float32bits(first[i]) {
-				t.Fatalf("threads %d: y[%d] = %x, threads 1 gave %x", th, i, math.Float32bits(y[i]), math.Float32bits(first[i]))
-			}
-		}
-	}
-}
-
 // TestAttendOneVsNaive covers both attention paths: head dimension 8 (plain
 // Go) and 32 (AVX2 where available), with n not a multiple of 4.
 func TestAttendOneVsNaive(t *testing.T) {
@@ -317,10 +235,18 @@ func refForward(m *Model, toks []int32) [][]float64 {
 
 func newTestEngine(t testing.TB, a Arch, seed int64, opt Options) *Engine {
 	t.Helper()
+	return newTestEngineWith(t, a, seed, opt, func(*Model) {})
+}
+
+// newTestEngineWith lets edit change the model's weights before the engine
+// packs them.
+func newTestEngineWith(t testing.TB, a Arch, seed int64, opt Options, edit func(*Model)) *Engine {
+	t.Helper()
 	m, err := NewSynthetic(a, seed)
 	if err != nil {
 		t.Fatal(err)
 	}
+	edit(m)
 	e, err := NewEngine(m, opt)
 	if err != nil {
 		t.Fatal(err)
@@ -516,8 +442,7 @@ func equal(a, b []int32) bool {
 // the lowest id, EOS; generation stops there unless EOS is ignored.
 func TestEOS(t *testing.T) {
 	for _, ignore := range []bool{false, true} {
-		e := newTestEngine(t, testArch, 3, Options{Threads: 1, Slots: 2, MaxSeq: 64, MaxRows: 64})
-		clear(e.Model().LMHead)
+		e := newTestEngineWith(t, testArch, 3, Options{Threads: 1, Slots: 2, MaxSeq: 64, MaxRows: 64}, func(m *Model) { clear(m.LMHead) })
 		g, err := NewGenerator(e, Decoding{Greedy: true, TopP: 1, RepetitionPenalty: 1}, ignore)
 		if err != nil {
 			t.Fatal(err)
@@ -544,8 +469,7 @@ func TestEOS(t *testing.T) {
 // head), min_new_tokens 4 makes the first 4 tokens something else, then EOS
 // ends the request.
 func TestMinNewTokens(t *testing.T) {
-	e := newTestEngine(t, testArch, 3, Options{Threads: 1, Slots: 1, MaxSeq: 64, MaxRows: 64})
-	clear(e.Model().LMHead)
+	e := newTestEngineWith(t, testArch, 3, Options{Threads: 1, Slots: 1, MaxSeq: 64, MaxRows: 64}, func(m *Model) { clear(m.LMHead) })
 	g, err := NewGenerator(e, Decoding{Greedy: true, TopP: 1, RepetitionPenalty: 1, MinNewTokens: 4}, false)
 	if err != nil {
 		t.Fatal(err)

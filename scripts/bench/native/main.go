@@ -8,7 +8,8 @@
 //
 // It needs a python3 with torch (Debian's python3-torch). Debian's torch
 // does its products with whatever libblas.so.3 the system has, by default
-// the reference BLAS; -openblas DIR (a directory holding OpenBLAS's
+// the reference BLAS (-refblas DIR pins it where OpenBLAS is the system's
+// default, e.g. /usr/lib/x86_64-linux-gnu/blas); -openblas DIR (a directory holding OpenBLAS's
 // libblas.so.3, e.g. /usr/lib/x86_64-linux-gnu/openblas-pthread) adds a
 // second torch column with LD_LIBRARY_PATH=DIR and OPENBLAS_NUM_THREADS set
 // to the thread count, what a user who installs libopenblas0 gets. Figures are medians
@@ -34,15 +35,16 @@ import (
 	"github.com/llem/llem/internal/native/preset"
 )
 
-var openblas string
+var openblas, refblas string
 
-// torchRuns are the torch configurations timed: Debian's default BLAS, and
-// OpenBLAS where -openblas is given.
+// torchRuns are the torch configurations timed: the reference BLAS (from
+// -refblas, else the system's default libblas.so.3), and OpenBLAS where
+// -openblas is given.
 func torchRuns() []string {
 	if openblas == "" {
-		return []string{""}
+		return []string{refblas}
 	}
-	return []string{"", openblas}
+	return []string{refblas, openblas}
 }
 
 type point struct {
@@ -57,6 +59,7 @@ func main() {
 	batchesF := flag.String("batches", "1,8", "batch sizes")
 	prompt := flag.Int("prompt", 128, "prompt tokens")
 	steps := flag.Int("steps", 64, "decode steps after the prefill")
+	flag.StringVar(&refblas, "refblas", "", "directory with the reference BLAS's libblas.so.3 for the torch column (default: the system's)")
 	flag.StringVar(&openblas, "openblas", "", "directory with OpenBLAS's libblas.so.3: also time torch with it")
 	flag.Parse()
 	if err := run(*minTime, ints(*threadsF), ints(*batchesF), *prompt, *steps); err != nil {
@@ -212,15 +215,18 @@ func median(v []float64) float64 {
 	return v[len(v)/2]
 }
 
-// matmuls times the largest products of llem-small (256 rows: a prefill
-// chunk) with the engine's kernels and with torch, in GFLOP/s.
+// matmuls times the products of llem-small — decode at batch 1 (a
+// matrix–vector product), the largest at 256 rows (a prefill chunk) and the
+// FFN's gate at 1024 rows (a prefill of eight prompts) — and a 1024³ one,
+// with the engine's kernels and with torch, in GFLOP/s: median and fastest
+// call, and the fastest against the threads' FP32 peak.
 func matmuls(py, script string, threads []int, minTime time.Duration) error {
 	small, _ := preset.Lookup("llem-small")
 	h, f, v := small.HiddenSize, small.FFNSize, small.VocabSize
-	shapes := [][3]int{{256, h, f}, {256, f, h}, {256, h, v}, {1024, 1024, 1024}}
-	hdr := "| product rows×in×out | threads | llem GFLOP/s | torch GFLOP/s"
+	shapes := [][3]int{{1, h, f}, {256, h, f}, {256, f, h}, {256, h, v}, {1024, h, f}, {1024, 1024, 1024}}
+	hdr := "| product rows×in×out | threads | llem GFLOP/s median / best | best % of peak | torch median / best"
 	if openblas != "" {
-		hdr += " | torch+OpenBLAS GFLOP/s"
+		hdr += " | torch+OpenBLAS median / best"
 	}
 	fmt.Printf("\n%s |\n|%s\n", hdr, strings.Repeat("---|", strings.Count(hdr, "|")))
 	for _, t := range threads {
@@ -228,13 +234,13 @@ func matmuls(py, script string, threads []int, minTime time.Duration) error {
 		for _, s := range shapes {
 			args = append(args, fmt.Sprintf("%dx%dx%d", s[0], s[1], s[2]))
 		}
-		var th []struct {
-			Results []struct{ Seconds float64 }
+		type result struct {
+			Seconds     float64 `json:"seconds"`
+			BestSeconds float64 `json:"best_seconds"`
 		}
+		var th []struct{ Results []result }
 		for _, lib := range torchRuns() {
-			var r struct {
-				Results []struct{ Seconds float64 }
-			}
+			var r struct{ Results []result }
 			if err := pyJSON(&r, lib, t, py, args...); err != nil {
 				return err
 			}
@@ -244,26 +250,31 @@ func matmuls(py, script string, threads []int, minTime time.Duration) error {
 		mm := native.NewMatmul(t)
 		for i, s := range shapes {
 			rows, in, out := s[0], s[1], s[2]
-			x, w, y := make([]float32, rows*in), make([]float32, out*in), make([]float32, rows*out)
+			x, wf, y := make([]float32, rows*in), make([]float32, out*in), make([]float32, rows*out)
 			for j := range x {
 				x[j] = float32(j%7) - 3
 			}
-			for j := range w {
-				w[j] = float32(j%5) - 2
+			for j := range wf {
+				wf[j] = float32(j%5) - 2
 			}
+			w := native.PackWeights(wf, in, out)
 			var ts []float64
 			end := time.Now().Add(minTime / 4)
 			for len(ts) < 5 || time.Now().Before(end) {
 				t0 := time.Now()
-				mm.Do(y, x, w, rows, in, out)
+				mm.Do(y, x, w, rows)
 				ts = append(ts, time.Since(t0).Seconds())
 			}
 			fl := 2 * float64(rows*in*out) / 1e9
 			cols := ""
 			for _, r := range th {
-				cols += fmt.Sprintf(" %.1f |", fl/r.Results[i].Seconds)
+				cols += fmt.Sprintf(" %.1f / %.1f |", fl/r.Results[i].Seconds, fl/r.Results[i].BestSeconds)
 			}
-			fmt.Printf("| %d×%d×%d | %d | %.1f |%s\n", rows, in, out, t, fl/median(ts), cols)
+			pct := "–"
+			if corePeak > 0 {
+				pct = fmt.Sprintf("%.0f %%", 100*fl/slices.Min(ts)/(float64(t)*corePeak))
+			}
+			fmt.Printf("| %d×%d×%d | %d | %.1f / %.1f | %s |%s\n", rows, in, out, t, fl/median(ts), fl/slices.Min(ts), pct, cols)
 		}
 		mm.Close()
 	}
@@ -311,7 +322,7 @@ func loadavg() string {
 // x86 core with AVX2 since Haswell and Zen 2 has two FMA pipes).
 func peak() string {
 	b, _ := os.ReadFile("/proc/cpuinfo")
-	var model, flags string
+	var model string
 	var mhz float64
 	for _, l := range strings.Split(string(b), "\n") {
 		k, v, _ := strings.Cut(l, ":")
@@ -321,15 +332,17 @@ func peak() string {
 			model = v
 		case k == "cpu MHz" && mhz == 0:
 			mhz, _ = strconv.ParseFloat(v, 64)
-		case k == "flags" && flags == "":
-			flags = " " + v + " "
 		}
 	}
-	cores := runtime.NumCPU()
-	avx2 := 2 * 8 * 2 * mhz / 1e3
-	s := fmt.Sprintf("CPU: %s, %d cores at %.0f MHz (cpuinfo); FP32 peak per core = 2 FMA units × 8 lanes × 2 FLOP × %.2f GHz = %.1f GFLOP/s with AVX2", model, cores, mhz, mhz/1e3, avx2)
-	if strings.Contains(flags, " avx512f ") {
-		s += fmt.Sprintf(", %.1f with AVX-512 (16 lanes)", 2*avx2)
+	s := fmt.Sprintf("CPU: %s, %d cores, %.0f MHz nominal (cpuinfo), kernels %s", model, runtime.NumCPU(), mhz, native.Kernels())
+	p, ok := native.MeasurePeak(2 * time.Second)
+	if !ok {
+		return s
 	}
-	return s + fmt.Sprintf("; machine (%d cores): %.1f GFLOP/s AVX2", cores, float64(cores)*avx2)
+	corePeak = 2 * float64(p.Lanes) * 2 * p.GHz
+	return s + fmt.Sprintf("\nmeasured clock %.2f GHz (dependent-add chain, best of 1 s); FP32 peak per core = 2 FMA units × %d lanes × 2 FLOP × %.2f GHz = %.1f GFLOP/s (register-only FMAs measured: %.1f); machine (%d cores): %.1f GFLOP/s",
+		p.GHz, p.Lanes, p.GHz, corePeak, p.GFLOPs, runtime.NumCPU(), float64(runtime.NumCPU())*corePeak)
 }
+
+// corePeak is one core's FP32 peak in GFLOP/s, 0 where unmeasured.
+var corePeak float64

@@ -111,7 +111,7 @@ def matmul(shapes, min_s):
             t0 = time.perf_counter()
             x @ w.T
             ts.append(time.perf_counter() - t0)
-        out.append({"shape": sh, "seconds": statistics.median(ts)})
+        out.append({"shape": sh, "seconds": statistics.median(ts), "best_seconds": min(ts)})
     return out
 
 
