@@ -40,6 +40,13 @@ type Spec struct {
 	// Kill, when closed during the grace period, SIGKILLs the worker at once
 	// (a second interrupt). Nil means wait out the grace. Added by llem-exec.
 	Kill <-chan struct{}
+	// CgroupDir, when set, is the cgroup v2 the local runner starts the
+	// worker in (CLONE_INTO_CGROUP), so that its CPU time and its
+	// children's can be read; runners that cannot use it ignore it.
+	CgroupDir string
+	// Started, when set, is called with the worker's first process id (a
+	// container's first process as the host sees it) once it runs.
+	Started func(pid int)
 }
 
 // Result is how a worker ended.

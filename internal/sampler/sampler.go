@@ -36,7 +36,11 @@ type Options struct {
 	SysfsRoot    string        // default /sys (RAPL powercap tree)
 	ProcRoot     string        // default /proc (estimate)
 	EstimatePIDs func() []int  // estimate a process tree's CPU power instead of the machine's
-	WattsPerCore float64       // estimate: W per busy core, default DefaultWattsPerCore
+	WattsPerCore float64       // estimate: W per busy core; 0: the CPU model's TDP / threads, else DefaultWattsPerCore
+	// Run, when set, is read once a tick into the run_cpu_s column of the
+	// CPU sources' rows, beside the machine's busy CPU time (machine_cpu_s),
+	// so that CPU energy can be attributed to the run. The session closes it.
+	Run RunCPU
 	Host         string        // default os.Hostname
 	Warn         func(msg string)
 	FlushEvery   time.Duration // default 1s
@@ -212,7 +216,7 @@ func openSources(o *Options, w *warner) (srcs []Source, host *record.Host, power
 		}
 	}
 	if want["estimate"] || (auto && len(srcs) == 0 && len(o.Custom) == 0) {
-		e, err := newEstimate(o.ProcRoot, o.EstimatePIDs, o.WattsPerCore, w.warn)
+		e, err := newEstimate(o.ProcRoot, o.EstimatePIDs, o.WattsPerCore, host.CPUModel, w.warn)
 		if err != nil {
 			return fail(err)
 		}
@@ -282,6 +286,7 @@ type Session struct {
 	late    int64
 	acc     map[string]*devAcc
 	stopped bool
+	machine *machineCPU // with opts.Run: the machine's busy CPU time
 }
 
 type devAcc struct {
@@ -309,6 +314,10 @@ func Start(opts Options, out io.Writer) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{opts: opts, clk: opts.clock, srcs: srcs, warn: w, stop: make(chan struct{}), done: make(chan struct{}), acc: map[string]*devAcc{}}
+	attribution := ""
+	if opts.Run != nil {
+		s.machine, attribution = newMachineCPU(opts.ProcRoot), opts.Run.Method()
+	}
 	if s.clk == nil {
 		s.clk = &realClock{}
 	}
@@ -329,6 +338,7 @@ func Start(opts Options, out io.Writer) (*Session, error) {
 	s.w, err = power.NewWriter(out, power.Meta{
 		Host: opts.Host, SamplerVersion: power.SamplerVersion, IntervalNS: int64(opts.Interval), PowerField: pf,
 		Devices: s.devs, Sources: s.names, Estimate: est, StartNS: s.start.UnixNano(), HostInfo: host,
+		Attribution: attribution,
 	})
 	if err != nil {
 		s.closeSources()
@@ -355,6 +365,35 @@ func (s *Session) closeSources() {
 	for _, src := range s.srcs {
 		src.Close()
 	}
+	if s.opts.Run != nil {
+		s.opts.Run.Close()
+		s.machine.close()
+	}
+}
+
+// cpuTime puts the run's and the machine's busy CPU time, read once for
+// the tick, on the tick's rows of CPU sources. A failed read leaves them
+// null (with a warning): the aggregate then holds the last share.
+func (s *Session) cpuTime(rows []power.Sample) {
+	if s.opts.Run == nil {
+		return
+	}
+	m, err := s.machine.seconds()
+	if err != nil {
+		s.warn.warn(fmt.Sprintf("machine CPU time: %v; CPU energy of these ticks cannot be attributed", err))
+		return
+	}
+	r, err := s.opts.Run.CPUSeconds()
+	if err != nil {
+		s.warn.warn(fmt.Sprintf("run CPU time (%s): %v; CPU energy of these ticks cannot be attributed", s.opts.Run.Method(), err))
+		return
+	}
+	for i := range rows {
+		if src := rows[i].Source; src == "rapl" || src == "estimate" {
+			rows[i].RunCPUS, rows[i].MachineCPUS = r, m
+			rows[i].Has |= power.HasCPUTime
+		}
+	}
 }
 
 func (s *Session) loop() {
@@ -377,6 +416,7 @@ func (s *Session) loop() {
 		for _, src := range s.srcs {
 			buf = src.Read(buf)
 		}
+		s.cpuTime(buf)
 		s.ticks++
 		for i := range buf {
 			s.w.Append(buf[i])
