@@ -223,12 +223,12 @@ type Run struct {
 	ServerLog    string `json:"server_log,omitempty"`
 	BaselineID   string `json:"baseline_id,omitempty"`
 	// Samplers lists the sample sources used (nvml, rapl, estimate).
-	Samplers   []string    `json:"samplers"`
-	Estimate   bool        `json:"estimate"` // true when any energy figure of this run can only be an estimate
+	Samplers []string `json:"samplers"`
+	Estimate bool     `json:"estimate"` // true when any energy figure of this run can only be an estimate
 	// CPUTime says where the sampler read the run's own CPU time, for the
 	// attribution of CPU energy: "cgroup:<dir>" or "process-tree"; absent
 	// when it was not read (no sampler, --sampler-cmd, older llem-exec).
-	CPUTime string `json:"cpu_time,omitempty"`
+	CPUTime    string      `json:"cpu_time,omitempty"`
 	StartNS    int64       `json:"start_ns"`
 	EndNS      int64       `json:"end_ns"`
 	DurationS  float64     `json:"duration_s"`
@@ -434,24 +434,24 @@ type Stat struct {
 
 // Summary is the statistics of one config id across its cycles; llem-aggregate emits it.
 type Summary struct {
-	Kind      string           `json:"kind"`
-	V         int              `json:"v"`
-	Study     string           `json:"study"`
-	StudyHash string           `json:"study_hash"`
-	ID        string           `json:"id"`
-	Backend   string           `json:"backend"`
-	Model     string           `json:"model"`
-	Config    json.RawMessage  `json:"config"`
-	Basis     string           `json:"basis"`
-	Estimate  bool             `json:"estimate"`
+	Kind      string          `json:"kind"`
+	V         int             `json:"v"`
+	Study     string          `json:"study"`
+	StudyHash string          `json:"study_hash"`
+	ID        string          `json:"id"`
+	Backend   string          `json:"backend"`
+	Model     string          `json:"model"`
+	Config    json.RawMessage `json:"config"`
+	Basis     string          `json:"basis"`
+	Estimate  bool            `json:"estimate"`
 	// Attribution of the CPU scopes across the config's runs: process,
 	// machine, or mixed; absent as in the energy records.
-	Attribution string `json:"attribution,omitempty"`
-	Runs      int              `json:"runs"`    // runs seen
-	RunsOK    int              `json:"runs_ok"` // runs with status ok, the ones the statistics cover
-	RunIDs    []string         `json:"run_ids"`
-	Metrics   map[string]*Stat `json:"metrics"`
-	Flags     []Flag           `json:"flags"`
+	Attribution string           `json:"attribution,omitempty"`
+	Runs        int              `json:"runs"`    // runs seen
+	RunsOK      int              `json:"runs_ok"` // runs with status ok, the ones the statistics cover
+	RunIDs      []string         `json:"run_ids"`
+	Metrics     map[string]*Stat `json:"metrics"`
+	Flags       []Flag           `json:"flags"`
 	// Footprint: as in Energy, over the runs the statistics cover.
 	Footprint *SummaryFootprint `json:"footprint,omitempty"`
 }

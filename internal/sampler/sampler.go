@@ -40,10 +40,10 @@ type Options struct {
 	// Run, when set, is read once a tick into the run_cpu_s column of the
 	// CPU sources' rows, beside the machine's busy CPU time (machine_cpu_s),
 	// so that CPU energy can be attributed to the run. The session closes it.
-	Run RunCPU
-	Host         string        // default os.Hostname
-	Warn         func(msg string)
-	FlushEvery   time.Duration // default 1s
+	Run        RunCPU
+	Host       string // default os.Hostname
+	Warn       func(msg string)
+	FlushEvery time.Duration // default 1s
 	// Custom sources are sampled in addition to Sources (tests: scripted
 	// fake devices). One with a SetWarn(func(string)) method gets the
 	// session's once-only warning function.
