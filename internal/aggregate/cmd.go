@@ -27,6 +27,7 @@ type cmdOpts struct {
 	MinSamples     int           `long:"min-samples" default:"10" value-name:"N" description:"flag windows with fewer than N readings per device"`
 	MinPeriods     float64       `long:"min-periods" default:"5" value-name:"K" description:"flag windows shorter than K sensor update periods"`
 	DriftC         float64       `long:"drift-c" default:"10" value-name:"C" description:"flag a temperature change above C degrees over the measure window"`
+	Attribution    string        `long:"attribution" default:"process" choice:"process" choice:"machine" description:"CPU energy of runs whose samples carry their CPU time: the run's share of each interval (process) or the whole machine's (machine)"`
 	BaselineMaxAge time.Duration `long:"baseline-max-age" default:"2h" value-name:"DUR" description:"flag a baseline further than DUR before or after its run"`
 	Samples        string        `long:"samples" value-name:"FILE" description:"integrate the sample stream FILE over the windows of --windows instead (CSV out)"`
 	Windows        string        `long:"windows" value-name:"FILE" description:"windows for --samples: CSV lines start_ns,end_ns"`
@@ -54,6 +55,11 @@ power; both where both exist, with their gap. GPU, CPU package and DRAM are
 separate scopes; "total" is their named sum. Idle power from the baseline
 record gives net = max(0, gross - idle power x duration).
 
+CPU energy (RAPL, the estimate) of a run whose samples carry its CPU time is
+the run's share: each interval's energy x the run's share of the machine's
+busy CPU time; the machine's figure stays beside it (machine_energy_j,
+machine_gross_j). --attribution machine takes the whole machine's instead.
+
 With --samples and --windows it integrates one sample stream over any number
 of windows and prints CSV: window,start_ns,end_ns,device,scope,counter_j,integral_j,samples.`
 
@@ -65,7 +71,8 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	opt := Options{GapThreshold: o.GapThreshold, MinSamples: o.MinSamples, MinPeriods: o.MinPeriods, DriftC: o.DriftC,
-		CVThreshold: o.CVThreshold, GridMax: DefaultOptions().GridMax, BaselineMaxAgeS: o.BaselineMaxAge.Seconds()}
+		CVThreshold: o.CVThreshold, GridMax: DefaultOptions().GridMax, BaselineMaxAgeS: o.BaselineMaxAge.Seconds(),
+		Attribution: o.Attribution}
 	if (o.Samples == "") != (o.Windows == "") {
 		return cli.Usagef("--samples and --windows go together")
 	}

@@ -317,3 +317,12 @@ func wpcSourceText(src string) string {
 	}
 	return "source not stated"
 }
+
+// joinAttribution folds one more cycle's attribution into a config's:
+// the same everywhere is that, different ones are "mixed".
+func joinAttribution(acc, next string, first bool) string {
+	if first || acc == next {
+		return next
+	}
+	return "mixed"
+}
