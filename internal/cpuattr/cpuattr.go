@@ -21,8 +21,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/llem/llem/internal/sampler"
 )
 
 // Paths are the filesystem roots; tests point them at synthetic trees.
@@ -137,9 +135,12 @@ func ownGroup(path string) (string, error) {
 // CgroupDir is the run's cgroup, "" in the process-tree fallback.
 func (t *Target) CgroupDir() string { return t.dir }
 
-// Add names the run's first process: it is moved into the run's cgroup
+// Add names the run's first process (nothing on a nil Target): it is moved into the run's cgroup
 // (unless it was started there), or becomes the root of the process tree.
 func (t *Target) Add(pid int) error {
+	if t == nil {
+		return nil
+	}
 	t.root.CompareAndSwap(0, int64(pid))
 	if t.dir == "" {
 		return nil
@@ -152,19 +153,19 @@ func (t *Target) Add(pid int) error {
 }
 
 // RunCPU reads the target's CPU time for the sampler.
-func (t *Target) RunCPU() sampler.RunCPU {
-	tree := sampler.TreeCPU(t.proc, func() int { return int(t.root.Load()) })
+func (t *Target) RunCPU() Reader {
+	tree := TreeCPU(t.proc, func() int { return int(t.root.Load()) })
 	if t.dir == "" {
 		return tree
 	}
-	return &groupOrTree{t: t, group: sampler.CgroupCPU(t.dir), tree: tree}
+	return &groupOrTree{t: t, group: CgroupCPU(t.dir), tree: tree}
 }
 
 // groupOrTree reads the cgroup, or the process tree once the first
 // process could not be moved into it.
 type groupOrTree struct {
 	t           *Target
-	group, tree sampler.RunCPU
+	group, tree Reader
 }
 
 func (g *groupOrTree) Method() string { return g.group.Method() }
@@ -180,7 +181,7 @@ func (g *groupOrTree) CPUSeconds() (float64, error) {
 // process takes a moment to leave it); a cgroup still busy after a few
 // seconds is left, and the error says so.
 func (t *Target) Close() error {
-	if t.dir == "" {
+	if t == nil || t.dir == "" {
 		return nil
 	}
 	var err error

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/llem/llem/internal/cpuattr"
 	"github.com/llem/llem/internal/power"
 	"github.com/llem/llem/internal/record"
 )
@@ -90,7 +91,7 @@ func (e *estimate) cpuSeconds() (float64, error) {
 		if err != nil {
 			continue // exited between listing and reading
 		}
-		if _, t, err := parseStat(b); err == nil {
+		if _, t, err := cpuattr.ParseStat(b); err == nil {
 			ticks += t
 		}
 	}

@@ -108,6 +108,9 @@ type DeviceSummary struct {
 	CounterJ   *float64 // last energy_j − first; nil without a counter
 	IntegralJ  *float64 // trapezoid of power_w; nil with fewer than 2 power readings
 	MeanPowerW *float64 // IntegralJ / span of the power readings
+	// RunJ is the run's share of the counter's energy (Options.Run): each
+	// interval's energy × the run's share of the machine's busy CPU time.
+	RunJ *float64
 }
 
 const minInterval = time.Millisecond
@@ -300,6 +303,10 @@ type devAcc struct {
 	integral        float64
 	firstPT, lastPT int64
 	powerN          int64
+	// the run's share (rows with CPU time)
+	cpuE, cpuR, cpuM float64
+	haveCPU          bool
+	runJ             float64
 }
 
 // Start opens the sources, writes the stream's schema to out and samples
@@ -465,6 +472,12 @@ func (s *Session) account(p *power.Sample) {
 			a.e0, a.haveE = p.EnergyJ, true
 		}
 		a.e1 = p.EnergyJ
+		if p.Has&power.HasCPUTime != 0 {
+			if a.haveCPU {
+				a.runJ += (p.EnergyJ - a.cpuE) * cpuShare(p.RunCPUS-a.cpuR, p.MachineCPUS-a.cpuM)
+			}
+			a.cpuE, a.cpuR, a.cpuM, a.haveCPU = p.EnergyJ, p.RunCPUS, p.MachineCPUS, true
+		}
 	}
 	if p.Has&power.HasPower != 0 {
 		if a.havePrevP {
@@ -514,6 +527,10 @@ func (s *Session) stats() Stats {
 			if a.haveE {
 				v := a.e1 - a.e0
 				ds.CounterJ = &v
+			}
+			if a.haveCPU {
+				v := a.runJ
+				ds.RunJ = &v
 			}
 			if a.powerN >= 2 {
 				v := a.integral
