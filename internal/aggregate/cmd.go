@@ -27,11 +27,12 @@ type cmdOpts struct {
 	MinSamples     int           `long:"min-samples" default:"10" value-name:"N" description:"flag windows with fewer than N readings per device"`
 	MinPeriods     float64       `long:"min-periods" default:"5" value-name:"K" description:"flag windows shorter than K sensor update periods"`
 	DriftC         float64       `long:"drift-c" default:"10" value-name:"C" description:"flag a temperature change above C degrees over the measure window"`
-	//lint:ignore SA5008 go-flags reads repeated choice tags
-	Attribution    string        `long:"attribution" default:"process" choice:"process" choice:"machine" description:"CPU energy of runs whose samples carry their CPU time: the run's share of each interval (process) or the whole machine's (machine)"`
 	BaselineMaxAge time.Duration `long:"baseline-max-age" default:"2h" value-name:"DUR" description:"flag a baseline further than DUR before or after its run"`
 	Samples        string        `long:"samples" value-name:"FILE" description:"integrate the sample stream FILE over the windows of --windows instead (CSV out)"`
 	Windows        string        `long:"windows" value-name:"FILE" description:"windows for --samples: CSV lines start_ns,end_ns"`
+
+	//lint:ignore SA5008 go-flags reads repeated choice tags
+	Attribution string `long:"attribution" default:"process" choice:"process" choice:"machine" description:"CPU energy of runs whose samples carry their CPU time: the run's share of each interval (process) or the whole machine's (machine)"`
 	footprintOpts
 }
 
