@@ -258,9 +258,14 @@ func (a *oneRun) stopSampler() {
 	}
 	for _, src := range a.r.Samplers {
 		if src == "rapl" || src == "estimate" {
-			a.r.Warnings = append(a.r.Warnings, record.Flag{Code: "host_power_shared",
+			f := record.Flag{Code: "host_power_shared",
 				Message: fmt.Sprintf("--parallel %d: %s power is the whole node's and includes the runs beside this one", a.o.Parallel, src),
-				Hint:    "attribute CPU-side energy only from serial runs"})
+				Hint:    "attribute CPU-side energy only from serial runs"}
+			if a.target != nil {
+				f.Message += "; llem-aggregate attributes it to this run by its share of the CPU time (" + a.r.CPUTime + ")"
+				f.Hint = "the process attribution (llem-aggregate's default) separates the runs; --attribution machine figures overlap"
+			}
+			a.r.Warnings = append(a.r.Warnings, f)
 			return
 		}
 	}
