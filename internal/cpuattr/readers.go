@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -69,7 +70,8 @@ func (c *cgroupCPU) Close() error {
 
 // TreeCPU sums utime+stime+cutime+cstime (children the tree has waited
 // for are in cutime/cstime) over the live process tree under root(),
-// found by a walk of every /proc/<pid>/stat's parent pid: the fallback
+// found through /proc/<pid>/task/<tid>/children, or where the kernel has
+// no such files by the parent pid of every /proc/<pid>/stat: the fallback
 // where no cgroup can be made. root() is 0 until the run's first process
 // exists; the tree has used no CPU then. Once root has exited, the sum
 // holds at its last value. A process that leaves the tree
@@ -84,7 +86,10 @@ type treeCPU struct {
 	proc     string
 	root     func() int
 	buf      []byte
-	parent   map[int]int
+	scan     bool  // the kernel has no children files: scan all of /proc
+	reads    int   // reads while scanning
+	members  []int // the tree at the last scan
+	stack    []int
 	ticks    map[int]uint64
 	children map[int][]int
 }
@@ -97,14 +102,85 @@ func (t *treeCPU) CPUSeconds() (float64, error) {
 	if root <= 0 {
 		return 0, nil
 	}
+	if _, _, err := t.stat(root); err != nil {
+		return t.last, nil // the run's process has exited: its time stops growing
+	}
+	if !t.scan {
+		if sum, ok := t.walk(root); ok {
+			t.last = sum
+			return sum, nil
+		}
+		t.scan = true // no children files in this kernel: scan /proc from now on
+	}
+	// A scan of all of /proc costs a read per process on the machine: the
+	// tree's membership is refreshed every rescanEvery reads, and in
+	// between only its known members are read. A process started in
+	// between is counted from the next scan on, with all its time so far.
+	t.reads++
+	if t.reads%rescanEvery == 1 || len(t.members) == 0 {
+		return t.scanAll(root)
+	}
+	var sum uint64
+	for _, p := range t.members {
+		if _, ticks, err := t.stat(p); err == nil {
+			sum += ticks
+		}
+	}
+	t.last = float64(sum) / userHZ
+	return t.last, nil
+}
+
+// rescanEvery is how often (in reads) the process-tree fallback scans all
+// of /proc for the tree's members.
+const rescanEvery = 10
+
+// walk sums the tree found through /proc/<pid>/task/<tid>/children
+// (CONFIG_PROC_CHILDREN): only the tree's own files are read. false when
+// the root has no such files.
+func (t *treeCPU) walk(root int) (float64, bool) {
+	var sum uint64
+	t.stack = append(t.stack[:0], root)
+	for len(t.stack) > 0 {
+		p := t.stack[len(t.stack)-1]
+		t.stack = t.stack[:len(t.stack)-1]
+		_, ticks, err := t.stat(p)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		sum += ticks
+		dir := filepath.Join(t.proc, strconv.Itoa(p), "task")
+		tasks, err := os.ReadDir(dir)
+		if err != nil && p == root {
+			return 0, false
+		}
+		for _, tk := range tasks {
+			b, err := os.ReadFile(filepath.Join(dir, tk.Name(), "children"))
+			if err != nil {
+				if p == root && errors.Is(err, fs.ErrNotExist) {
+					return 0, false
+				}
+				continue
+			}
+			for _, f := range bytes.Fields(b) {
+				if c, err := strconv.Atoi(string(f)); err == nil {
+					t.stack = append(t.stack, c)
+				}
+			}
+		}
+	}
+	return float64(sum) / userHZ, true
+}
+
+// scanAll reads every /proc/<pid>/stat and sums the tree under root by
+// parent pid: the way where the kernel has no children files.
+func (t *treeCPU) scanAll(root int) (float64, error) {
 	ents, err := os.ReadDir(t.proc)
 	if err != nil {
 		return 0, err
 	}
 	if t.ticks == nil {
-		t.parent, t.ticks, t.children = map[int]int{}, map[int]uint64{}, map[int][]int{}
+		t.ticks, t.children = map[int]uint64{}, map[int][]int{}
 	}
-	clear(t.parent)
 	clear(t.ticks)
 	clear(t.children)
 	for _, e := range ents {
@@ -116,19 +192,21 @@ func (t *treeCPU) CPUSeconds() (float64, error) {
 		if err != nil {
 			continue // exited between listing and reading
 		}
-		t.parent[pid], t.ticks[pid] = ppid, ticks
+		t.ticks[pid] = ticks
 		t.children[ppid] = append(t.children[ppid], pid)
 	}
 	if _, ok := t.ticks[root]; !ok {
-		return t.last, nil // the run's process has exited: its time stops growing
+		return t.last, nil
 	}
 	var sum uint64
-	stack := []int{root}
-	for len(stack) > 0 {
-		p := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
+	t.members = t.members[:0]
+	t.stack = append(t.stack[:0], root)
+	for len(t.stack) > 0 {
+		p := t.stack[len(t.stack)-1]
+		t.stack = t.stack[:len(t.stack)-1]
 		sum += t.ticks[p]
-		stack = append(stack, t.children[p]...)
+		t.members = append(t.members, p)
+		t.stack = append(t.stack, t.children[p]...)
 	}
 	t.last = float64(sum) / userHZ
 	return t.last, nil

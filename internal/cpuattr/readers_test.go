@@ -63,3 +63,45 @@ func TestParseStatMalformed(t *testing.T) {
 		}
 	}
 }
+
+// Where the kernel has children files, the tree is what they say: a
+// process whose stat names the root as parent but that no children file
+// lists is not walked to, and the rest of /proc is not read.
+func TestTreeCPUChildrenFiles(t *testing.T) {
+	proc := t.TempDir()
+	procStat(t, proc, 10, 1, 100, 0, 0, 0)
+	procStat(t, proc, 11, 10, 50, 0, 0, 0)
+	procStat(t, proc, 12, 11, 25, 0, 0, 0)
+	procStat(t, proc, 30, 10, 1000, 0, 0, 0) // not in any children file
+	write(t, filepath.Join(proc, "10", "task", "10", "children"), "11 ")
+	write(t, filepath.Join(proc, "10", "task", "13", "children"), "")
+	write(t, filepath.Join(proc, "11", "task", "11", "children"), "12 ")
+	write(t, filepath.Join(proc, "12", "task", "12", "children"), "")
+	c := TreeCPU(proc, func() int { return 10 })
+	if s, err := c.CPUSeconds(); err != nil || s != 1.75 {
+		t.Fatalf("walk: %v, %v; want 1.75 s (10, 11, 12)", s, err)
+	}
+}
+
+// Without children files the tree is rescanned every rescanEvery reads;
+// in between its known members are read: a child started in between is
+// counted from the next scan on.
+func TestTreeCPURescan(t *testing.T) {
+	proc := t.TempDir()
+	procStat(t, proc, 10, 1, 100, 0, 0, 0)
+	c := TreeCPU(proc, func() int { return 10 })
+	if s, _ := c.CPUSeconds(); s != 1 {
+		t.Fatalf("first read %v", s)
+	}
+	procStat(t, proc, 11, 10, 50, 0, 0, 0)
+	procStat(t, proc, 10, 1, 200, 0, 0, 0)
+	if s, _ := c.CPUSeconds(); s != 2 {
+		t.Fatalf("between scans: %v, want the known member's 2 s", s)
+	}
+	for i := 2; i < rescanEvery; i++ {
+		c.CPUSeconds()
+	}
+	if s, _ := c.CPUSeconds(); s != 2.5 {
+		t.Fatalf("after a rescan: %v, want 2.5 s with the new child", s)
+	}
+}
