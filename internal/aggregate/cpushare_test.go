@@ -2,8 +2,11 @@ package aggregate
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/llem/llem/internal/power"
 	"github.com/llem/llem/internal/record"
 )
 
@@ -121,5 +124,47 @@ func TestJoinAttribution(t *testing.T) {
 	}
 	if a = joinAttribution(a, "machine", false); a != "mixed" {
 		t.Errorf("different: %q", a)
+	}
+}
+
+// Through a real sample stream file: the CPU-time columns and the
+// estimate's model reach the energy record.
+func TestAttributionFromArrow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "samples.arrows")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := power.NewWriter(f, power.Meta{Host: "h", IntervalNS: 100e6, Attribution: "cgroup:/x",
+		Devices: []power.Device{{Device: "cpu-estimate", Source: "estimate", Scope: record.ScopeCPUEst, Estimate: true,
+			WattsPerCore: 10, WattsPerCoreSource: "default", CPUModel: "AMD EPYC"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 busy cores at 10 W each for 10 s; the run has one fifth of the CPU time.
+	for i := 0; i <= 100; i++ {
+		w.Append(power.Sample{T: int64(i) * 100 * ms, Source: "estimate", Device: "cpu-estimate", EnergyJ: 2 * float64(i), PowerW: 20,
+			RunCPUS: 0.04 * float64(i), MachineCPUS: 0.2 * float64(i), Has: power.HasEnergy | power.HasPower | power.HasCPUTime})
+	}
+	if err := w.Close(power.Trailer{}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	src, err := OpenArrow(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	res, err := Compute(RunInput{Run: runWith(record.Window{StartNS: 0, EndNS: 10000 * ms}), Source: src}, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := res.Energy
+	d := e.Phases[record.PhaseMeasure].Devices[0]
+	if e.Attribution != AttributionProcess || !closeTo(d.EnergyJ, 40) || !closeTo(d.MachineJ, 200) || !closeTo(d.CPUShare, 0.2) {
+		t.Errorf("attribution %q, energy %v, machine %v, share %v", e.Attribution, d.EnergyJ, d.MachineJ, d.CPUShare)
+	}
+	if m := e.EstimateModel; m == nil || m.WattsPerCore != 10 || m.Source != "default" || m.CPUModel != "AMD EPYC" {
+		t.Errorf("estimate model %+v", m)
 	}
 }
