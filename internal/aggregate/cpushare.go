@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/llem/llem/internal/cpuattr"
 	"github.com/llem/llem/internal/record"
 )
 
@@ -22,9 +23,9 @@ const machineSuffix = "#machine"
 // shareSource attributes the CPU devices' energy to the run. A CPU device
 // (rapl, estimate) whose rows carry the run's and the machine's busy CPU
 // time (run_cpu_s, machine_cpu_s) becomes the run's share: over each
-// interval between two of its rows, energy × Δrun / Δmachine (clamped to
-// [0, 1]; 0 when neither moved, 1 when only the run's time moved, which is
-// the machine's coarser clock tick), summed into a counter; its power is
+// interval between two of its rows, energy × Δrun / Δmachine (at most 1,
+// the excess carried to the next interval: cpuattr.Share), summed into a
+// counter; its power is
 // scaled by the same share. The unchanged readings go on as the companion
 // device "<name>#machine", so the machine-wide figure is computed beside
 // it. Rows without CPU time take the device's last share. Devices without
@@ -49,6 +50,7 @@ type shareDev struct {
 	haveCPU      bool
 	accE         float64
 	share        float64
+	carry        float64 // run CPU time not yet matched by the machine's (cpuattr.Share)
 }
 
 func newShareSource(in Source, mode string) *shareSource {
@@ -125,7 +127,7 @@ func (st *shareDev) attribute(out *Rows, k int, in *Rows, i int) {
 	if in.hasCPUTime(i) {
 		rc, mc := in.RunCPU[i], in.MachineCPU[i]
 		if st.haveCPU {
-			st.share = cpuShare(rc-st.prevR, mc-st.prevM)
+			st.share, st.carry = cpuattr.Share(rc-st.prevR, mc-st.prevM, st.carry)
 		}
 		st.prevR, st.prevM, st.haveCPU = rc, mc, true
 	}
@@ -138,21 +140,6 @@ func (st *shareDev) attribute(out *Rows, k int, in *Rows, i int) {
 		out.EnergyJ[k] = st.accE
 	}
 	out.PowerW[k] *= st.share
-}
-
-// cpuShare is the run's share of the machine's busy CPU time over an
-// interval. The run's time (a cgroup's, to the microsecond) and the
-// machine's (/proc/stat, in clock ticks) are read by different clocks, so
-// the ratio is clamped to [0, 1]; a step back (a process tree that lost an
-// orphan) is no time used.
-func cpuShare(dRun, dMachine float64) float64 {
-	switch {
-	case dRun <= 0:
-		return 0
-	case dMachine <= 0 || dRun >= dMachine:
-		return 1
-	}
-	return dRun / dMachine
 }
 
 func (r *Rows) hasCPUTime(i int) bool {

@@ -106,16 +106,6 @@ func TestMachineAttribution(t *testing.T) {
 	}
 }
 
-func TestCPUShare(t *testing.T) {
-	for _, c := range []struct{ run, machine, want float64 }{
-		{1, 4, 0.25}, {0, 4, 0}, {0, 0, 0}, {0.01, 0, 1}, {5, 4, 1}, {-1, 4, 0},
-	} {
-		if got := cpuShare(c.run, c.machine); got != c.want {
-			t.Errorf("cpuShare(%v, %v) = %v, want %v", c.run, c.machine, got, c.want)
-		}
-	}
-}
-
 // A config whose cycles were attributed differently says so.
 func TestJoinAttribution(t *testing.T) {
 	a := joinAttribution("", "process", true)

@@ -74,17 +74,3 @@ func (m *machineCPU) close() {
 		m.f = nil
 	}
 }
-
-// cpuShare is the run's share of the machine's busy CPU time over an
-// interval, clamped to [0, 1] (the two are read by different clocks: a
-// cgroup's microseconds, /proc/stat's ticks); llem-aggregate applies the
-// same rule.
-func cpuShare(dRun, dMachine float64) float64 {
-	switch {
-	case dRun <= 0:
-		return 0
-	case dMachine <= 0 || dRun >= dMachine:
-		return 1
-	}
-	return dRun / dMachine
-}

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/llem/llem/internal/cpuattr"
 	"github.com/llem/llem/internal/power"
 	"github.com/llem/llem/internal/record"
 )
@@ -305,6 +306,7 @@ type devAcc struct {
 	powerN          int64
 	// the run's share (rows with CPU time)
 	cpuE, cpuR, cpuM float64
+	carry            float64
 	haveCPU          bool
 	runJ             float64
 }
@@ -474,7 +476,9 @@ func (s *Session) account(p *power.Sample) {
 		a.e1 = p.EnergyJ
 		if p.Has&power.HasCPUTime != 0 {
 			if a.haveCPU {
-				a.runJ += (p.EnergyJ - a.cpuE) * cpuShare(p.RunCPUS-a.cpuR, p.MachineCPUS-a.cpuM)
+				var share float64
+				share, a.carry = cpuattr.Share(p.RunCPUS-a.cpuR, p.MachineCPUS-a.cpuM, a.carry)
+				a.runJ += (p.EnergyJ - a.cpuE) * share
 			}
 			a.cpuE, a.cpuR, a.cpuM, a.haveCPU = p.EnergyJ, p.RunCPUS, p.MachineCPUS, true
 		}
