@@ -2,7 +2,6 @@ package aggregate
 
 import (
 	"fmt"
-	"io"
 	"math"
 	"strings"
 
@@ -25,8 +24,7 @@ const machineSuffix = "#machine"
 // time (run_cpu_s, machine_cpu_s) becomes the run's share: over each
 // interval between two of its rows, energy × Δrun / Δmachine (at most 1,
 // the excess carried to the next interval: cpuattr.Share), summed into a
-// counter; its power is
-// scaled by the same share. The unchanged readings go on as the companion
+// counter; its power is scaled by the same share. The unchanged readings go on as the companion
 // device "<name>#machine", so the machine-wide figure is computed beside
 // it. Rows without CPU time take the device's last share. Devices without
 // CPU time in any row, and every device in machine mode, pass unchanged:
@@ -142,8 +140,14 @@ func (st *shareDev) attribute(out *Rows, k int, in *Rows, i int) {
 	out.PowerW[k] *= st.share
 }
 
+// hasCPUTime tells whether row i carries both CPU times; columns of
+// another length than the batch's are taken as absent.
 func (r *Rows) hasCPUTime(i int) bool {
-	return r.RunCPU != nil && r.MachineCPU != nil && (r.RunCPUOK == nil || r.RunCPUOK[i]) && (r.MachineOK == nil || r.MachineOK[i])
+	n := len(r.T)
+	if len(r.RunCPU) != n || len(r.MachineCPU) != n || r.RunCPUOK != nil && len(r.RunCPUOK) != n || r.MachineOK != nil && len(r.MachineOK) != n {
+		return false
+	}
+	return (r.RunCPUOK == nil || r.RunCPUOK[i]) && (r.MachineOK == nil || r.MachineOK[i])
 }
 
 func (r *Rows) reset() {
@@ -172,8 +176,6 @@ func (r *Rows) copyRow(in *Rows, i int, dev int32) {
 	r.TempC, r.TempOK = append(r.TempC, temp), append(r.TempOK, tOK)
 	r.Throttle, r.ThrotOK = append(r.Throttle, thr), append(r.ThrotOK, hOK)
 }
-
-var _ io.Closer = (*shareSource)(nil)
 
 // pairMachine hangs each companion "#machine" track on its device's track
 // and marks the devices whose rows carried CPU time.
