@@ -47,6 +47,7 @@ func (s *ArrowSource) Next() (*Rows, error) {
 	r := &s.rows
 	r.T, r.PowerW, r.PowerOK, r.EnergyJ, r.EnergyOK = b.T, b.PowerW, b.PowerOK, b.EnergyJ, b.EnergyOK
 	r.TempC, r.TempOK, r.Throttle, r.ThrotOK = b.TempC, b.TempOK, b.Throttle, b.ThrotOK
+	r.RunCPU, r.RunCPUOK, r.MachineCPU, r.MachineOK = b.RunCPU, b.RunCPUOK, b.MachineCPU, b.MachineOK
 	r.Dev = r.Dev[:0]
 	for _, d := range b.Dev {
 		for int(d) >= len(s.local) {
@@ -54,7 +55,8 @@ func (s *ArrowSource) Next() (*Rows, error) {
 		}
 		if s.local[d] < 0 {
 			pd := s.r.Devices()[d]
-			s.devs = append(s.devs, DeviceInfo{Name: pd.Device, Source: pd.Source})
+			s.devs = append(s.devs, DeviceInfo{Name: pd.Device, Source: pd.Source,
+				WattsPerCore: pd.WattsPerCore, WattsPerCoreSource: pd.WattsPerCoreSource, CPUModel: pd.CPUModel})
 			s.local[d] = int32(len(s.devs) - 1)
 		}
 		r.Dev = append(r.Dev, s.local[d])

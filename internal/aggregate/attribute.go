@@ -122,8 +122,8 @@ type attrRule struct {
 	windowTokens bool
 }
 
-// attribution is the work of the requests on the grid.
-type attribution struct {
+// requestWork is the work of the requests on the grid.
+type requestWork struct {
 	segs   [][]segment
 	W      []float64 // token work per interval
 	F      []float64 // in-flight time per interval (rule.inFlight only)
@@ -131,13 +131,13 @@ type attribution struct {
 	massSm float64
 }
 
-func (rule attrRule) place(grid []int64, reqs []record.RequestEvent) *attribution {
+func (rule attrRule) place(grid []int64, reqs []record.RequestEvent) *requestWork {
 	segf := rule.segments
 	if segf == nil {
 		segf = segments
 	}
 	n := len(grid) - 1
-	at := &attribution{segs: make([][]segment, len(reqs)), W: make([]float64, n), F: make([]float64, n), mass: make([]float64, len(reqs))}
+	at := &requestWork{segs: make([][]segment, len(reqs)), W: make([]float64, n), F: make([]float64, n), mass: make([]float64, len(reqs))}
 	for ri, r := range reqs {
 		at.segs[ri] = segf(r)
 		for _, sg := range at.segs[ri] {
@@ -210,7 +210,7 @@ func (rule attrRule) tokens(r record.RequestEvent, mass float64) float64 {
 }
 
 // share is request ri's part of the intervals with work in them.
-func (rule attrRule) share(e *record.Energy, r record.RequestEvent, grid []int64, ei []float64, at *attribution, ri int) RequestEnergy {
+func (rule attrRule) share(e *record.Energy, r record.RequestEvent, grid []int64, ei []float64, at *requestWork, ri int) RequestEnergy {
 	re := RequestEnergy{Kind: KindRequestEnergy, V: record.Version, RunID: e.RunID, ID: r.ID,
 		InputTokens: ptrInt(r.InputTokens), OutputTokens: r.OutputTokens}
 	for _, sg := range at.segs[ri] {

@@ -41,7 +41,7 @@ func TestAttributionKnownShares(t *testing.T) {
 	bITL = append(bITL, itl(29)...)
 	b := record.RequestEvent{ID: 1, InputTokens: 50, OutputTokens: 41, TStartNS: at(4), TFirstNS: at(5), TEndNS: at(10), ITLNS: bITL}
 	e := &record.Energy{Basis: "gpu", Phases: map[string]*record.PhaseEnergy{}, Metrics: map[string]*float64{}}
-	de, _ := deviceEnergy(tracks[0], phaseWin{"measure", w}, 200*ms, nil, DefaultOptions(), 0)
+	de, _ := deviceEnergy(tracks[0], phaseWin{"measure", w}, 200*ms, nil, DefaultOptions(), 0, nil)
 	e.Phases["measure"] = &record.PhaseEnergy{Devices: []record.DeviceEnergy{de}}
 	e.Metrics[record.MEnergyJ] = de.EnergyJ
 	got := attribute(e, []record.RequestEvent{a, b}, grid, tracks)

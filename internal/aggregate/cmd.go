@@ -34,6 +34,9 @@ type cmdOpts struct {
 	MinWindowRequests float64       `long:"min-window-requests" default:"20" value-name:"N" description:"serving: flag a measure window expected to hold fewer than N requests (window_too_short)"`
 	Samples           string        `long:"samples" value-name:"FILE" description:"integrate the sample stream FILE over the windows of --windows instead (CSV out)"`
 	Windows           string        `long:"windows" value-name:"FILE" description:"windows for --samples: CSV lines start_ns,end_ns"`
+
+	//lint:ignore SA5008 go-flags reads repeated choice tags
+	Attribution string `long:"attribution" default:"process" choice:"process" choice:"machine" description:"CPU energy of runs whose samples carry their CPU time: the run's share of each interval (process) or the whole machine's (machine)"`
 	footprintOpts
 }
 
@@ -58,6 +61,11 @@ power; both where both exist, with their gap. GPU, CPU package and DRAM are
 separate scopes; "total" is their named sum. Idle power from the baseline
 record gives net = max(0, gross - idle power x duration).
 
+CPU energy (RAPL, the estimate) of a run whose samples carry its CPU time is
+the run's share: each interval's energy x the run's share of the machine's
+busy CPU time; the machine's figure stays beside it (machine_energy_j,
+machine_gross_j). --attribution machine takes the whole machine's instead.
+
 With --samples and --windows it integrates one sample stream over any number
 of windows and prints CSV: window,start_ns,end_ns,device,scope,counter_j,integral_j,samples.`
 
@@ -71,7 +79,8 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	opt := Options{GapThreshold: o.GapThreshold, MinSamples: o.MinSamples, MinPeriods: o.MinPeriods, DriftC: o.DriftC,
 		CVThreshold: o.CVThreshold, GridMax: DefaultOptions().GridMax, BaselineMaxAgeS: o.BaselineMaxAge.Seconds(),
 		LagThresholdS: o.LagThreshold.Seconds(), ErrorThreshold: o.ErrorThreshold, SaturationRatio: o.SaturationRatio,
-		TTFTTrendRatio: DefaultTTFTTrendRatio, MinWindowRequests: o.MinWindowRequests, MinWindowE2E: DefaultMinWindowE2E}
+		TTFTTrendRatio: DefaultTTFTTrendRatio, MinWindowRequests: o.MinWindowRequests, MinWindowE2E: DefaultMinWindowE2E,
+		Attribution: o.Attribution}
 	if (o.Samples == "") != (o.Windows == "") {
 		return cli.Usagef("--samples and --windows go together")
 	}

@@ -341,7 +341,7 @@ type genSource struct {
 }
 
 func (g *genSource) Devices() []DeviceInfo {
-	return []DeviceInfo{{"GPU-a", "nvml", 0}, {"GPU-b", "nvml", 0}, {"package-0", "rapl", 0}, {"dram-0", "rapl", 0}}
+	return []DeviceInfo{{Name: "GPU-a", Source: "nvml"}, {Name: "GPU-b", Source: "nvml"}, {Name: "package-0", Source: "rapl"}, {Name: "dram-0", Source: "rapl"}}
 }
 func (g *genSource) IntervalNS() int64 { return 10 * ms }
 func (g *genSource) Close() error      { return nil }

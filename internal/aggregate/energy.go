@@ -29,6 +29,9 @@ type Options struct {
 	TTFTTrendRatio    float64 // saturated: last quarter's median TTFT above this × the first quarter's (2)
 	MinWindowRequests float64 // window_too_short: fewer requests expected in the window (20)
 	MinWindowE2E      float64 // window_too_short: window shorter than this many mean E2E latencies (3)
+	// Attribution of CPU energy where the stream carries the run's CPU
+	// time: AttributionProcess ("" too) or AttributionMachine.
+	Attribution string
 }
 
 // DefaultBaselineMaxAgeS is twice llem-exec's default baseline TTL (1 h): a
@@ -141,7 +144,7 @@ func Compute(in RunInput, opt Options) (*RunResult, error) {
 	}
 	queries = SortedUnique(append(queries, grid...))
 
-	tracks, err := runTracks(in, queries, statWins, flag)
+	tracks, err := runTracks(in, opt.Attribution, queries, statWins, flag)
 	if err != nil {
 		return nil, err
 	}
@@ -156,15 +159,19 @@ func Compute(in RunInput, opt Options) (*RunResult, error) {
 		pe := &record.PhaseEnergy{Window: w.w, DurationS: w.w.DurationS(), Devices: []record.DeviceEnergy{}, Scopes: map[string]*record.ScopeEnergy{}}
 		e.Phases[w.name] = pe
 		for _, tr := range tracks {
-			de, fl := deviceEnergy(tr, w, tol, idle, opt, wi)
+			at := attributionOver(tr, w.w, opt.Attribution)
+			de, fl := deviceEnergy(tr, w, tol, idle, opt, wi, at.share)
+			at.fill(&de)
 			pe.Devices = append(pe.Devices, de)
 			for _, f := range fl {
 				flag(f)
 			}
 		}
 		sumScopes(pe, e.TotalScopes)
+		machineScopes(pe, e.TotalScopes)
 	}
 	runFlags(e, run, tracks, flag)
+	e.Attribution = runAttribution(tracks, opt.Attribution)
 
 	switch {
 	case measure == nil || run.Status != record.StatusOK:
@@ -237,14 +244,16 @@ func phaseWindows(run *record.Run, flag func(record.Flag)) ([]phaseWin, *record.
 
 // runTracks streams the run's samples once and keeps its devices' tracks;
 // a missing or empty stream is flagged.
-func runTracks(in RunInput, queries []int64, statWins []record.Window, flag func(record.Flag)) ([]*DeviceTrack, error) {
+func runTracks(in RunInput, mode string, queries []int64, statWins []record.Window, flag func(record.Flag)) ([]*DeviceTrack, error) {
 	var tracks []*DeviceTrack
 	if in.Source != nil {
+		src := newShareSource(in.Source, mode)
 		var err error
-		tracks, err = Pass(in.Source, queries, statWins)
+		tracks, err = Pass(src, queries, statWins)
 		if err != nil {
 			return nil, fmt.Errorf("run %s: samples: %w", in.Run.RunID, err)
 		}
+		tracks = pairMachine(tracks, src)
 	} else {
 		msg := "no sample stream"
 		if in.SourceErr != nil {
@@ -374,9 +383,13 @@ func runFlags(e *record.Energy, run *record.Run, tracks []*DeviceTrack, flag fun
 			flag(f)
 		}
 		if tr.Info.Source == "estimate" {
-			flag(record.Flag{Code: FlagEstimate, Device: tr.Info.Name,
-				Message: "energy of this device is an estimate (no sensor), not a measurement",
-				Hint:    "use a GPU with NVML or a CPU with readable RAPL for measured figures"})
+			msg := "energy of this device is an estimate (no sensor), not a measurement"
+			if i := tr.Info; i.WattsPerCore > 0 {
+				e.EstimateModel = &record.EstimateModel{WattsPerCore: i.WattsPerCore, Source: i.WattsPerCoreSource, CPUModel: i.CPUModel}
+				msg += fmt.Sprintf(": busy CPU time × %.3g W per core (%s)", i.WattsPerCore, wpcSourceText(i.WattsPerCoreSource))
+			}
+			flag(record.Flag{Code: FlagEstimate, Device: tr.Info.Name, Message: msg,
+				Hint: "use a GPU with NVML or a CPU with readable RAPL for measured figures"})
 			e.Estimate = true
 		}
 	}
@@ -550,7 +563,10 @@ func measuredInterval(tracks []*DeviceTrack) int64 {
 
 func ptr(v float64) *float64 { return &v }
 
-func deviceEnergy(tr *DeviceTrack, w phaseWin, tol int64, idle map[string]*record.BaselineDevice, opt Options, wi int) (record.DeviceEnergy, []record.Flag) {
+// deviceEnergy is one device's energy over one window, and what is wrong
+// with it. share, where not nil, is the run's share of the device's energy
+// (process attribution): the baseline's idle power is scaled by it too.
+func deviceEnergy(tr *DeviceTrack, w phaseWin, tol int64, idle map[string]*record.BaselineDevice, opt Options, wi int, share *float64) (record.DeviceEnergy, []record.Flag) {
 	var fl []record.Flag
 	sp := tr.Curve.Span(w.w.StartNS, w.w.EndNS)
 	d := w.w.EndNS - w.w.StartNS
@@ -596,13 +612,16 @@ func deviceEnergy(tr *DeviceTrack, w phaseWin, tol int64, idle map[string]*recor
 	}
 	if b := idle[dev]; b != nil && b.PowerW != nil {
 		de.IdlePowerW = b.PowerW
-		de.IdleJ = ptr(*b.PowerW * dur)
+		if share != nil {
+			de.IdlePowerW = ptr(*b.PowerW * *share)
+		}
+		de.IdleJ = ptr(*de.IdlePowerW * dur)
 		if de.EnergyJ != nil {
 			de.NetJ = ptr(math.Max(0, *de.EnergyJ-*de.IdleJ))
 			// Equal up to rounding (a device idle through the run) is no clamp.
 			if *de.EnergyJ < *de.IdleJ*(1-1e-9) && w.name == record.PhaseMeasure {
 				fl = append(fl, record.Flag{Code: FlagNetClamped, Device: dev, Phase: w.name,
-					Message: fmt.Sprintf("idle %.4g J (%.4g W × %.3f s) exceeds the gross %.4g J: net clamped to 0, so net figures are a bound, not a measurement", *de.IdleJ, *b.PowerW, dur, *de.EnergyJ),
+					Message: fmt.Sprintf("idle %.4g J (%.4g W × %.3f s) exceeds the gross %.4g J: net clamped to 0, so net figures are a bound, not a measurement", *de.IdleJ, *de.IdlePowerW, dur, *de.EnergyJ),
 					Hint:    "the baseline's idle power is too high for this run: another load during the baseline, or a baseline of another state"})
 			}
 		}

@@ -46,7 +46,7 @@ func EnergyTable(es []*record.Energy) arrow.Record {
 		str("backend"), str("model"), str("status"), {Name: "error_type", Type: arrow.BinaryTypes.String, Nullable: true},
 		{Name: "error_message", Type: arrow.BinaryTypes.String, Nullable: true},
 		str("host"), str("basis"), str("total_scopes"), {Name: "estimate", Type: arrow.FixedWidthTypes.Boolean},
-		str("flops_method"), str("flags"), str("config")}
+		str("flops_method"), str("flags"), str("config"), {Name: "attribution", Type: arrow.BinaryTypes.String, Nullable: true}}
 	nFixed := len(fields)
 	names := namesOf(es)
 	for _, m := range names {
@@ -81,6 +81,11 @@ func EnergyTable(es []*record.Energy) arrow.Record {
 		s(16, e.FLOPsMethod)
 		s(17, flagCodes(e.Flags))
 		s(18, string(e.Config))
+		if e.Attribution != "" {
+			s(19, e.Attribution)
+		} else {
+			b.Field(19).AppendNull()
+		}
 		for k, m := range names {
 			fb := b.Field(nFixed + k).(*array.Float64Builder)
 			if v := e.Metrics[m]; v != nil {

@@ -326,7 +326,7 @@ func TestServingAttributionKnownShares(t *testing.T) {
 	a := record.RequestEvent{ID: 0, InputTokens: 10, OutputTokens: 3, TStartNS: 0, TFirstNS: 250 * ms, TEndNS: 450 * ms, ITLNS: []int64{100 * ms, 100 * ms}}
 	b := record.RequestEvent{ID: 1, InputTokens: 10, OutputTokens: 2, TStartNS: 300 * ms, TFirstNS: 950 * ms, TEndNS: 1450 * ms, ITLNS: []int64{500 * ms}}
 	e := &record.Energy{Basis: "gpu", Phases: map[string]*record.PhaseEnergy{}, Metrics: map[string]*float64{}}
-	de, _ := deviceEnergy(tracks[0], phaseWin{"measure", w}, 200*ms, nil, DefaultOptions(), 0)
+	de, _ := deviceEnergy(tracks[0], phaseWin{"measure", w}, 200*ms, nil, DefaultOptions(), 0, nil)
 	e.Phases["measure"] = &record.PhaseEnergy{Devices: []record.DeviceEnergy{de}}
 	got := servingRule.attribute(e, []record.RequestEvent{a, b}, grid, tracks)
 	// A: waits 0–0.2 s alone (40 J), prefill token 0.2–0.3 (20 J), decode

@@ -24,6 +24,12 @@ type Rows struct {
 	TempOK   []bool
 	Throttle []uint64 // optional: NVML clock-event reason bits
 	ThrotOK  []bool
+	// Optional: the run's and the machine's cumulative busy CPU seconds
+	// (CPU devices of streams that carry them; see cpushare.go).
+	RunCPU     []float64
+	RunCPUOK   []bool
+	MachineCPU []float64
+	MachineOK  []bool
 }
 
 // Len is the number of rows.
@@ -34,6 +40,10 @@ type DeviceInfo struct {
 	Name   string
 	Source string  // nvml | rapl | estimate
 	WrapJ  float64 // counter modulus where known, else 0
+	// The estimate's model, where the stream states it.
+	WattsPerCore       float64
+	WattsPerCoreSource string
+	CPUModel           string
 }
 
 // Source is a stream of sample batches in time order.
@@ -163,6 +173,10 @@ type DeviceTrack struct {
 	// glitch), dropped; AheadMaxNS is the largest lead.
 	Ahead      int64
 	AheadMaxNS int64
+	// CPUTime: the device's rows carried the run's CPU time. Machine, in
+	// process attribution, is the same device's whole-machine track.
+	CPUTime bool
+	Machine *DeviceTrack
 
 	// Two rows in place: buf[cur] is the held row (when held), the other
 	// slot takes the next row, so rows are never copied.

@@ -71,6 +71,7 @@ func summarizeOne(runs []*record.Energy, opt Options) *record.Summary {
 		}
 		ok = append(ok, e)
 		s.Estimate = s.Estimate || e.Estimate
+		s.Attribution = joinAttribution(s.Attribution, e.Attribution, len(ok) == 1)
 		seen := map[string]bool{}
 		for _, fl := range e.Flags {
 			if !seen[fl.Code] {

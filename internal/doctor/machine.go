@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/llem/llem/internal/gpu"
+	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/sampler"
 )
 
@@ -161,8 +162,13 @@ func checkEstimate(procRoot string) Check {
 			cores++
 		}
 	}
-	c.Detail = fmt.Sprintf("CPU time × %.0f W per busy core (%d cores, up to %.0f W), labelled an estimate in every record",
-		sampler.DefaultWattsPerCore, cores, sampler.DefaultWattsPerCore*float64(cores))
+	model := record.HostFacts(procRoot).CPUModel
+	wpc, from := sampler.WattsPerCore(0, model)
+	c.Detail = fmt.Sprintf("CPU time × %.3g W per busy core (%d cores, up to %.0f W), labelled an estimate in every record",
+		wpc, cores, wpc*float64(cores))
+	if from == sampler.WPCTDPTable {
+		c.Detail += fmt.Sprintf("; the figure is the %s's TDP / hardware threads", model)
+	}
 	c.Status = Warn
 	c.Fix = "a model, not a measurement: compare runs on this machine only, or give llem RAPL or a GPU; llem-sample --watts-per-core sets the figure"
 	return c

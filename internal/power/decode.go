@@ -16,7 +16,7 @@ import (
 //   - throttle: uint64, int64, uint32 or int32.
 //
 // An optional column (temp_c, util_pct, mem_used_bytes, sm_clock_mhz,
-// throttle) of another type is read as absent.
+// throttle, run_cpu_s, machine_cpu_s) of another type is read as absent.
 
 // decode checks what it reads: Arrow takes a batch's row count, buffer sizes
 // and dictionary indices from the file without comparing them, so a damaged
@@ -96,6 +96,12 @@ func (b *Batch) decodeReadings(rec arrow.Record) error {
 	if b.UtilPct, b.UtilOK, err = floats(rec, ColUtilPct, b.N, b.UtilOK); err != nil {
 		b.UtilPct, b.UtilOK = nil, falses(b.N, b.UtilOK)
 	}
+	if b.RunCPU, b.RunCPUOK, err = floats(rec, ColRunCPU, b.N, b.RunCPUOK); err != nil {
+		b.RunCPU, b.RunCPUOK = nil, falses(b.N, b.RunCPUOK)
+	}
+	if b.MachineCPU, b.MachineOK, err = floats(rec, ColMachineCPU, b.N, b.MachineOK); err != nil {
+		b.MachineCPU, b.MachineOK = nil, falses(b.N, b.MachineOK)
+	}
 	b.MemUsed, b.MemOK = nil, falses(b.N, b.MemOK)
 	if c, ok := column(rec, ColMemUsed).(*array.Int64); ok {
 		b.MemUsed, b.MemOK = c.Int64Values(), valid(c, b.MemOK)
@@ -115,7 +121,8 @@ func (b *Batch) checkLengths() error {
 		optional bool
 	}{{ColPowerW, len(b.PowerW), false}, {ColEnergyJ, len(b.EnergyJ), false}, {ColDevice, len(b.Dev), false},
 		{ColTempC, len(b.TempC), true}, {ColUtilPct, len(b.UtilPct), true}, {ColMemUsed, len(b.MemUsed), true},
-		{ColSMClock, len(b.SMClock), true}, {ColThrottle, len(b.Throttle), true}} {
+		{ColSMClock, len(b.SMClock), true}, {ColThrottle, len(b.Throttle), true},
+		{ColRunCPU, len(b.RunCPU), true}, {ColMachineCPU, len(b.MachineCPU), true}} {
 		if c.n != b.N && (c.n != 0 || !c.optional) {
 			return fmt.Errorf("column %s has %d values in a batch of %d rows", c.name, c.n, b.N)
 		}

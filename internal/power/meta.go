@@ -25,6 +25,7 @@ func (m *Meta) parse(md arrow.Metadata) error {
 	m.Host = get(MetaHost)
 	m.SamplerVersion = get(MetaSamplerVersion)
 	m.PowerField = get(MetaPowerField)
+	m.Attribution = get(MetaAttribution)
 	var err error
 	if m.IntervalNS, err = intervalFromMeta(md); err != nil {
 		return err

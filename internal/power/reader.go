@@ -37,7 +37,13 @@ type Batch struct {
 	ClockOK  []bool
 	Throttle []uint64
 	ThrotOK  []bool
-	Record   arrow.Record // the underlying batch
+	// The run's and the machine's cumulative busy CPU seconds (nil in
+	// streams written before the columns existed: every row missing).
+	RunCPU     []float64
+	RunCPUOK   []bool
+	MachineCPU []float64
+	MachineOK  []bool
+	Record     arrow.Record // the underlying batch
 }
 
 // Reader streams a sample file back, one record batch at a time. It is the

@@ -22,7 +22,8 @@
 //
 // Schema (see schemas/samples.arrow-schema.md): t timestamp[ns, UTC]; source
 // and device utf8; power_w, energy_j, temp_c, util_pct float64; mem_used_bytes
-// int64; sm_clock_mhz uint32; throttle uint64. Every column but t, source and
+// int64; sm_clock_mhz uint32; throttle uint64; run_cpu_s, machine_cpu_s
+// float64. Every column but t, source and
 // device is nullable: a missing reading is null, never 0.
 //
 // Final counts. Arrow stream metadata is written with the schema, before any
@@ -53,6 +54,11 @@ const (
 	ColMemUsed  = "mem_used_bytes"
 	ColSMClock  = "sm_clock_mhz"
 	ColThrottle = "throttle"
+	// The run's and the machine's busy CPU time, cumulative seconds, on the
+	// rows of CPU sources when the sampler was told the run's processes:
+	// llem-aggregate attributes CPU energy by their ratio.
+	ColRunCPU     = "run_cpu_s"
+	ColMachineCPU = "machine_cpu_s"
 )
 
 // Schema metadata keys.
@@ -66,6 +72,7 @@ const (
 	MetaEstimate       = "estimate"        // "true" when any device is an estimate
 	MetaStartNS        = "start_ns"        // sampler start, Unix ns; energy_j counts from here
 	MetaHostInfo       = "host_info"       // JSON record.Host (driver, CUDA, NVML versions, GPUs)
+	MetaAttribution    = "attribution"     // how run_cpu_s was read: cgroup:<dir> | process-tree; absent without
 )
 
 // SamplerVersion is written into every stream.
@@ -84,6 +91,8 @@ func Schema(md arrow.Metadata) *arrow.Schema {
 		{Name: ColMemUsed, Type: arrow.PrimitiveTypes.Int64, Nullable: true},
 		{Name: ColSMClock, Type: arrow.PrimitiveTypes.Uint32, Nullable: true},
 		{Name: ColThrottle, Type: arrow.PrimitiveTypes.Uint64, Nullable: true},
+		{Name: ColRunCPU, Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+		{Name: ColMachineCPU, Type: arrow.PrimitiveTypes.Float64, Nullable: true},
 	}, &md)
 }
 
@@ -95,6 +104,11 @@ type Device struct {
 	Estimate bool        `json:"estimate"`
 	WrapJ    float64     `json:"wrap_j,omitempty"` // hardware counter range (already corrected in energy_j)
 	GPU      *record.GPU `json:"gpu,omitempty"`
+	// The estimate's power per busy core and where that figure came from
+	// (configured | tdp_table | default); estimate devices only.
+	WattsPerCore       float64 `json:"watts_per_core,omitempty"`
+	WattsPerCoreSource string  `json:"watts_per_core_source,omitempty"`
+	CPUModel           string  `json:"cpu_model,omitempty"`
 }
 
 // Meta is what a stream says about itself in its schema metadata.
@@ -108,6 +122,7 @@ type Meta struct {
 	Estimate       bool
 	StartNS        int64
 	HostInfo       *record.Host
+	Attribution    string // how the run's CPU time was read; "" when it was not
 }
 
 // Trailer holds the counts known only when sampling ends.
@@ -121,7 +136,7 @@ type Trailer struct {
 }
 
 // Has flags which fields of a Sample hold a reading.
-type Has uint8
+type Has uint16
 
 const (
 	HasPower Has = 1 << iota
@@ -131,6 +146,7 @@ const (
 	HasMem
 	HasClock
 	HasThrottle
+	HasCPUTime // RunCPUS and MachineCPUS
 )
 
 // Sample is one row: one device at one instant.
@@ -145,5 +161,7 @@ type Sample struct {
 	MemUsedBytes int64
 	SMClockMHz   uint32
 	Throttle     uint64
+	RunCPUS      float64 // busy CPU seconds of the run's processes (cumulative)
+	MachineCPUS  float64 // busy CPU seconds of the whole machine (cumulative)
 	Has          Has
 }

@@ -62,6 +62,9 @@ func (m Meta) arrowMetadata() (arrow.Metadata, error) {
 		MetaEstimate:       strconv.FormatBool(m.Estimate),
 		MetaStartNS:        strconv.FormatInt(m.StartNS, 10),
 	}
+	if m.Attribution != "" {
+		kv[MetaAttribution] = m.Attribution
+	}
 	if kv[MetaSamplerVersion] == "" {
 		kv[MetaSamplerVersion] = SamplerVersion
 	}
@@ -134,6 +137,8 @@ func (w *Writer) build() arrow.Record {
 	mb := b.Field(7).(*array.Int64Builder)
 	kb := b.Field(8).(*array.Uint32Builder)
 	hb := b.Field(9).(*array.Uint64Builder)
+	rb := b.Field(10).(*array.Float64Builder)
+	xb := b.Field(11).(*array.Float64Builder)
 	f64 := func(fb *array.Float64Builder, ok bool, v float64) {
 		if ok {
 			fb.UnsafeAppend(v)
@@ -165,6 +170,8 @@ func (w *Writer) build() arrow.Record {
 		} else {
 			hb.UnsafeAppendBoolToBitmap(false)
 		}
+		f64(rb, s.Has&HasCPUTime != 0, s.RunCPUS)
+		f64(xb, s.Has&HasCPUTime != 0, s.MachineCPUS)
 	}
 	return b.NewRecord()
 }

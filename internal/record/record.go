@@ -223,8 +223,12 @@ type Run struct {
 	ServerLog    string `json:"server_log,omitempty"`
 	BaselineID   string `json:"baseline_id,omitempty"`
 	// Samplers lists the sample sources used (nvml, rapl, estimate).
-	Samplers   []string    `json:"samplers"`
-	Estimate   bool        `json:"estimate"` // true when any energy figure of this run can only be an estimate
+	Samplers []string `json:"samplers"`
+	Estimate bool     `json:"estimate"` // true when any energy figure of this run can only be an estimate
+	// CPUTime says where the sampler read the run's own CPU time, for the
+	// attribution of CPU energy: "cgroup:<dir>" or "process-tree"; absent
+	// when it was not read (no sampler, --sampler-cmd, older llem-exec).
+	CPUTime    string      `json:"cpu_time,omitempty"`
 	StartNS    int64       `json:"start_ns"`
 	EndNS      int64       `json:"end_ns"`
 	DurationS  float64     `json:"duration_s"`
@@ -316,6 +320,15 @@ type DeviceEnergy struct {
 	IdleJ      *float64 `json:"idle_j"`
 	NetJ       *float64 `json:"net_j"` // max(0, energy - idle)
 	Samples    int      `json:"samples"`
+	// Attribution of a CPU device whose stream carries the run's CPU time:
+	// "process" (energy_j is the run's share: each interval's energy × the
+	// run's share of the machine's busy CPU time) or "machine" (the whole
+	// machine's). Absent for GPUs and for streams without CPU time.
+	Attribution string `json:"attribution,omitempty"`
+	// MachineJ is the device's whole-machine energy over the window, beside
+	// an attributed energy_j; CPUShare = energy_j / MachineJ.
+	MachineJ *float64 `json:"machine_energy_j,omitempty"`
+	CPUShare *float64 `json:"cpu_share,omitempty"`
 }
 
 // ScopeEnergy sums the devices of one scope over one window.
@@ -325,6 +338,9 @@ type ScopeEnergy struct {
 	NetJ     *float64 `json:"net_j"`
 	Devices  int      `json:"devices"`
 	Estimate bool     `json:"estimate"`
+	// MachineGrossJ is the scope's whole-machine energy where its gross_j
+	// is attributed to the run (process attribution); absent otherwise.
+	MachineGrossJ *float64 `json:"machine_gross_j,omitempty"`
 }
 
 // PhaseEnergy is the energy of one phase window.
@@ -380,10 +396,27 @@ type Energy struct {
 	// FLOPsMethod says how Metrics["flops"] was counted: which parameter
 	// count, which tokens, and whether (and how) the attention term is in.
 	FLOPsMethod string `json:"flops_method,omitempty"`
-	Flags       []Flag `json:"flags"`
+	// Attribution of the CPU scopes: "process" (the run's share of the CPU
+	// energy) or "machine" (all of it); absent where no CPU scope has the
+	// run's CPU time (a stream from before attribution, --sampler-cmd).
+	Attribution string `json:"attribution,omitempty"`
+	// EstimateModel is the CPU estimate's model, where a device is one.
+	EstimateModel *EstimateModel `json:"estimate_model,omitempty"`
+	Flags         []Flag         `json:"flags"`
 	// Footprint is present only where llem-aggregate was given assumptions
 	// (carbon intensity, PUE or price): derived figures, not measured ones.
 	Footprint *Footprint `json:"footprint,omitempty"`
+}
+
+// EstimateModel says how the CPU estimate turned CPU time into energy.
+type EstimateModel struct {
+	// WattsPerCore is the power of one busy logical CPU.
+	WattsPerCore float64 `json:"watts_per_core"`
+	// Source: "configured" (given), "tdp_table" (the CPU model's TDP /
+	// hardware threads from llem's table) or "default" (10 W, the model
+	// unknown to the table).
+	Source   string `json:"source"`
+	CPUModel string `json:"cpu_model,omitempty"`
 }
 
 // Stat is a statistic of one metric across the cycles of a config.
@@ -401,21 +434,24 @@ type Stat struct {
 
 // Summary is the statistics of one config id across its cycles; llem-aggregate emits it.
 type Summary struct {
-	Kind      string           `json:"kind"`
-	V         int              `json:"v"`
-	Study     string           `json:"study"`
-	StudyHash string           `json:"study_hash"`
-	ID        string           `json:"id"`
-	Backend   string           `json:"backend"`
-	Model     string           `json:"model"`
-	Config    json.RawMessage  `json:"config"`
-	Basis     string           `json:"basis"`
-	Estimate  bool             `json:"estimate"`
-	Runs      int              `json:"runs"`    // runs seen
-	RunsOK    int              `json:"runs_ok"` // runs with status ok, the ones the statistics cover
-	RunIDs    []string         `json:"run_ids"`
-	Metrics   map[string]*Stat `json:"metrics"`
-	Flags     []Flag           `json:"flags"`
+	Kind      string          `json:"kind"`
+	V         int             `json:"v"`
+	Study     string          `json:"study"`
+	StudyHash string          `json:"study_hash"`
+	ID        string          `json:"id"`
+	Backend   string          `json:"backend"`
+	Model     string          `json:"model"`
+	Config    json.RawMessage `json:"config"`
+	Basis     string          `json:"basis"`
+	Estimate  bool            `json:"estimate"`
+	// Attribution of the CPU scopes across the config's runs: process,
+	// machine, or mixed; absent as in the energy records.
+	Attribution string           `json:"attribution,omitempty"`
+	Runs        int              `json:"runs"`    // runs seen
+	RunsOK      int              `json:"runs_ok"` // runs with status ok, the ones the statistics cover
+	RunIDs      []string         `json:"run_ids"`
+	Metrics     map[string]*Stat `json:"metrics"`
+	Flags       []Flag           `json:"flags"`
 	// Footprint: as in Energy, over the runs the statistics cover.
 	Footprint *SummaryFootprint `json:"footprint,omitempty"`
 }

@@ -303,8 +303,9 @@ func (rp *Report) headline() []string {
 func (rp *Report) legend() []string {
 	var l []string
 	if rp.anyEstimate() {
-		l = append(l, EstMark+" estimate: no energy sensor, the figure comes from a model of power, not a measurement: busy CPU cores × a fixed power per core, so runs that keep every core busy all show the same power (cores × W per core) with a near-zero interval")
+		l = append(l, EstMark+" estimate: no energy sensor, the figure comes from a model of power, not a measurement: busy CPU cores × a fixed power per core, so runs that keep every core busy all show the same power (cores × W per core) with a near-zero interval"+rp.estimateModels())
 	}
+	l = append(l, rp.attributionLegend()...)
 	l = append(l, "± half width of the 95 % confidence interval of the mean over ok cycles (Student t); "+Dash+" unknown")
 	l = append(l, "energy figures are gross, over the measure phase, on each config's basis scope (gpu, or total = the named sum of the measured scopes)")
 	l = append(l, rp.servingLegend()...)

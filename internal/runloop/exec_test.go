@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/llem/llem/internal/cli"
+	"github.com/llem/llem/internal/power"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/runner"
 	"github.com/llem/llem/internal/runner/local"
@@ -237,6 +238,57 @@ func TestSamplerAndBaseline(t *testing.T) {
 		if fi, err := os.Stat(filepath.Join(out, "t-01234567", "runs", "r001-c1", "samples.arrows")); err != nil || fi.Size() == 0 {
 			t.Errorf("samples.arrows: %v", err)
 		}
+	}
+}
+
+// TestRunCPUTime: each run's samples carry its CPU time beside the
+// machine's (a cgroup of its own where cgroup v2 is writable, else its
+// process tree), the run record says where it came from, and a run's
+// cgroup is gone after the run.
+func TestRunCPUTime(t *testing.T) {
+	out := t.TempDir()
+	o := opts(out)
+	o.Sampler = &InternalSampler{Opts: sampler.Options{Sources: []string{"estimate"}, Interval: 10 * time.Millisecond}}
+	_, raw, code := runStream(t, o, expLine(0, "succeed"))
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if _, err := schemas.CheckNDJSON(raw); err != nil {
+		t.Fatal(err)
+	}
+	var run record.Run
+	for _, l := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+		if bytes.Contains(l, []byte(`"kind":"run"`)) {
+			json.Unmarshal(l, &run)
+		}
+	}
+	dir, isGroup := strings.CutPrefix(run.CPUTime, "cgroup:")
+	if !isGroup && run.CPUTime != "process-tree" {
+		t.Fatalf("cpu_time %q", run.CPUTime)
+	}
+	if _, err := os.Stat(dir); isGroup && !os.IsNotExist(err) {
+		t.Errorf("cgroup %s left behind (%v)", dir, err)
+	}
+	r, err := power.Open(filepath.Join(out, "t-01234567", "runs", "r000-c1", "samples.arrows"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Meta().Attribution != run.CPUTime {
+		t.Errorf("stream attribution %q, run record %q", r.Meta().Attribution, run.CPUTime)
+	}
+	rows := 0
+	for r.Next() {
+		b := r.Batch()
+		for i := 0; i < b.N; i++ {
+			if b.RunCPUOK != nil && !b.RunCPUOK[i] || b.RunCPU == nil || b.MachineCPU[i] <= 0 {
+				t.Fatalf("row %d has no CPU time", rows)
+			}
+			rows++
+		}
+	}
+	if rows == 0 {
+		t.Error("no rows")
 	}
 }
 

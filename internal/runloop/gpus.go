@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/llem/llem/internal/config"
+	"github.com/llem/llem/internal/cpuattr"
 	"github.com/llem/llem/internal/record"
 )
 
@@ -27,9 +28,36 @@ func (is *InternalSampler) StartGPUs(path string, gpus []string) (SamplerSession
 	return s.Start(path)
 }
 
+// RunSampler is a Sampler that can also record one run's CPU time beside
+// the machine's, so that CPU energy can be attributed to the run.
+type RunSampler interface {
+	StartRun(path string, gpus []string, t *cpuattr.Target) (SamplerSession, error)
+}
+
+// StartRun samples gpus (as StartGPUs) and the CPU time of t's processes.
+func (is *InternalSampler) StartRun(path string, gpus []string, t *cpuattr.Target) (SamplerSession, error) {
+	s := *is
+	s.Opts.GPUs = append([]string(nil), gpus...)
+	s.Opts.NoGPUs = len(gpus) == 0
+	s.Opts.Run = t.RunCPU()
+	return s.Start(path)
+}
+
+// StartRun is StartGPUs with "{cgroup}" in Cmd replaced by the run's
+// cgroup directory (empty where it has none), for a sampler such as
+// llem-sample --run-cgroup.
+func (cs *CmdSampler) StartRun(path string, gpus []string, t *cpuattr.Target) (SamplerSession, error) {
+	c := *cs
+	c.Cmd = strings.ReplaceAll(c.Cmd, "{cgroup}", shellQuote(t.CgroupDir()))
+	return c.StartGPUs(path, gpus)
+}
+
 // startSampler starts the run's recording, restricted to its GPUs where the
 // sampler can be.
-func startSampler(o Options, path string) (SamplerSession, error) {
+func startSampler(o Options, path string, t *cpuattr.Target) (SamplerSession, error) {
+	if rs, ok := o.Sampler.(RunSampler); ok && t != nil {
+		return rs.StartRun(path, o.GPUs, t)
+	}
 	if gs, ok := o.Sampler.(GPUSampler); ok {
 		return gs.StartGPUs(path, o.GPUs)
 	}

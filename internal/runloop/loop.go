@@ -20,6 +20,7 @@ import (
 
 	"github.com/llem/llem/internal/cli"
 	"github.com/llem/llem/internal/config"
+	"github.com/llem/llem/internal/cpuattr"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/runner"
 	"github.com/llem/llem/internal/worker/python"
@@ -88,7 +89,8 @@ type Options struct {
 	Interrupted func() bool     // true once the first interrupt came
 	Progress    io.Writer
 	prompts     func(record.Experiment) ([]string, error)
-	env         []string // added to the run's worker environment
+	env         []string      // added to the run's worker environment
+	cpuPaths    cpuattr.Paths // where run cgroups and /proc are; tests point them elsewhere
 	LogMax      int64
 	EventsMax   int64 // bytes of events.ndjson; 0 = DefaultEventsMax
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/llem/llem/internal/cli"
 	"github.com/llem/llem/internal/config"
+	"github.com/llem/llem/internal/cpuattr"
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/runner"
 )
@@ -27,6 +28,7 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 	if done, err := a.prepare(); done || err != nil {
 		return a.r, err
 	}
+	a.cpuTarget()
 	a.startSampler()
 	en, err := a.execute(ctx)
 	if err != nil {
@@ -34,6 +36,7 @@ func runOne(ctx context.Context, o Options, e record.Experiment, runDir string, 
 		return a.r, err
 	}
 	a.stopSampler()
+	a.closeTarget()
 	if err := a.flush(); err != nil {
 		return a.r, err
 	}
@@ -63,8 +66,9 @@ type oneRun struct {
 	col     *collector // the worker's stdout: events
 	sess    SamplerSession
 	guard   *dirGuard
-	prompts []string  // the experiment's prompts, as in experiment.json
-	ex      execution // how the experiment is carried out (executionFor)
+	prompts []string        // the experiment's prompts, as in experiment.json
+	ex      execution       // how the experiment is carried out (executionFor)
+	target  *cpuattr.Target // where the run's CPU time is read; nil: not read
 }
 
 // baseRun is the run record before the run: what the experiment and this
@@ -138,12 +142,40 @@ func (a *oneRun) startSampler() {
 	if a.o.Sampler == nil {
 		return
 	}
-	sess, err := startSampler(a.o, filepath.Join(a.dir, "samples.arrows"))
+	sess, err := startSampler(a.o, filepath.Join(a.dir, "samples.arrows"), a.target)
 	if err != nil {
 		a.r.Warnings = append(a.r.Warnings, record.Flag{Code: "sampler_failed", Message: "the sampler did not start: " + err.Error()})
 		return
 	}
 	a.sess = sess
+}
+
+// cpuTarget makes the place the run's CPU time is read from: a cgroup of
+// its own for a local worker (where cgroup v2 is writable, else its
+// process tree), the process tree of a container's first process.
+func (a *oneRun) cpuTarget() {
+	if a.o.Sampler == nil {
+		return
+	}
+	if _, ok := a.o.Sampler.(RunSampler); !ok {
+		return
+	}
+	if runnerOf(a.e) == "local" {
+		a.target = cpuattr.New(a.o.cpuPaths, fmt.Sprintf("llem-%s-%d", a.e.RunID, os.Getpid()))
+	} else {
+		a.target = cpuattr.ProcessTree(a.o.cpuPaths, "the worker runs in a container")
+	}
+	a.r.CPUTime = a.target.RunCPU().Method()
+}
+
+// closeTarget removes the run's cgroup; one left behind is a warning.
+func (a *oneRun) closeTarget() {
+	if a.target == nil {
+		return
+	}
+	if err := a.target.Close(); err != nil {
+		a.r.Warnings = append(a.r.Warnings, record.Flag{Code: "cgroup_left", Message: err.Error(), Hint: "remove it with rmdir once its processes are gone"})
+	}
 }
 
 // execution is how a run's experiment is carried out, between its files and
@@ -213,6 +245,15 @@ func (a *oneRun) execute(ctx context.Context) (ending, error) {
 	a.col.onCut = cancel
 	spec := runner.Spec{Experiment: a.e, RunDir: a.dir, ExperimentFile: a.expFile, Command: a.o.Workers[a.e.Backend],
 		GPUs: a.o.GPUs, Env: a.o.env, Stdout: a.col, Stderr: a.lw, Grace: grace, Kill: a.o.Kill}
+	if t := a.target; t != nil {
+		spec.CgroupDir = t.CgroupDir()
+		spec.Started = func(pid int) {
+			if err := t.Add(pid); err != nil {
+				a.r.Warnings = append(a.r.Warnings, record.Flag{Code: "cgroup_move_failed", Message: err.Error(),
+					Hint: "children the worker started before the move are not counted; aggregate with --attribution machine for the machine-wide figure"})
+			}
+		}
+	}
 	a.guard = newDirGuard(a.dir, a.evf, a.lf)
 	a.r.StartNS = time.Now().UnixNano()
 	res, err := a.ex.execute(rctx, a.o.Runners[runnerOf(a.e)], spec)
@@ -245,9 +286,14 @@ func (a *oneRun) stopSampler() {
 	}
 	for _, src := range a.r.Samplers {
 		if src == "rapl" || src == "estimate" {
-			a.r.Warnings = append(a.r.Warnings, record.Flag{Code: "host_power_shared",
+			f := record.Flag{Code: "host_power_shared",
 				Message: fmt.Sprintf("--parallel %d: %s power is the whole node's and includes the runs beside this one", a.o.Parallel, src),
-				Hint:    "attribute CPU-side energy only from serial runs"})
+				Hint:    "attribute CPU-side energy only from serial runs"}
+			if a.target != nil {
+				f.Message += "; llem-aggregate attributes it to this run by its share of the CPU time (" + a.r.CPUTime + ")"
+				f.Hint = "the process attribution (llem-aggregate's default) separates the runs; --attribution machine figures overlap"
+			}
+			a.r.Warnings = append(a.r.Warnings, f)
 			return
 		}
 	}

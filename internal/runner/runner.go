@@ -44,6 +44,13 @@ type Spec struct {
 	// worker (a serving experiment): Command is the server's argv, run as
 	// it is, and the server listens on Server.Port. Nil for a batch run.
 	Server *ServerSpec
+	// CgroupDir, when set, is the cgroup v2 the local runner starts the
+	// worker in (CLONE_INTO_CGROUP), so that its CPU time and its
+	// children's can be read; runners that cannot use it ignore it.
+	CgroupDir string
+	// Started, when set, is called with the worker's first process id (a
+	// container's first process as the host sees it) once it runs.
+	Started func(pid int)
 }
 
 // ServerSpec is what a runner needs to know of a server it starts. The

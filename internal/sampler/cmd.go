@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/llem/llem/internal/cli"
+	"github.com/llem/llem/internal/cpuattr"
 )
 
 type cmdOpts struct {
@@ -21,7 +22,10 @@ type cmdOpts struct {
 	Interval     time.Duration `long:"interval" default:"50ms" value-name:"DURATION" description:"sampling interval, 1ms or more"`
 	Sources      string        `long:"sources" default:"auto" value-name:"LIST" description:"comma-separated: auto, or any of nvml, rapl, estimate (auto: NVML and RAPL where present, the estimate where neither is)"`
 	GPUs         string        `long:"gpus" value-name:"LIST" description:"GPUs by index or UUID, comma-separated (default: all visible; honours CUDA_VISIBLE_DEVICES)"`
-	WattsPerCore float64       `long:"watts-per-core" default:"10" value-name:"W" description:"estimate source: power of one fully busy core"`
+	WattsPerCore float64       `long:"watts-per-core" value-name:"W" description:"estimate source: power of one busy logical CPU (default: the CPU model's TDP / hardware threads where llem's table has the model, else 10)"`
+	RunCgroup    string        `long:"run-cgroup" value-name:"DIR" description:"record the CPU time of the cgroup v2 DIR beside the machine's, so CPU energy can be attributed to it"`
+	RunPID       int           `long:"run-pid" value-name:"PID" description:"record the CPU time of PID's process tree beside the machine's"`
+	Machine      bool          `long:"machine" description:"with a command: do not record its CPU time (the summary's run_j column goes)"`
 	IgnoreStdin  bool          `long:"ignore-stdin" description:"do not stop when stdin closes (for a sampler started with stdin at /dev/null)"`
 	Quiet        bool          `short:"q" long:"quiet" description:"no energy summary on stderr"`
 }
@@ -46,8 +50,11 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := opts.defaults(); err != nil {
 		return cli.Usage(err)
 	}
-	if o.WattsPerCore <= 0 {
+	if o.WattsPerCore < 0 {
 		return cli.Usagef("--watts-per-core must be positive")
+	}
+	if o.RunCgroup != "" && o.RunPID != 0 {
+		return cli.Usagef("--run-cgroup and --run-pid exclude each other")
 	}
 	opts.Warn = func(m string) { fmt.Fprintf(stderr, "llem-sample: warning: %s\n", m) }
 	out, file, err := openOutput(o.Output, stdout)
@@ -70,6 +77,8 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	target := runTarget(&o, &opts, child != nil)
+	defer target.Close()
 	s, err := Start(opts, out)
 	if err != nil {
 		var ue *UsageError
@@ -81,7 +90,7 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	t0 := time.Now()
 	code := 0
 	if child != nil {
-		if code, err = sampleCommand(s, child, sig, stderr); err != nil {
+		if code, err = sampleCommand(s, child, target, sig, stderr); err != nil {
 			return err
 		}
 	} else {
@@ -97,6 +106,25 @@ func Command(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		PrintSummary(stderr, st, time.Since(t0), opts.Interval)
 	}
 	return ended(child != nil, code, serr)
+}
+
+// runTarget sets opts.Run from --run-cgroup or --run-pid, or, around a
+// command, to the command's own cgroup (its process tree where cgroup v2
+// cannot be written; --machine: none). The target it returns (nil: none)
+// takes the command's process once started.
+func runTarget(o *cmdOpts, opts *Options, withCommand bool) *cpuattr.Target {
+	switch {
+	case o.RunCgroup != "":
+		opts.Run = cpuattr.CgroupCPU(o.RunCgroup)
+	case o.RunPID > 0:
+		pid := o.RunPID
+		opts.Run = cpuattr.TreeCPU(opts.ProcRoot, func() int { return pid })
+	case withCommand && !o.Machine:
+		t := cpuattr.New(cpuattr.Paths{}, fmt.Sprintf("llem-sample-%d", os.Getpid()))
+		opts.Run = t.RunCPU()
+		return t
+	}
+	return nil
 }
 
 // openOutput is where the samples go: -o FILE (file is then that file, for
@@ -134,10 +162,13 @@ func command(argv []string, stdin io.Reader, stdout, stderr io.Writer, samplesOn
 // sampleCommand runs child while s samples, passing SIGINT and SIGTERM on to
 // it, and returns its exit code (128+N when signal N killed it). An output
 // failure stops the sampling, not the command.
-func sampleCommand(s *Session, child *exec.Cmd, sig <-chan os.Signal, stderr io.Writer) (int, error) {
+func sampleCommand(s *Session, child *exec.Cmd, target *cpuattr.Target, sig <-chan os.Signal, stderr io.Writer) (int, error) {
 	if err := child.Start(); err != nil {
 		s.Stop()
 		return 0, fmt.Errorf("starting %s: %w", child.Args[0], err)
+	}
+	if err := target.Add(child.Process.Pid); err != nil {
+		fmt.Fprintf(stderr, "llem-sample: warning: %v\n", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- child.Wait() }()
@@ -212,7 +243,15 @@ func exitCode(err error) int {
 func PrintSummary(w io.Writer, st Stats, wall time.Duration, interval time.Duration) {
 	fmt.Fprintf(w, "llem-sample: %.2f s, %d ticks at %s (%d late), %d rows\n", wall.Seconds(), st.Ticks, interval, st.LateTicks, st.Rows)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "device\tsource\tscope\tcounter_j\tintegral_j\tgap_pct\tmean_w\tsamples\t")
+	withRun := false
+	for _, d := range st.Summary {
+		withRun = withRun || d.RunJ != nil
+	}
+	runHead := ""
+	if withRun {
+		runHead = "run_j\t"
+	}
+	fmt.Fprintln(tw, "device\tsource\tscope\tcounter_j\t"+runHead+"integral_j\tgap_pct\tmean_w\tsamples\t")
 	f := func(p *float64, prec int) string {
 		if p == nil {
 			return "-"
@@ -230,7 +269,14 @@ func PrintSummary(w io.Writer, st Stats, wall time.Duration, interval time.Durat
 			g := (*d.IntegralJ - *d.CounterJ) / *d.CounterJ * 100
 			gap = &g
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", name, d.Device.Source, d.Device.Scope, f(d.CounterJ, 2), f(d.IntegralJ, 2), f(gap, 1), f(d.MeanPowerW, 1), d.Samples)
+		run := ""
+		if withRun {
+			run = f(d.RunJ, 2) + "\t"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s%s\t%s\t%s\t%d\t\n", name, d.Device.Source, d.Device.Scope, f(d.CounterJ, 2), run, f(d.IntegralJ, 2), f(gap, 1), f(d.MeanPowerW, 1), d.Samples)
 	}
 	tw.Flush()
+	if withRun {
+		fmt.Fprintln(w, "run_j: the run's share of counter_j (each interval's energy × its share of the machine's busy CPU time)")
+	}
 }

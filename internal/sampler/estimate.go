@@ -1,13 +1,13 @@
 package sampler
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
+	"github.com/llem/llem/internal/cpuattr"
 	"github.com/llem/llem/internal/power"
 	"github.com/llem/llem/internal/record"
 )
@@ -26,19 +26,19 @@ type estimate struct {
 	proc  string
 	pids  func() []int
 	wpc   float64
+	from  string // where wpc came from: configured | tdp_table | default
+	model string // the CPU model wpc was looked up for
 	c     counter
 	buf   []byte
 	warn  func(string)
 	dead  bool
 	label string
-	stat  *os.File // /proc/stat kept open (machine mode): one pread a tick
+	stat  *machineCPU // machine mode
 }
 
-func newEstimate(procRoot string, pids func() []int, wattsPerCore float64, warn func(string)) (*estimate, error) {
-	if wattsPerCore <= 0 {
-		wattsPerCore = DefaultWattsPerCore
-	}
-	e := &estimate{proc: procRoot, pids: pids, wpc: wattsPerCore, warn: warn, label: "cpu-estimate"}
+func newEstimate(procRoot string, pids func() []int, wattsPerCore float64, cpuModel string, warn func(string)) (*estimate, error) {
+	wpc, from := WattsPerCore(wattsPerCore, cpuModel)
+	e := &estimate{proc: procRoot, pids: pids, wpc: wpc, from: from, model: cpuModel, warn: warn, label: "cpu-estimate"}
 	if _, err := e.cpuSeconds(); err != nil {
 		return nil, fmt.Errorf("estimate: %w", err)
 	}
@@ -48,13 +48,13 @@ func newEstimate(procRoot string, pids func() []int, wattsPerCore float64, warn 
 func (e *estimate) Name() string { return "estimate" }
 func (e *estimate) Close() error {
 	if e.stat != nil {
-		e.stat.Close()
-		e.stat = nil
+		e.stat.close()
 	}
 	return nil
 }
 func (e *estimate) Devices() []DeviceInfo {
-	return []DeviceInfo{{Device: e.label, Source: "estimate", Scope: record.ScopeCPUEst, Estimate: true}}
+	return []DeviceInfo{{Device: e.label, Source: "estimate", Scope: record.ScopeCPUEst, Estimate: true,
+		WattsPerCore: e.wpc, WattsPerCoreSource: e.from, CPUModel: e.model}}
 }
 
 func (e *estimate) Read(out []power.Sample) []power.Sample {
@@ -81,41 +81,9 @@ func (e *estimate) Read(out []power.Sample) []power.Sample {
 func (e *estimate) cpuSeconds() (float64, error) {
 	if e.pids == nil {
 		if e.stat == nil {
-			f, err := os.Open(filepath.Join(e.proc, "stat"))
-			if err != nil {
-				return 0, err
-			}
-			e.stat = f
+			e.stat = newMachineCPU(e.proc)
 		}
-		if e.buf == nil {
-			e.buf = make([]byte, 4096)
-		}
-		n, err := e.stat.ReadAt(e.buf, 0)
-		if err != nil && n == 0 {
-			return 0, err
-		}
-		b := e.buf[:n]
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line = b[:i]
-		}
-		f := bytes.Fields(line)
-		if len(f) < 8 || string(f[0]) != "cpu" {
-			return 0, fmt.Errorf("%s/stat: first line is not the cpu total", e.proc)
-		}
-		var busy uint64
-		// user nice system idle iowait irq softirq steal: all but idle and iowait.
-		for i, v := range f[1:9] {
-			if i == 3 || i == 4 {
-				continue
-			}
-			n, err := strconv.ParseUint(string(v), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("%s/stat: field %d: %w", e.proc, i+2, err)
-			}
-			busy += n
-		}
-		return float64(busy) / userHZ, nil
+		return e.stat.seconds()
 	}
 	var ticks uint64
 	for _, pid := range e.pids() {
@@ -123,19 +91,8 @@ func (e *estimate) cpuSeconds() (float64, error) {
 		if err != nil {
 			continue // exited between listing and reading
 		}
-		// comm may hold spaces: fields start after the last ')'.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := bytes.Fields(b[i+1:])
-		// After ')': state(3) ... utime is field 14, so index 11 here.
-		if len(f) < 15 {
-			continue
-		}
-		for _, v := range f[11:15] {
-			n, _ := strconv.ParseUint(string(v), 10, 64)
-			ticks += n
+		if _, t, err := cpuattr.ParseStat(b); err == nil {
+			ticks += t
 		}
 	}
 	return float64(ticks) / userHZ, nil

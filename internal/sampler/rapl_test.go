@@ -162,7 +162,7 @@ func TestEstimate(t *testing.T) {
 		os.WriteFile(filepath.Join(proc, "stat"), []byte("cpu  "+strconv.Itoa(user)+" 0 "+strconv.Itoa(sys)+" "+strconv.Itoa(idle)+" 50 0 0 0 0 0\ncpu0 1 2 3 4\n"), 0o644)
 	}
 	stat(1000, 500, 9000)
-	e, err := newEstimate(proc, nil, 10, func(string) {})
+	e, err := newEstimate(proc, nil, 10, "", func(string) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestEstimate(t *testing.T) {
 	// A process tree: utime+stime+cutime+cstime of each pid; comm with spaces.
 	os.MkdirAll(filepath.Join(proc, "42"), 0o755)
 	os.WriteFile(filepath.Join(proc, "42", "stat"), []byte("42 (my worker) R 1 42 42 0 -1 4194304 100 0 0 0 300 100 10 0 20 0 1 0 100 0 0\n"), 0o644)
-	pe, err := newEstimate(proc, func() []int { return []int{42, 999} }, 5, func(string) {})
+	pe, err := newEstimate(proc, func() []int { return []int{42, 999} }, 5, "", func(string) {})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/llem/llem/internal/cpuattr"
 	"github.com/llem/llem/internal/power"
 	"github.com/llem/llem/internal/record"
 )
@@ -36,10 +37,14 @@ type Options struct {
 	SysfsRoot    string        // default /sys (RAPL powercap tree)
 	ProcRoot     string        // default /proc (estimate)
 	EstimatePIDs func() []int  // estimate a process tree's CPU power instead of the machine's
-	WattsPerCore float64       // estimate: W per busy core, default DefaultWattsPerCore
-	Host         string        // default os.Hostname
-	Warn         func(msg string)
-	FlushEvery   time.Duration // default 1s
+	WattsPerCore float64       // estimate: W per busy core; 0: the CPU model's TDP / threads, else DefaultWattsPerCore
+	// Run, when set, is read once a tick into the run_cpu_s column of the
+	// CPU sources' rows, beside the machine's busy CPU time (machine_cpu_s),
+	// so that CPU energy can be attributed to the run. The session closes it.
+	Run        RunCPU
+	Host       string // default os.Hostname
+	Warn       func(msg string)
+	FlushEvery time.Duration // default 1s
 	// Custom sources are sampled in addition to Sources (tests: scripted
 	// fake devices). One with a SetWarn(func(string)) method gets the
 	// session's once-only warning function.
@@ -104,6 +109,9 @@ type DeviceSummary struct {
 	CounterJ   *float64 // last energy_j − first; nil without a counter
 	IntegralJ  *float64 // trapezoid of power_w; nil with fewer than 2 power readings
 	MeanPowerW *float64 // IntegralJ / span of the power readings
+	// RunJ is the run's share of the counter's energy (Options.Run): each
+	// interval's energy × the run's share of the machine's busy CPU time.
+	RunJ *float64
 }
 
 const minInterval = time.Millisecond
@@ -212,7 +220,7 @@ func openSources(o *Options, w *warner) (srcs []Source, host *record.Host, power
 		}
 	}
 	if want["estimate"] || (auto && len(srcs) == 0 && len(o.Custom) == 0) {
-		e, err := newEstimate(o.ProcRoot, o.EstimatePIDs, o.WattsPerCore, w.warn)
+		e, err := newEstimate(o.ProcRoot, o.EstimatePIDs, o.WattsPerCore, host.CPUModel, w.warn)
 		if err != nil {
 			return fail(err)
 		}
@@ -282,6 +290,7 @@ type Session struct {
 	late    int64
 	acc     map[string]*devAcc
 	stopped bool
+	machine *machineCPU // with opts.Run: the machine's busy CPU time
 }
 
 type devAcc struct {
@@ -295,6 +304,11 @@ type devAcc struct {
 	integral        float64
 	firstPT, lastPT int64
 	powerN          int64
+	// the run's share (rows with CPU time)
+	cpuE, cpuR, cpuM float64
+	carry            float64
+	haveCPU          bool
+	runJ             float64
 }
 
 // Start opens the sources, writes the stream's schema to out and samples
@@ -309,6 +323,10 @@ func Start(opts Options, out io.Writer) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{opts: opts, clk: opts.clock, srcs: srcs, warn: w, stop: make(chan struct{}), done: make(chan struct{}), acc: map[string]*devAcc{}}
+	attribution := ""
+	if opts.Run != nil {
+		s.machine, attribution = newMachineCPU(opts.ProcRoot), opts.Run.Method()
+	}
 	if s.clk == nil {
 		s.clk = &realClock{}
 	}
@@ -329,6 +347,7 @@ func Start(opts Options, out io.Writer) (*Session, error) {
 	s.w, err = power.NewWriter(out, power.Meta{
 		Host: opts.Host, SamplerVersion: power.SamplerVersion, IntervalNS: int64(opts.Interval), PowerField: pf,
 		Devices: s.devs, Sources: s.names, Estimate: est, StartNS: s.start.UnixNano(), HostInfo: host,
+		Attribution: attribution,
 	})
 	if err != nil {
 		s.closeSources()
@@ -355,6 +374,35 @@ func (s *Session) closeSources() {
 	for _, src := range s.srcs {
 		src.Close()
 	}
+	if s.opts.Run != nil {
+		s.opts.Run.Close()
+		s.machine.close()
+	}
+}
+
+// cpuTime puts the run's and the machine's busy CPU time, read once for
+// the tick, on the tick's rows of CPU sources. A failed read leaves them
+// null (with a warning): the aggregate then holds the last share.
+func (s *Session) cpuTime(rows []power.Sample) {
+	if s.opts.Run == nil {
+		return
+	}
+	m, err := s.machine.seconds()
+	if err != nil {
+		s.warn.warn(fmt.Sprintf("machine CPU time: %v; CPU energy of these ticks cannot be attributed", err))
+		return
+	}
+	r, err := s.opts.Run.CPUSeconds()
+	if err != nil {
+		s.warn.warn(fmt.Sprintf("run CPU time (%s): %v; CPU energy of these ticks cannot be attributed", s.opts.Run.Method(), err))
+		return
+	}
+	for i := range rows {
+		if src := rows[i].Source; src == "rapl" || src == "estimate" {
+			rows[i].RunCPUS, rows[i].MachineCPUS = r, m
+			rows[i].Has |= power.HasCPUTime
+		}
+	}
 }
 
 func (s *Session) loop() {
@@ -377,6 +425,7 @@ func (s *Session) loop() {
 		for _, src := range s.srcs {
 			buf = src.Read(buf)
 		}
+		s.cpuTime(buf)
 		s.ticks++
 		for i := range buf {
 			s.w.Append(buf[i])
@@ -425,6 +474,14 @@ func (s *Session) account(p *power.Sample) {
 			a.e0, a.haveE = p.EnergyJ, true
 		}
 		a.e1 = p.EnergyJ
+		if p.Has&power.HasCPUTime != 0 {
+			if a.haveCPU {
+				var share float64
+				share, a.carry = cpuattr.Share(p.RunCPUS-a.cpuR, p.MachineCPUS-a.cpuM, a.carry)
+				a.runJ += (p.EnergyJ - a.cpuE) * share
+			}
+			a.cpuE, a.cpuR, a.cpuM, a.haveCPU = p.EnergyJ, p.RunCPUS, p.MachineCPUS, true
+		}
 	}
 	if p.Has&power.HasPower != 0 {
 		if a.havePrevP {
@@ -474,6 +531,10 @@ func (s *Session) stats() Stats {
 			if a.haveE {
 				v := a.e1 - a.e0
 				ds.CounterJ = &v
+			}
+			if a.haveCPU {
+				v := a.runJ
+				ds.RunJ = &v
 			}
 			if a.powerN >= 2 {
 				v := a.integral

@@ -644,6 +644,7 @@ func (r *Runner) attachStartWait(ctx context.Context, id string, spec runner.Spe
 	if err := r.cli.ContainerStart(bg, id, container.StartOptions{}); err != nil {
 		return w, ctxErr(ctx, classify(stageStart, err, len(spec.GPUs) > 0))
 	}
+	r.started(bg, id, spec)
 	select {
 	case <-waitCh:
 	case err := <-waitErrCh:
@@ -668,6 +669,21 @@ func (r *Runner) attachStartWait(ctx context.Context, id string, spec runner.Spe
 		<-copied
 	}
 	return w, nil
+}
+
+// started tells spec.Started the container's first process as the host
+// sees it, where the engine runs on this host (a unix socket): llem-exec
+// reads the CPU time of its process tree. A remote engine's pids are not
+// this host's, so it is told nothing.
+func (r *Runner) started(bg context.Context, id string, spec runner.Spec) {
+	if spec.Started == nil || !strings.HasPrefix(r.cli.DaemonHost(), "unix://") {
+		return
+	}
+	ictx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	if insp, err := r.cli.ContainerInspect(ictx, id); err == nil && insp.State != nil && insp.State.Pid > 0 {
+		spec.Started(insp.State.Pid)
+	}
 }
 
 // exitState reads the exited container's state into res: exit code or

@@ -46,13 +46,12 @@ func (*Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, error)
 		res.Err = &record.Error{Type: record.ErrSpawn, Message: "no worker command", Hint: "give one with --worker BACKEND=CMD"}
 		return res, nil
 	}
-	cmd := command(spec)
 	p, err := openPipes()
 	if err != nil {
 		return res, err
 	}
-	cmd.Stdout, cmd.Stderr = p.outW, p.errW
-	if err := cmd.Start(); err != nil {
+	cmd, err := start(spec, p)
+	if err != nil {
 		p.closeWrite()
 		p.closeRead()
 		res.Err = &record.Error{Type: record.ErrSpawn, Message: fmt.Sprintf("cannot start worker %q: %v", spec.Command[0], err),
@@ -61,6 +60,9 @@ func (*Runner) Run(ctx context.Context, spec runner.Spec) (runner.Result, error)
 	}
 	p.closeWrite()
 	pgid := cmd.Process.Pid
+	if spec.Started != nil {
+		spec.Started(pgid)
+	}
 	drained := p.pump(spec.Stdout, spec.Stderr)
 	werr := wait(ctx, cmd, pgid, spec)
 	// Whatever the worker left in its group dies with it.
@@ -96,6 +98,30 @@ func command(spec runner.Spec) *exec.Cmd {
 	// resumed study never races an orphan writing into the run directory.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd
+}
+
+// start starts the worker with its output into p, inside spec.CgroupDir
+// where one is given (so not even a child it forks at once escapes it); a
+// kernel that cannot start a process in a cgroup gets a plain start, and
+// Started's caller moves the process there.
+func start(spec runner.Spec, p *pipes) (*exec.Cmd, error) {
+	cmd := command(spec)
+	cmd.Stdout, cmd.Stderr = p.outW, p.errW
+	if spec.CgroupDir == "" {
+		return cmd, cmd.Start()
+	}
+	dir, err := os.Open(spec.CgroupDir)
+	if err == nil {
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(dir.Fd())
+		err = cmd.Start()
+		dir.Close()
+		if err == nil {
+			return cmd, nil
+		}
+	}
+	cmd = command(spec)
+	cmd.Stdout, cmd.Stderr = p.outW, p.errW
+	return cmd, cmd.Start()
 }
 
 // wait waits for the worker to exit. When ctx ends first, its group gets

@@ -3,6 +3,10 @@
 # source, the one every machine has; Arrow file written) against a Python
 # polling thread in the original's style (poll_peer.py), each for SECONDS at
 # 100 Hz and at 1 kHz. CPU = user+sys from GNU time, per second of sampling.
+# Then the cost of recording the run's CPU time at 100 Hz: none (--machine),
+# the command's own cgroup (llem-sample's default around a command), and the
+# process-tree fallback over a few processes and over every process on the
+# machine (--run-pid 1).
 #
 #   scripts/bench/sample/run.sh [SECONDS]
 set -euo pipefail
@@ -29,3 +33,10 @@ for iv in 10 1; do
   measure "llem-sample --sources estimate" "${iv} ms" "$dir/llem-sample" --sources estimate --interval "${iv}ms" -o "$dir/s.arrows" -- sleep "$secs"
   measure "poll_peer.py (Python thread)" "${iv} ms" python3 "$here/poll_peer.py" "$secs" "$iv"
 done
+echo
+echo "| llem-sample --sources estimate, run CPU time | interval | rows/s | CPU per s of sampling | of one core | peak RSS |"
+echo "|---|---|---|---|---|---|"
+measure "none (--machine)" "10 ms" "$dir/llem-sample" --sources estimate --interval 10ms --machine -o "$dir/s.arrows" -- sleep "$secs"
+measure "the command's cgroup (default)" "10 ms" "$dir/llem-sample" --sources estimate --interval 10ms -o "$dir/s.arrows" -- sleep "$secs"
+measure "process tree of this script (a few processes)" "10 ms" "$dir/llem-sample" --sources estimate --interval 10ms --run-pid $$ -o "$dir/s.arrows" -- sleep "$secs"
+measure "process tree of pid 1 (all $(ls -d /proc/[0-9]* 2>/dev/null | wc -l) processes: the worst case)" "10 ms" "$dir/llem-sample" --sources estimate --interval 10ms --run-pid 1 -o "$dir/s.arrows" -- sleep "$secs"
