@@ -52,14 +52,19 @@ func BenchmarkRunOverhead(b *testing.B) {
 // original starts a fresh Python interpreter per experiment, so its floor per
 // run is at least one interpreter start importing its config libraries
 // (pydantic, yaml) — before any of torch's import time. Skipped without them.
+// The interpreter is resolved once (sys.executable): where python3 on PATH is
+// a version manager's shim (pyenv's is a bash script), timing it would count
+// the shim's start-up as the peer's.
 func BenchmarkPythonRunFloor(b *testing.B) {
-	py, err := exec.LookPath("python3")
+	shim, err := exec.LookPath("python3")
 	if err != nil {
 		b.Skip("no python3")
 	}
-	if err := exec.Command(py, "-c", "import pydantic, yaml").Run(); err != nil {
+	out, err := exec.Command(shim, "-c", "import pydantic, yaml, sys; print(sys.executable)").Output()
+	if err != nil {
 		b.Skip("python3 lacks pydantic or yaml")
 	}
+	py := strings.TrimSpace(string(out))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := exec.Command(py, "-c", "import json, sys, pydantic, yaml").Run(); err != nil {

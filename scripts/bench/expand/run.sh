@@ -15,6 +15,9 @@ repo=$(cd "$here/../../.." && pwd)
 dir=$(mktemp -d /tmp/llem-expandbench.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 export CGO_CFLAGS=-Wno-deprecated-declarations
+# the interpreter itself, resolved once: timing "python3" through a pyenv shim
+# would add the shim's own start-up (a bash script) to the peer's CPU
+py=$(python3 -c 'import sys; print(sys.executable)')
 (cd "$repo" && go build -o "$dir/llem-expand" ./cmd/llem-expand)
 { echo "name: bench"; echo "model: llem-tiny"; echo "sweep:"
   echo "  n: [$(seq -s, 1 100)]"; echo "  max_output_tokens: [$(seq -s, 1 100)]"
@@ -33,5 +36,5 @@ echo
 echo "| loader | runs | wall | runs/s | CPU (user+sys) | peak RSS |"
 echo "|---|---|---|---|---|---|"
 measure "llem-expand" "$dir/llem-expand" -q "$dir/study.yaml"
-measure "original_loader.py (stand-in, Python $(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])'), pydantic $(python3 -c 'import pydantic; print(pydantic.VERSION)'))" \
-  python3 "$here/original_loader.py" "$dir/study.yaml"
+measure "original_loader.py (stand-in, Python $("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])'), pydantic $("$py" -c 'import pydantic; print(pydantic.VERSION)'))" \
+  "$py" "$here/original_loader.py" "$dir/study.yaml"

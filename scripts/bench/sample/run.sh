@@ -16,6 +16,9 @@ repo=$(cd "$here/../../.." && pwd)
 dir=$(mktemp -d /tmp/llem-samplebench.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 export CGO_CFLAGS=-Wno-deprecated-declarations
+# the interpreter itself, resolved once: timing "python3" through a pyenv shim
+# would add the shim's own start-up (a bash script) to the peer's CPU
+py=$(python3 -c 'import sys; print(sys.executable)')
 (cd "$repo" && go build -o "$dir/llem-sample" ./cmd/llem-sample)
 measure() { # name, interval, command...
   local name=$1 iv=$2; shift 2
@@ -31,7 +34,7 @@ echo "| sampler | interval | rows/s | CPU per s of sampling | of one core | peak
 echo "|---|---|---|---|---|---|"
 for iv in 10 1; do
   measure "llem-sample --sources estimate" "${iv} ms" "$dir/llem-sample" --sources estimate --interval "${iv}ms" -o "$dir/s.arrows" -- sleep "$secs"
-  measure "poll_peer.py (Python thread)" "${iv} ms" python3 "$here/poll_peer.py" "$secs" "$iv"
+  measure "poll_peer.py (Python thread)" "${iv} ms" "$py" "$here/poll_peer.py" "$secs" "$iv"
 done
 echo
 echo "| llem-sample --sources estimate, run CPU time | interval | rows/s | CPU per s of sampling | of one core | peak RSS |"
