@@ -6,7 +6,7 @@
 # and prints, per attribution and config, the mean J per output token over the N×cycles runs of
 # each condition and their difference in %. Process attribution should hold within 15 %;
 # machine attribution takes the other load in. Needs jq. Keeps everything under $OUT
-# (default /tmp/llem-stability).
+# (default /tmp/llem-stability). SETS adds llem-expand options, e.g. SETS="--set native.threads=1".
 set -euo pipefail
 n=${1:-3}
 top=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
@@ -20,7 +20,7 @@ trap stop_burners EXIT
 run_condition() { # condition
   for i in $(seq 1 "$n"); do
     d="$out/$1-$i"
-    "$bin/llem-expand" "$top/examples/quickstart.yaml" 2>/dev/null | "$bin/llem-exec" --out "$d" >"$d.runs.ndjson" 2>"$d.log"
+    "$bin/llem-expand" ${SETS:-} "$top/examples/quickstart.yaml" 2>/dev/null | "$bin/llem-exec" --out "$d" >"$d.runs.ndjson" 2>"$d.log"
     for a in process machine; do
       "$bin/llem-aggregate" --attribution "$a" --no-request-files "$d.runs.ndjson" |
         jq -c --arg cond "$1" --arg attr "$a" 'select(.kind == "energy" and .status == "ok") |
