@@ -161,10 +161,10 @@ func (p *pool) matmul(y, x []float32, w *packedW, rows int) {
 	nrb := (rows + rb - 1) / rb
 	panels := (out + panelWidth - 1) / panelWidth
 	np := ks.widest(mr)
-	up := unitPanels(panels, nrb, len(p.start))
+	up := unitPanels(panels, nrb, p.threadsFor(rows*in*out))
 	p.mm = gemmJob{y: y[:rows*out], a: a, w: w, rows: rows, ks: ks, mr: mr, np: min(np, up),
 		rb: rb, up: up, nrb: nrb, tiles: p.tiles}
-	p.run(nrb*((panels+up-1)/up), &p.mm)
+	p.runWork(nrb*((panels+up-1)/up), rows*in*out, &p.mm)
 }
 
 // widest is the most panels a kernel of mr rows takes.

@@ -97,6 +97,7 @@ func TestGemmVsReference(t *testing.T) {
 			for th := 1; th <= 4; th++ {
 				name := fmt.Sprintf("%s/%dx%dx%d/threads %d", ks.name, rows, in, out, th)
 				p := newPool(th)
+				p.minFMAs = 1 // split even the small shapes
 				ya := make([]float32, rows*out+3)
 				y := ya[3:]
 				p.matmul(y, x, pw, rows)
@@ -132,6 +133,7 @@ func TestGemmFuzzSizes(t *testing.T) {
 		for _, ks := range availableKernels() {
 			kernels = ks
 			p := newPool(1 + r.IntN(3))
+			p.minFMAs = 1
 			y := make([]float32, rows*out)
 			p.matmul(y, x, pw, rows)
 			p.close()
@@ -152,6 +154,7 @@ func TestGemmRowsIndependent(t *testing.T) {
 	x, w := randVec(r, 40*in), randVec(r, out*in)
 	pw := packWeights(w, in, out)
 	p := newPool(2)
+	p.minFMAs = 1
 	defer p.close()
 	all := make([]float32, 40*out)
 	p.matmul(all, x, pw, 40)
@@ -223,6 +226,20 @@ func TestGeneratedKernelsUpToDate(t *testing.T) {
 		}
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s differs from gengemm's output: run go generate ./internal/native", f)
+		}
+	}
+}
+
+// A product too small to be worth a hand-off stays on one goroutine; a
+// large one gets every thread, one per minThreadFMAs of work at most.
+func TestThreadsForWork(t *testing.T) {
+	p := newPool(4)
+	defer p.close()
+	for _, c := range []struct{ fmas, want int }{
+		{128 * 128, 1}, {minThreadFMAs - 1, 1}, {2 * minThreadFMAs, 2}, {3*minThreadFMAs + 5, 3}, {64 * 384 * 1024, 4},
+	} {
+		if got := p.threadsFor(c.fmas); got != c.want {
+			t.Errorf("threadsFor(%d) = %d, want %d", c.fmas, got, c.want)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 // pointer to a preallocated struct, handed to each worker over its channel.
 type pool struct {
 	threads int
+	minFMAs int // the least work a goroutine is handed (minThreadFMAs; tests lower it)
 	start   []chan job
 	wg      sync.WaitGroup
 	n, t    int
@@ -25,7 +26,7 @@ func newPool(threads int) *pool {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	p := &pool{threads: threads, start: make([]chan job, threads), tiles: make([][]float32, threads)}
+	p := &pool{threads: threads, minFMAs: minThreadFMAs, start: make([]chan job, threads), tiles: make([][]float32, threads)}
 	for w := range p.tiles {
 		p.tiles[w] = make([]float32, maxRowBlock*groupPanels*panelWidth)
 	}
@@ -50,10 +51,28 @@ func (p *pool) close() {
 	p.start = p.start[:1]
 }
 
+// minThreadFMAs is the least work (multiply-adds) worth handing to another
+// goroutine: a hand-off costs microseconds (a channel send, a wake-up, the
+// WaitGroup), about what a core does in a million multiply-adds, and on a
+// busy machine the woken goroutine may wait for a core far longer. A small
+// model's decode step is dozens of products of a few ten thousand
+// multiply-adds each; split, they cost more CPU time than they save.
+const minThreadFMAs = 1 << 20
+
 // run calls j.do(worker, lo, hi) over [0, n) cut into at most p.threads
 // contiguous chunks; worker indexes per-goroutine scratch space.
-func (p *pool) run(n int, j job) {
-	t := min(p.threads, n, len(p.start))
+func (p *pool) run(n int, j job) { p.runWork(n, math.MaxInt, j) }
+
+// threadsFor is how many goroutines a job of fmas multiply-adds gets.
+func (p *pool) threadsFor(fmas int) int {
+	return min(p.threads, len(p.start), max(1, fmas/p.minFMAs))
+}
+
+// runWork is run for a job of about fmas multiply-adds: it uses no more
+// goroutines than give each p.minFMAs. How the work is cut never
+// changes a result (units split rows and outputs, never a sum).
+func (p *pool) runWork(n, fmas int, j job) {
+	t := min(n, p.threadsFor(fmas))
 	if t <= 1 {
 		if n > 0 {
 			j.do(0, 0, n)

@@ -251,6 +251,7 @@ func newTestEngineWith(t testing.TB, a Arch, seed int64, opt Options, edit func(
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.p.minFMAs = 1 // the test models are small: split their work anyway, as a large model's
 	t.Cleanup(e.Close)
 	return e
 }
