@@ -31,7 +31,7 @@ demo:
 demo-serving:
 	@echo "demo-serving: 1/2 building the tools into $(BIN)/"
 	@$(MAKE) --no-print-directory build
-	@echo "demo-serving: 2/2 running examples/serving.yaml: llem-serve at four request rates (about 90 s: a 3 s idle baseline, then 4 runs of about 20 s)"
+	@echo "demo-serving: 2/2 running examples/serving.yaml: llem-serve at four request rates (about a minute: a 3 s idle baseline, then 4 runs of about 15 s)"
 	@mkdir -p results-serving
 	set -o pipefail; $(BIN)/llem-expand examples/serving.yaml | $(BIN)/llem-exec --out results-serving \
 	  | $(BIN)/llem-aggregate | tee results-serving/energy.ndjson | $(BIN)/llem-report
