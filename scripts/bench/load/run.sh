@@ -9,6 +9,10 @@
 # requests. Needs python3-aiohttp (Debian; run with $PYTHON, default
 # /usr/bin/python3, the interpreter Debian's package belongs to).
 #
+# PRIO is a command prefix both generators run under, the same for each, e.g.
+# PRIO="chrt -f 50" (real-time priority, root): on a shared machine a
+# generator's tail lag is mostly its waits for a CPU, which this removes.
+#
 #   scripts/bench/load/run.sh [SECONDS] [RATES...]     (default: 5 s; 100 1000 5000)
 set -euo pipefail
 ulimit -n "$(ulimit -Hn)" # a generator that falls behind holds thousands of connections
@@ -47,16 +51,16 @@ print(f"| {name} | {rate:g} | {len(recs)} | {ok} | {sent:.0f} | {pct(lags, .5):.
 PY
 }
 
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores; ${secs} s of Poisson arrivals per rate; server: $url"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores; ${secs} s of Poisson arrivals per rate; server: $url; generators under: ${PRIO:-(normal priority)}"
 echo
 echo "| generator | rate/s | requests | ok | sent/s | send lag p50 ms | p99 ms | max ms | CPU per request |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for rate in "${rates[@]}"; do
   n=$(python3 -c "print(int($rate * $secs))")
-  /usr/bin/time -f "%U %S" -o "$dir/time" "$dir/llem-load" --url "$url" --model standin --rate "$rate" -n "$n" \
+  /usr/bin/time -f "%U %S" -o "$dir/time" ${PRIO:-} "$dir/llem-load" --url "$url" --model standin --rate "$rate" -n "$n" \
     --seed 1 --input-len 16 --output-len 4 -q > "$dir/out.ndjson"
   row llem-load "$rate"
-  /usr/bin/time -f "%U %S" -o "$dir/time" "$py" "$here/aiohttp_peer.py" --url "$url" --rate "$rate" -n "$n" --seed 1 \
+  /usr/bin/time -f "%U %S" -o "$dir/time" ${PRIO:-} "$py" "$here/aiohttp_peer.py" --url "$url" --rate "$rate" -n "$n" --seed 1 \
     > "$dir/out.ndjson"
   row "aiohttp_peer.py" "$rate"
 done
