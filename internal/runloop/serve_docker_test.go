@@ -1,8 +1,6 @@
 package runloop
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,16 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/jsonmessage"
 
 	"github.com/llem/llem/internal/record"
 	"github.com/llem/llem/internal/runner"
 	"github.com/llem/llem/internal/runner/docker"
+	"github.com/llem/llem/internal/runner/docker/dockertest"
 )
 
 // dockerServing is the engine and the stand-in's image for the docker
@@ -59,33 +56,8 @@ func buildStandinImage(cli *client.Client, tag string) error {
 	if err != nil {
 		return err
 	}
-	var ctxTar bytes.Buffer
-	tw := tar.NewWriter(&ctxTar)
-	dockerfile := "FROM scratch\nCOPY llem-serve /usr/local/bin/llem-serve\n"
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"llem-serve", 0o755, bin}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	resp, err := cli.ImageBuild(ctx, &ctxTar, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true,
-		Labels: map[string]string{"llem.test": "1"}})
-	if err != nil {
-		return fmt.Errorf("image build: %w", err)
-	}
-	defer resp.Body.Close()
-	return jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil)
+	return dockertest.Build(cli, tag, "FROM scratch\nCOPY llem-serve /usr/local/bin/llem-serve\n",
+		dockertest.File{Name: "llem-serve", Mode: 0o755, Data: bin})
 }
 
 // portWatch wraps the docker runner: at the server's first line of output

@@ -1,14 +1,12 @@
 package docker
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,14 +15,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/jsonmessage"
 
 	"github.com/llem/llem/internal/record"
+	"github.com/llem/llem/internal/runner/docker/dockertest"
 )
 
 // The suite runs against the real Docker engine. TestMain checks it is
@@ -138,38 +135,8 @@ func buildScratchImage(cli *client.Client, tag, pkg string) error {
 	if err != nil {
 		return err
 	}
-	var ctxTar bytes.Buffer
-	tw := tar.NewWriter(&ctxTar)
-	dockerfile := "FROM scratch\nCOPY worker /worker\nENTRYPOINT [\"/worker\"]\n"
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"worker", 0o755, binData}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	resp, err := cli.ImageBuild(ctx, &ctxTar, build.ImageBuildOptions{
-		Tags: []string{tag}, Remove: true, ForceRemove: true, Dockerfile: "Dockerfile",
-		Labels: map[string]string{"llem.test": "1"},
-	})
-	if err != nil {
-		return fmt.Errorf("image build: %w", err)
-	}
-	defer resp.Body.Close()
-	if err := jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil); err != nil {
-		return fmt.Errorf("image build: %w", err)
-	}
-	return nil
+	return dockertest.Build(cli, tag, "FROM scratch\nCOPY worker /worker\nENTRYPOINT [\"/worker\"]\n",
+		dockertest.File{Name: "worker", Mode: 0o755, Data: binData})
 }
 
 func needEngine(t *testing.T) {
