@@ -192,16 +192,7 @@ func TestValidationRules(t *testing.T) {
 		{"n: 3\n", "model", "required"},
 	}
 	for _, c := range cases {
-		es := parseErr(t, c.src)
-		found := false
-		for _, e := range es {
-			if e.Path == c.path && strings.Contains(e.Message, c.msg) && e.Hint != "" && e.Line > 0 {
-				found = true
-			}
-		}
-		if !found {
-			t.Errorf("%q: want %s: %q with a hint and a line, got %v", c.src, c.path, c.msg, es)
-		}
+		wantRuleError(t, c.src, c.path, c.msg)
 	}
 }
 
@@ -276,4 +267,17 @@ func TestEncoderMatchesCanonical(t *testing.T) {
 			}
 		}
 	}
+}
+
+// wantRuleError checks that parsing src fails with an error at path whose
+// message holds msg, with a hint and a line.
+func wantRuleError(t *testing.T, src, path, msg string) {
+	t.Helper()
+	es := parseErr(t, src)
+	for _, e := range es {
+		if e.Path == path && strings.Contains(e.Message, msg) && e.Hint != "" && e.Line > 0 {
+			return
+		}
+	}
+	t.Errorf("%q: want %s: %q with a hint and a line, got %v", src, path, msg, es)
 }

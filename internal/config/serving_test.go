@@ -86,16 +86,7 @@ func TestServingRules(t *testing.T) {
 		{"model: m\nbackend: sglang\nprecision: fp32\nserving: {rate: 1, requests: 5}\n", "precision", "does not support"},
 	}
 	for _, c := range cases {
-		es := parseErr(t, c.src)
-		found := false
-		for _, e := range es {
-			if e.Path == c.path && strings.Contains(e.Message, c.msg) && e.Hint != "" && e.Line > 0 {
-				found = true
-			}
-		}
-		if !found {
-			t.Errorf("%q: want %s: %q with a hint and a line, got %v", c.src, c.path, c.msg, es)
-		}
+		wantRuleError(t, c.src, c.path, c.msg)
 	}
 	// Range rules of the fields themselves, found while decoding.
 	for src, want := range map[string]string{
